@@ -1,0 +1,112 @@
+// The validated, plain shape of the factory's configuration. index.ts reads Pulumi config, checks
+// it with the validators in components/config.ts and hands these plain values to the components.
+import type * as pulumi from "@pulumi/pulumi";
+
+/** Platforms the factory knows how to build. docker-build's Platform enum lacks `linux/arm/v7`;
+ *  buildx parses the variant itself, so the string is passed through unchanged. */
+export const KNOWN_PLATFORMS = ["linux/amd64", "linux/arm64", "linux/arm/v7"] as const;
+export type Platform = (typeof KNOWN_PLATFORMS)[number];
+
+/** The BuildKit host architecture that serves each platform natively (Graviton runs arm/v7 too). */
+export type HostArch = "amd64" | "arm64";
+export const HOST_ARCH: Record<Platform, HostArch> = {
+  "linux/amd64": "amd64",
+  "linux/arm64": "arm64",
+  "linux/arm/v7": "arm64",
+};
+
+export interface GitContext {
+  /** Full ref, e.g. `refs/heads/main`, `refs/tags/v1.2.3`, `refs/pull/12/merge`. */
+  ref: string;
+  /** 40-hex commit sha. */
+  sha: string;
+  /** Where the values came from, for error messages and logs. */
+  source: "config" | "env" | "git";
+}
+
+export type CacheType = "registry" | "s3" | "gha" | "local";
+export interface CacheConfig {
+  type: CacheType;
+  /** `max` exports every intermediate layer; `min` only the final image's. @default "max" */
+  mode: "max" | "min";
+  /** registry: repository for cache manifests. @default `${imageName}-cache` */
+  ref?: string;
+  /** s3: bucket name; created by the factory when unset. */
+  bucket?: string;
+  /** s3: region. @default the aws provider's region */
+  region?: string;
+  /** s3 (and registry lifecycle docs): days before cache objects expire. @default 14 */
+  expireDays?: number;
+  /** local: directory on the builder. @default `.local/cache` */
+  dir?: string;
+  /** Registries such as ECR need OCI media types and image-manifest cache. @default false */
+  ociMediaTypes?: boolean;
+  /** Keep building when a cache export fails (a cold cache must not fail a release). @default true */
+  ignoreError?: boolean;
+}
+
+export interface BuildHostsConfig {
+  /** Provision native BuildKit hosts on AWS. @default true on dev/prod, false on local */
+  enabled: boolean;
+  /** @default "c7i.xlarge" */
+  amd64InstanceType: string;
+  /** @default "c7g.xlarge" */
+  arm64InstanceType: string;
+  /** CIDRs allowed to reach the BuildKit port. Empty = no ingress. 0.0.0.0/0 and ::/0 refused. @default [] */
+  allowedCidrs: string[];
+  /** BuildKit mTLS port. @default 1234 */
+  port: number;
+  /** Size of the encrypted gp3 cache volume per host. @default 200 */
+  cacheVolumeGb: number;
+  /** Subnet to place the hosts in. @default the default VPC's first subnet */
+  subnetId?: string;
+  /** When set, every platform is routed to this existing buildx builder (the local stack). */
+  localBuilder?: string;
+}
+
+export interface GithubConfig {
+  owner: string;
+  repository: string;
+  /** GitHub user or team slugs required to approve the `production` environment. @default [] */
+  productionReviewers: string[];
+  /** @default "private" */
+  packageVisibility: "public" | "private" | "internal";
+  /** Untagged package versions older than this are deleted by the retention workflow. @default 30 */
+  untaggedRetentionDays: number;
+}
+
+export interface GatesConfig {
+  /** @default 500 */
+  maxImageSizeMb: number;
+  /** Line coverage of app/ in percent. @default 80 */
+  minCoverage: number;
+  /** @default 0 */
+  maxCritical: number;
+  /** Dive efficiency lower bound, 0..1. @default 0.95 */
+  minEfficiency: number;
+  /** Dive wasted bytes upper bound in MB. @default 20 */
+  maxWastedMb: number;
+}
+
+export interface FactoryConfig {
+  /** e.g. `ghcr.io/acme/shop-api` (lowercase, registry host first). */
+  imageName: string;
+  /** Registry host, derived from imageName (`ghcr.io`, `127.0.0.1:5000`). */
+  registry: string;
+  platforms: Platform[];
+  appPath: string;
+  defaultBranch: string;
+  git: GitContext;
+  cache: CacheConfig;
+  buildHosts: BuildHostsConfig;
+  registryUsername?: string;
+  /** Always a Pulumi secret. */
+  registryToken?: pulumi.Output<string>;
+  github?: GithubConfig;
+  promoteFrom?: string;
+  gates: GatesConfig;
+  /** Push images (false only for a build-only preview). @default true */
+  push: boolean;
+  /** Slack-compatible webhook URL, a secret; notifications skipped when unset. */
+  notifyWebhook?: pulumi.Output<string>;
+}
