@@ -1,0 +1,183 @@
+import * as assert from "node:assert/strict";
+import {
+  DEFAULT_GATES,
+  GateError,
+  Measurements,
+  PlatformMeasurements,
+  assertGates,
+  evaluateGates,
+  measured,
+  notRun,
+  validateGates,
+} from "../../components/gates";
+
+const MB = 1024 * 1024;
+
+describe("validateGates", () => {
+  it("returns the defaults for an unset gates object", async () => {
+    assert.deepEqual(validateGates(undefined), DEFAULT_GATES);
+    assert.deepEqual(validateGates(null), DEFAULT_GATES);
+    assert.deepEqual(validateGates({}), DEFAULT_GATES);
+  });
+
+  const good: Array<[string, unknown, Partial<typeof DEFAULT_GATES>]> = [
+    ["size only", { maxImageSizeMb: 300 }, { maxImageSizeMb: 300 }],
+    ["coverage 0", { minCoverage: 0 }, { minCoverage: 0 }],
+    ["coverage 100", { minCoverage: 100 }, { minCoverage: 100 }],
+    ["criticals allowed", { maxCritical: 3 }, { maxCritical: 3 }],
+    ["efficiency bounds", { minEfficiency: 1 }, { minEfficiency: 1 }],
+    ["wasted 0", { maxWastedMb: 0 }, { maxWastedMb: 0 }],
+    ["numeric strings from pulumi config", { maxImageSizeMb: "250", minEfficiency: "0.9" }, { maxImageSizeMb: 250, minEfficiency: 0.9 }],
+  ];
+  for (const [name, input, expected] of good) {
+    it(`accepts ${name}`, async () => {
+      assert.deepEqual(validateGates(input), { ...DEFAULT_GATES, ...expected });
+    });
+  }
+
+  const bad: Array<[string, unknown, RegExp]> = [
+    ["a negative size", { maxImageSizeMb: -1 }, /gates\.maxImageSizeMb .* got -1/],
+    ["a zero size", { maxImageSizeMb: 0 }, /gates\.maxImageSizeMb .* got 0/],
+    ["a non-numeric size", { maxImageSizeMb: "big" }, /gates\.maxImageSizeMb .* got "big"/],
+    ["coverage over 100", { minCoverage: 101 }, /gates\.minCoverage .* got 101/],
+    ["negative coverage", { minCoverage: -5 }, /gates\.minCoverage .* got -5/],
+    ["fractional criticals", { maxCritical: 0.5 }, /gates\.maxCritical .* got 0\.5/],
+    ["negative criticals", { maxCritical: -1 }, /gates\.maxCritical .* got -1/],
+    ["efficiency as a percentage", { minEfficiency: 95 }, /gates\.minEfficiency .* got 95/],
+    ["negative wasted", { maxWastedMb: -0.1 }, /gates\.maxWastedMb .* got -0\.1/],
+    ["NaN", { maxWastedMb: Number.NaN }, /gates\.maxWastedMb .* got null/],
+    ["a boolean", { minCoverage: true }, /gates\.minCoverage .* got true/],
+    ["an empty string", { minCoverage: "" }, /gates\.minCoverage .* got ""/],
+    ["an unknown key", { maxSize: 3 }, /gates\.maxSize is not a known gate .* got 3/],
+    ["an array", [1, 2], /gates must be an object .* got \[1,2\]/],
+    ["a number", 5, /gates must be an object .* got 5/],
+  ];
+  for (const [name, input, message] of bad) {
+    it(`refuses ${name}`, async () => {
+      assert.throws(() => validateGates(input), message);
+    });
+  }
+
+  it("names a custom key prefix", async () => {
+    assert.throws(() => validateGates({ minCoverage: 200 }, "image-factory:gates"), /image-factory:gates\.minCoverage/);
+  });
+});
+
+function cleanPlatform(overrides: Partial<PlatformMeasurements> = {}): PlatformMeasurements {
+  return {
+    sizeBytes: measured(150 * MB),
+    efficiency: measured(0.99),
+    wastedBytes: measured(2 * MB),
+    criticalVulnerabilities: measured(0),
+    imageSecrets: measured([]),
+    ...overrides,
+  };
+}
+
+function cleanMeasurements(overrides: Partial<Measurements> = {}, platform: Partial<PlatformMeasurements> = {}): Measurements {
+  return {
+    platforms: { "linux/amd64": cleanPlatform(platform), "linux/arm64": cleanPlatform() },
+    coverage: measured(91.5),
+    lint: measured([]),
+    misconfigurations: measured([]),
+    secrets: measured([]),
+    ...overrides,
+  };
+}
+
+describe("evaluateGates", () => {
+  it("passes clean measurements with every check passed", async () => {
+    const r = evaluateGates(cleanMeasurements(), DEFAULT_GATES);
+    assert.equal(r.passed, true);
+    assert.deepEqual(r.failed, []);
+    assert.deepEqual(r.notRun, []);
+    assert.equal(r.checks.length, 2 * 5 + 4);
+    assert.ok(r.checks.every((c) => c.passed && c.status === "passed"));
+    const size = r.checks.find((c) => c.gate === "imageSize[linux/amd64]");
+    assert.deepEqual([size?.measured, size?.limit, size?.unit], [150, 500, "MB"]);
+  });
+
+  type Case = { name: string; m: Measurements; gates?: Partial<typeof DEFAULT_GATES>; gate: string; status: "passed" | "failed" | "not-run"; detail: RegExp };
+  const cases: Case[] = [
+    { name: "size over the limit", m: cleanMeasurements({}, { sizeBytes: measured(612 * MB) }), gate: "imageSize[linux/amd64]", status: "failed", detail: /measured 612 MB, limit at most 500 MB \(gates\.maxImageSizeMb\)/ },
+    { name: "size exactly at the limit", m: cleanMeasurements({}, { sizeBytes: measured(500 * MB) }), gate: "imageSize[linux/amd64]", status: "passed", detail: /measured 500 MB/ },
+    { name: "size limit lowered below the real size", m: cleanMeasurements(), gates: { maxImageSizeMb: 100 }, gate: "imageSize[linux/amd64]", status: "failed", detail: /measured 150 MB, limit at most 100 MB/ },
+    { name: "coverage below the minimum", m: cleanMeasurements({ coverage: measured(79.99) }), gate: "coverage", status: "failed", detail: /measured 79\.99 %, limit at least 80 %/ },
+    { name: "coverage exactly at the minimum", m: cleanMeasurements({ coverage: measured(80) }), gate: "coverage", status: "passed", detail: /measured 80 %/ },
+    { name: "coverage summary missing", m: cleanMeasurements({ coverage: notRun("coverage summary app/coverage/coverage-summary.json not found") }), gate: "coverage", status: "not-run", detail: /not run: coverage summary/ },
+    { name: "one critical vulnerability", m: cleanMeasurements({}, { criticalVulnerabilities: measured(1) }), gate: "criticalVulnerabilities[linux/amd64]", status: "failed", detail: /measured 1, limit at most 0 \(gates\.maxCritical\)/ },
+    { name: "criticals within an allowance", m: cleanMeasurements({}, { criticalVulnerabilities: measured(2) }), gates: { maxCritical: 2 }, gate: "criticalVulnerabilities[linux/amd64]", status: "passed", detail: /measured 2/ },
+    { name: "no vulnerability DB offline", m: cleanMeasurements({}, { criticalVulnerabilities: notRun("Trivy vulnerability DB unreachable") }), gate: "criticalVulnerabilities[linux/amd64]", status: "not-run", detail: /not run: Trivy vulnerability DB unreachable/ },
+    { name: "low efficiency", m: cleanMeasurements({}, { efficiency: measured(0.8) }), gate: "efficiency[linux/amd64]", status: "failed", detail: /measured 0\.8, limit at least 0\.95 \(gates\.minEfficiency\)/ },
+    { name: "too many wasted bytes", m: cleanMeasurements({}, { wastedBytes: measured(25 * MB) }), gate: "wasted[linux/amd64]", status: "failed", detail: /measured 25 MB, limit at most 20 MB \(gates\.maxWastedMb\)/ },
+    { name: "a Hadolint warning", m: cleanMeasurements({ lint: measured([{ id: "DL3002", severity: "warning", message: "Last USER should not be root", where: "Dockerfile:12" }]) }), gate: "dockerfileLint", status: "failed", detail: /1 Hadolint findings, limit 0 .*DL3002 \(warning\) at Dockerfile:12: Last USER should not be root/ },
+    { name: "a root user misconfiguration", m: cleanMeasurements({ misconfigurations: measured([{ id: "DS-0002", severity: "HIGH", message: "Image user should not be 'root'" }]) }), gate: "misconfigurations", status: "failed", detail: /DS-0002 \(HIGH\)/ },
+    { name: "a planted AWS key", m: cleanMeasurements({ secrets: measured([{ id: "aws-access-key-id", severity: "CRITICAL", message: "AWS Access Key ID", where: "Dockerfile:5" }]) }), gate: "secrets", status: "failed", detail: /aws-access-key-id \(CRITICAL\) at Dockerfile:5/ },
+    { name: "a secret baked into the image", m: cleanMeasurements({}, { imageSecrets: measured([{ id: "aws-access-key-id", severity: "CRITICAL", message: "AWS Access Key ID", where: "config ENV" }]) }), gate: "imageSecrets[linux/amd64]", status: "failed", detail: /1 secrets in the image/ },
+    { name: "Hadolint missing", m: cleanMeasurements({ lint: notRun("hadolint not found on PATH") }), gate: "dockerfileLint", status: "not-run", detail: /not run: hadolint not found/ },
+    { name: "Dive not run", m: cleanMeasurements({}, { efficiency: notRun("dive failed") }), gate: "efficiency[linux/amd64]", status: "not-run", detail: /not run: dive failed/ },
+  ];
+  for (const c of cases) {
+    it(`${c.name} → ${c.gate} ${c.status}`, async () => {
+      const r = evaluateGates(c.m, { ...DEFAULT_GATES, ...c.gates });
+      const check = r.checks.find((x) => x.gate === c.gate);
+      assert.ok(check, `no check named ${c.gate}`);
+      assert.equal(check.status, c.status);
+      assert.equal(check.passed, c.status === "passed");
+      assert.match(check.detail, c.detail);
+      assert.equal(r.passed, c.status !== "failed");
+      assert.equal(r.failed.includes(c.gate), c.status === "failed");
+      assert.equal(r.notRun.includes(c.gate), c.status === "not-run");
+    });
+  }
+
+  it("never counts a check that did not run as passed", async () => {
+    const r = evaluateGates(cleanMeasurements({}, { criticalVulnerabilities: notRun("offline") }), DEFAULT_GATES);
+    const check = r.checks.find((c) => c.gate === "criticalVulnerabilities[linux/amd64]");
+    assert.equal(check?.passed, false);
+    assert.equal(check?.measured, null);
+    assert.deepEqual(r.notRun, ["criticalVulnerabilities[linux/amd64]"]);
+  });
+
+  it("fails a required check that did not run (CI with a reachable Trivy DB)", async () => {
+    const r = evaluateGates(cleanMeasurements({}, { criticalVulnerabilities: notRun("DB download failed") }), DEFAULT_GATES, {
+      required: ["criticalVulnerabilities"],
+    });
+    assert.equal(r.passed, false);
+    assert.deepEqual(r.failed, ["criticalVulnerabilities[linux/amd64]"]);
+    assert.match(r.checks.find((c) => c.gate === "criticalVulnerabilities[linux/amd64]")?.detail ?? "", /required but not run: DB download failed/);
+  });
+});
+
+describe("GateError / assertGates", () => {
+  it("returns passing results unchanged", async () => {
+    const r = evaluateGates(cleanMeasurements(), DEFAULT_GATES);
+    assert.equal(assertGates(r), r);
+  });
+
+  it("names the gate, the measured value and the limit", async () => {
+    const r = evaluateGates(cleanMeasurements({}, { sizeBytes: measured(612 * MB) }), DEFAULT_GATES);
+    assert.throws(
+      () => assertGates(r),
+      (e: unknown) =>
+        e instanceof GateError &&
+        /1 quality gate failed/.test(e.message) &&
+        /gate imageSize\[linux\/amd64\] failed: measured 612 MB, limit 500 MB/.test(e.message) &&
+        e.failures.length === 1,
+    );
+  });
+
+  it("lists every failing gate", async () => {
+    const r = evaluateGates(
+      cleanMeasurements({ coverage: measured(50) }, { sizeBytes: measured(600 * MB), criticalVulnerabilities: measured(3) }),
+      DEFAULT_GATES,
+    );
+    assert.throws(() => assertGates(r), (e: unknown) => {
+      assert.ok(e instanceof GateError);
+      assert.match(e.message, /3 quality gates failed/);
+      assert.match(e.message, /gate coverage failed: measured 50 %, limit 80 %/);
+      assert.match(e.message, /gate criticalVulnerabilities\[linux\/amd64\] failed: measured 3, limit 0/);
+      return true;
+    });
+  });
+});
