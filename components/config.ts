@@ -1,0 +1,480 @@
+// Reads and checks the whole `image-factory` config namespace. Everything here is pure except
+// `localGitContext` (runs git) and `readDockerfileProblems` (reads a file): index.ts calls
+// `validateConfig` before it registers a single resource, so bad input never half-creates a stack.
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import {
+  KNOWN_PLATFORMS,
+  type BuildHostsConfig,
+  type CacheConfig,
+  type CacheType,
+  type GatesConfig,
+  type GitContext,
+  type GithubConfig,
+  type Platform,
+} from "./types";
+import { DEFAULT_GATES, validateGates } from "./gates";
+import { parseRef, validateSha } from "./tags";
+
+export const NAMESPACE = "image-factory";
+
+/** Every key the factory reads. Anything else in the namespace is a typo and is refused. */
+export const CONFIG_KEYS = [
+  "imageName",
+  "platforms",
+  "appPath",
+  "defaultBranch",
+  "gitRef",
+  "gitSha",
+  "cache",
+  "buildHosts",
+  "registryUsername",
+  "registryToken",
+  "github",
+  "promoteFrom",
+  "gates",
+  "push",
+  "baseImage",
+  "npmCaFile",
+] as const;
+export type ConfigKey = (typeof CONFIG_KEYS)[number];
+
+/** Keys whose values must be Pulumi secrets (`pulumi config set --secret`). */
+export const SECRET_KEYS: readonly ConfigKey[] = ["registryToken"];
+
+export class ConfigError extends Error {
+  constructor(public readonly problems: string[]) {
+    super(
+      `invalid ${NAMESPACE} configuration (${problems.length} problem${problems.length === 1 ? "" : "s"}); ` +
+        `nothing was created:\n  - ${problems.join("\n  - ")}`,
+    );
+    this.name = "ConfigError";
+  }
+}
+
+/** What validation returns: plain values; the token stays a plain string only until index.ts wraps it. */
+export interface ValidatedConfig {
+  imageName: string;
+  registry: string;
+  platforms: Platform[];
+  appPath: string;
+  defaultBranch: string;
+  git: GitContext & { created: string };
+  cache: CacheConfig;
+  buildHosts: BuildHostsConfig;
+  registryUsername?: string;
+  hasRegistryToken: boolean;
+  github?: GithubConfig;
+  promoteFrom?: string;
+  gates: GatesConfig;
+  push: boolean;
+  baseImage?: string;
+  npmCaFile?: string;
+}
+
+export interface ConfigContext {
+  stack: string;
+  /** Environment for GITHUB_REF / GITHUB_SHA. */
+  env: Record<string, string | undefined>;
+  /** Reads the local repository; undefined when there is none. */
+  localGit: () => Partial<GitContext & { created: string }> | undefined;
+  /** Keys the engine holds as secrets (without namespace). */
+  secretKeys: ReadonlySet<string>;
+  /** Resolve relative paths (appPath) against this directory. @default process.cwd() */
+  cwd?: string;
+}
+
+const show = (v: unknown): string => (typeof v === "string" ? `"${v}"` : JSON.stringify(v));
+
+// Registry host (a dot, a port or localhost marks it), then lowercase path components as the
+// distribution reference grammar defines them; no tag and no digest (those come from git).
+const HOST = /^(?:localhost|[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+|[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*:[0-9]{1,5}|\[[0-9a-f:]+\](?::[0-9]{1,5})?)(?::[0-9]{1,5})?$/;
+const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+
+/** Checks `imageName` and returns its registry host. */
+export function validateImageName(imageName: unknown): { problems: string[]; registry: string } {
+  const key = `${NAMESPACE}:imageName`;
+  if (typeof imageName !== "string" || imageName === "") {
+    return { problems: [`${key} is required (e.g. "ghcr.io/acme/shop-api"), got ${show(imageName)}`], registry: "" };
+  }
+  if (imageName !== imageName.toLowerCase()) {
+    return { problems: [`${key} must be lowercase, got ${show(imageName)}`], registry: "" };
+  }
+  if (/[@]/.test(imageName) || /:[^/]*$/.test(imageName.split("/").slice(1).join("/"))) {
+    return {
+      problems: [`${key} must not carry a tag or digest (tags come from git), got ${show(imageName)}`],
+      registry: "",
+    };
+  }
+  const parts = imageName.split("/");
+  const host = parts[0];
+  const repo = parts.slice(1);
+  if (parts.length < 2 || !HOST.test(host)) {
+    return {
+      problems: [`${key} must start with a registry host (e.g. "ghcr.io/<owner>/<name>"), got ${show(imageName)}`],
+      registry: "",
+    };
+  }
+  const bad = repo.find((c) => !PATH_COMPONENT.test(c));
+  if (bad !== undefined || imageName.length > 255) {
+    return {
+      problems: [`${key} has an invalid repository path component ${show(bad ?? imageName)} in ${show(imageName)}`],
+      registry: "",
+    };
+  }
+  if (host === "ghcr.io" && repo.length < 2) {
+    return { problems: [`${key} on ghcr.io must be "ghcr.io/<owner>/<name>", got ${show(imageName)}`], registry: host };
+  }
+  return { problems: [], registry: host };
+}
+
+export function validatePlatforms(value: unknown): { problems: string[]; platforms: Platform[] } {
+  const key = `${NAMESPACE}:platforms`;
+  if (value === undefined) return { problems: [], platforms: [...KNOWN_PLATFORMS] };
+  if (!Array.isArray(value)) return { problems: [`${key} must be a list of platforms, got ${show(value)}`], platforms: [] };
+  if (value.length === 0) {
+    return { problems: [`${key} must name at least one platform (known: ${KNOWN_PLATFORMS.join(", ")}), got []`], platforms: [] };
+  }
+  const problems: string[] = [];
+  const seen = new Set<string>();
+  value.forEach((p, i) => {
+    if (typeof p !== "string" || !(KNOWN_PLATFORMS as readonly string[]).includes(p)) {
+      problems.push(`${key}[${i}] is not a known platform (known: ${KNOWN_PLATFORMS.join(", ")}), got ${show(p)}`);
+    } else if (seen.has(p)) {
+      problems.push(`${key}[${i}] duplicates platform ${show(p)}`);
+    }
+    seen.add(String(p));
+  });
+  return { problems, platforms: problems.length ? [] : (value as Platform[]) };
+}
+
+type Shape = Record<string, "string" | "number" | "boolean" | "string[]">;
+
+/** Checks an object-valued key against its shape: unknown sub-keys and wrong types are named. */
+function checkObject(key: string, value: unknown, shape: Shape, problems: string[]): Record<string, unknown> {
+  const full = `${NAMESPACE}:${key}`;
+  if (value === undefined) return {};
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    problems.push(`${full} must be an object, got ${show(value)}`);
+    return {};
+  }
+  const obj = value as Record<string, unknown>;
+  for (const [k, v] of Object.entries(obj)) {
+    const want = shape[k];
+    if (want === undefined) {
+      problems.push(`${full}.${k} is not a known setting (known: ${Object.keys(shape).join(", ")}), got ${show(v)}`);
+      continue;
+    }
+    const ok =
+      want === "string[]"
+        ? Array.isArray(v) && v.every((x) => typeof x === "string")
+        : typeof v === want && !(want === "number" && !Number.isFinite(v));
+    if (!ok) problems.push(`${full}.${k} must be a ${want}, got ${show(v)}`);
+  }
+  return obj;
+}
+
+const CACHE_TYPES: readonly CacheType[] = ["registry", "s3", "gha", "local"];
+
+export function validateCache(value: unknown, imageName: string, problems: string[]): CacheConfig {
+  const o = checkObject(
+    "cache",
+    value,
+    { type: "string", mode: "string", ref: "string", bucket: "string", region: "string", expireDays: "number", dir: "string", ociMediaTypes: "boolean", ignoreError: "boolean" },
+    problems,
+  );
+  const type = (o.type as CacheType | undefined) ?? "registry";
+  const mode = (o.mode as "max" | "min" | undefined) ?? "max";
+  if (!CACHE_TYPES.includes(type)) {
+    problems.push(`${NAMESPACE}:cache.type must be one of ${CACHE_TYPES.join(", ")}, got ${show(o.type)}`);
+  }
+  if (mode !== "max" && mode !== "min") problems.push(`${NAMESPACE}:cache.mode must be "max" or "min", got ${show(o.mode)}`);
+  const expireDays = (o.expireDays as number | undefined) ?? 14;
+  if (!(Number.isInteger(expireDays) && expireDays >= 1)) {
+    problems.push(`${NAMESPACE}:cache.expireDays must be a whole number of days ≥ 1, got ${show(o.expireDays)}`);
+  }
+  const ref = (o.ref as string | undefined) ?? `${imageName}-buildcache`;
+  if (type === "registry" && imageName !== "" && validateImageName(ref).problems.length > 0) {
+    problems.push(`${NAMESPACE}:cache.ref must be a lowercase repository on a registry host, got ${show(ref)}`);
+  }
+  return {
+    type,
+    mode,
+    ref,
+    bucket: o.bucket as string | undefined,
+    region: o.region as string | undefined,
+    expireDays,
+    dir: (o.dir as string | undefined) ?? ".local/cache",
+    ociMediaTypes: (o.ociMediaTypes as boolean | undefined) ?? false,
+    ignoreError: (o.ignoreError as boolean | undefined) ?? true,
+  };
+}
+
+export function defaultBuildHosts(value: unknown, stack: string, problems: string[]): BuildHostsConfig {
+  const o = checkObject(
+    "buildHosts",
+    value,
+    { enabled: "boolean", amd64InstanceType: "string", arm64InstanceType: "string", allowedCidrs: "string[]", port: "number", cacheVolumeGb: "number", subnetId: "string", localBuilder: "string" },
+    problems,
+  );
+  const localBuilder = o.localBuilder as string | undefined;
+  return {
+    // Hosts are the point of dev/prod; any other stack (local, a developer's) opts in explicitly.
+    enabled: (o.enabled as boolean | undefined) ?? (localBuilder === undefined && (stack === "dev" || stack === "prod")),
+    amd64InstanceType: (o.amd64InstanceType as string | undefined) ?? "c7i.xlarge",
+    arm64InstanceType: (o.arm64InstanceType as string | undefined) ?? "c7g.xlarge",
+    allowedCidrs: (o.allowedCidrs as string[] | undefined) ?? [],
+    port: (o.port as number | undefined) ?? 1234,
+    cacheVolumeGb: (o.cacheVolumeGb as number | undefined) ?? 200,
+    subnetId: o.subnetId as string | undefined,
+    localBuilder,
+  };
+}
+
+export function validateGithub(value: unknown, imageName: string, problems: string[]): GithubConfig | undefined {
+  if (value === undefined) return undefined;
+  const o = checkObject(
+    "github",
+    value,
+    { owner: "string", repository: "string", productionReviewers: "string[]", packageVisibility: "string", untaggedRetentionDays: "number" },
+    problems,
+  );
+  const owner = o.owner as string | undefined;
+  const repository = o.repository as string | undefined;
+  const slug = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/;
+  if (owner === undefined || !slug.test(owner)) problems.push(`${NAMESPACE}:github.owner must be a GitHub user or organisation, got ${show(owner)}`);
+  if (repository === undefined || !/^[A-Za-z0-9_.-]{1,100}$/.test(repository)) {
+    problems.push(`${NAMESPACE}:github.repository must be a repository name, got ${show(repository)}`);
+  }
+  if (owner !== undefined && imageName.startsWith("ghcr.io/") && imageName.split("/")[1] !== owner.toLowerCase()) {
+    problems.push(`${NAMESPACE}:github.owner ${show(owner)} does not own ${NAMESPACE}:imageName ${show(imageName)} (GHCR packages live under ghcr.io/<owner>/)`);
+  }
+  const visibility = (o.packageVisibility as GithubConfig["packageVisibility"] | undefined) ?? "private";
+  if (!["public", "private", "internal"].includes(visibility)) {
+    problems.push(`${NAMESPACE}:github.packageVisibility must be public, private or internal, got ${show(visibility)}`);
+  }
+  const days = (o.untaggedRetentionDays as number | undefined) ?? 30;
+  if (!(Number.isInteger(days) && days >= 1)) problems.push(`${NAMESPACE}:github.untaggedRetentionDays must be a whole number ≥ 1, got ${show(days)}`);
+  return {
+    owner: owner ?? "",
+    repository: repository ?? "",
+    productionReviewers: (o.productionReviewers as string[] | undefined) ?? [],
+    packageVisibility: visibility,
+    untaggedRetentionDays: days,
+  };
+}
+
+/** The git context: config first, then GitHub Actions' environment, then the local repository. */
+export function resolveGit(
+  raw: Record<string, unknown>,
+  ctx: ConfigContext,
+  problems: string[],
+): GitContext & { created: string } {
+  const fromConfig = raw.gitRef !== undefined || raw.gitSha !== undefined;
+  const fromEnv = ctx.env.GITHUB_REF !== undefined && ctx.env.GITHUB_SHA !== undefined;
+  const local = fromConfig && raw.gitRef !== undefined && raw.gitSha !== undefined ? undefined : ctx.localGit();
+  let ref: unknown;
+  let sha: unknown;
+  let source: GitContext["source"];
+  if (fromConfig) {
+    ref = raw.gitRef ?? (fromEnv ? ctx.env.GITHUB_REF : local?.ref);
+    sha = raw.gitSha ?? (fromEnv ? ctx.env.GITHUB_SHA : local?.sha);
+    source = "config";
+  } else if (fromEnv) {
+    ref = ctx.env.GITHUB_REF;
+    sha = ctx.env.GITHUB_SHA;
+    source = "env";
+  } else {
+    ref = local?.ref;
+    sha = local?.sha;
+    source = "git";
+  }
+  if (ref === undefined || sha === undefined) {
+    problems.push(
+      `no git context: set ${NAMESPACE}:gitRef and ${NAMESPACE}:gitSha, or GITHUB_REF and GITHUB_SHA, or run inside a git checkout (got gitRef ${show(ref)}, gitSha ${show(sha)})`,
+    );
+    return { ref: "", sha: "", source, created: "" };
+  }
+  try {
+    parseRef(String(ref));
+  } catch (e) {
+    problems.push(`${NAMESPACE}:${(e as Error).message} (source: ${source})`);
+  }
+  try {
+    validateSha(String(sha));
+  } catch (e) {
+    problems.push(`${NAMESPACE}:${(e as Error).message} (source: ${source})`);
+  }
+  // Commit time, not build time: a label that changed on every run would rebuild every image.
+  const epoch = ctx.env.SOURCE_DATE_EPOCH;
+  const created =
+    local?.created ?? (epoch !== undefined && /^\d+$/.test(epoch) ? new Date(Number(epoch) * 1000).toISOString() : "1970-01-01T00:00:00Z");
+  return { ref: String(ref), sha: String(sha), source, created };
+}
+
+/** Reads ref, sha and commit time from the repository around `cwd`; undefined outside git. */
+export function localGitContext(cwd: string): Partial<GitContext & { created: string }> | undefined {
+  const git = (...args: string[]): string | undefined => {
+    try {
+      return execFileSync("git", args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+    } catch {
+      return undefined;
+    }
+  };
+  const sha = git("rev-parse", "HEAD");
+  if (sha === undefined) return undefined;
+  const branch = git("symbolic-ref", "-q", "HEAD");
+  const tag = branch === undefined ? git("describe", "--tags", "--exact-match", "HEAD") : undefined;
+  const ref = branch ?? (tag !== undefined ? `refs/tags/${tag}` : undefined);
+  return { sha, ref, created: git("show", "-s", "--format=%cI", "HEAD") };
+}
+
+/** Problems that make a Dockerfile unbuildable, found without a build: missing file, no FROM. */
+export function readDockerfileProblems(appPath: string): string[] {
+  const key = `${NAMESPACE}:appPath`;
+  const file = path.join(appPath, "Dockerfile");
+  if (!fs.existsSync(appPath) || !fs.statSync(appPath).isDirectory()) return [`${key} is not a directory, got "${appPath}"`];
+  if (!fs.existsSync(file)) return [`${key} has no Dockerfile: "${file}" does not exist`];
+  const lines = fs
+    .readFileSync(file, "utf8")
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l !== "" && !l.startsWith("#"));
+  const first = lines[0] ?? "";
+  if (!/^(FROM|ARG)\s/i.test(first)) {
+    return [`${key}: "${file}" must start with FROM (or ARG before FROM), got "${first.slice(0, 60)}"`];
+  }
+  if (!lines.some((l) => /^FROM\s/i.test(l))) return [`${key}: "${file}" has no FROM instruction`];
+  return [];
+}
+
+/**
+ * Validates the raw namespace (values already JSON-decoded where the key is structured). Collects
+ * every problem, then throws one ConfigError naming each key and value. Secret values are never
+ * echoed: only whether they are present.
+ */
+export function validateConfig(raw: Record<string, unknown>, ctx: ConfigContext): ValidatedConfig {
+  const problems: string[] = [];
+  for (const key of Object.keys(raw)) {
+    if (!(CONFIG_KEYS as readonly string[]).includes(key)) {
+      const shown = ctx.secretKeys.has(key) ? "[secret]" : show(raw[key]);
+      problems.push(`${NAMESPACE}:${key} is not a known config key (known: ${CONFIG_KEYS.join(", ")}), got ${shown}`);
+    }
+  }
+  const str = (key: ConfigKey): string | undefined => {
+    const v = raw[key];
+    if (v === undefined) return undefined;
+    if (typeof v !== "string") {
+      problems.push(`${NAMESPACE}:${key} must be a string, got ${ctx.secretKeys.has(key) ? "[secret]" : show(v)}`);
+      return undefined;
+    }
+    return v;
+  };
+
+  const imageName = str("imageName") ?? "";
+  const image = validateImageName(raw.imageName === undefined ? undefined : imageName);
+  problems.push(...image.problems);
+  const platforms = validatePlatforms(raw.platforms);
+  problems.push(...platforms.problems);
+
+  const cwd = ctx.cwd ?? process.cwd();
+  const appPathRaw = str("appPath") ?? "./app";
+  const appPath = path.resolve(cwd, appPathRaw);
+  problems.push(...readDockerfileProblems(appPath).map((p) => p.replace(appPath, appPathRaw)));
+
+  const defaultBranch = str("defaultBranch") ?? "main";
+  if (!/^[A-Za-z0-9._/-]+$/.test(defaultBranch)) problems.push(`${NAMESPACE}:defaultBranch is not a branch name, got ${show(defaultBranch)}`);
+
+  const git = resolveGit(raw, ctx, problems);
+  const cache = validateCache(raw.cache, imageName, problems);
+  const buildHosts = defaultBuildHosts(raw.buildHosts, ctx.stack, problems);
+  let gates: GatesConfig = { ...DEFAULT_GATES };
+  try {
+    gates = validateGates(raw.gates, `${NAMESPACE}:gates`);
+  } catch (e) {
+    problems.push((e as Error).message);
+  }
+  const github = validateGithub(raw.github, imageName, problems);
+
+  const push = raw.push === undefined ? true : raw.push;
+  if (typeof push !== "boolean") problems.push(`${NAMESPACE}:push must be true or false, got ${show(raw.push)}`);
+
+  const registryUsername = str("registryUsername");
+  const hasRegistryToken = raw.registryToken !== undefined && raw.registryToken !== "";
+  for (const key of SECRET_KEYS) {
+    if (raw[key] !== undefined && !ctx.secretKeys.has(key)) {
+      problems.push(`${NAMESPACE}:${key} is stored in plaintext: set it with \`pulumi config set --secret ${key}\` (value not shown)`);
+    }
+  }
+  const promoteFrom = str("promoteFrom");
+  const needsCredentials = push === true;
+  if (needsCredentials && !hasRegistryToken) {
+    problems.push(
+      `${NAMESPACE}:registryToken is required to push to ${show(image.registry || imageName)}: run \`pulumi config set --secret registryToken <token>\``,
+    );
+  }
+  if (needsCredentials && registryUsername === undefined) {
+    problems.push(`${NAMESPACE}:registryUsername is required to push to ${show(image.registry || imageName)}, got undefined`);
+  }
+  if (promoteFrom !== undefined && !/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+){0,2}$/.test(promoteFrom)) {
+    problems.push(`${NAMESPACE}:promoteFrom must be a stack name ("dev" or "org/project/dev"), got ${show(promoteFrom)}`);
+  }
+  if (promoteFrom !== undefined && promoteFrom.split("/").pop() === ctx.stack) {
+    problems.push(`${NAMESPACE}:promoteFrom cannot name this stack itself, got ${show(promoteFrom)}`);
+  }
+  const baseImage = str("baseImage");
+  if (baseImage !== undefined && !/^[a-z0-9][a-z0-9._:/@-]*$/.test(baseImage)) {
+    problems.push(`${NAMESPACE}:baseImage is not an image reference, got ${show(baseImage)}`);
+  }
+  const npmCaFile = str("npmCaFile");
+  if (npmCaFile !== undefined && !fs.existsSync(npmCaFile)) {
+    problems.push(`${NAMESPACE}:npmCaFile does not exist, got ${show(npmCaFile)}`);
+  }
+
+  if (problems.length > 0) throw new ConfigError(problems);
+  return {
+    imageName,
+    registry: image.registry,
+    platforms: platforms.platforms,
+    appPath,
+    defaultBranch,
+    git,
+    cache,
+    buildHosts,
+    registryUsername,
+    hasRegistryToken,
+    github,
+    promoteFrom,
+    gates,
+    push: push as boolean,
+    baseImage,
+    npmCaFile,
+  };
+}
+
+/** Keys holding objects or lists arrive from the engine as JSON text. */
+export const STRUCTURED_KEYS: readonly ConfigKey[] = ["platforms", "cache", "buildHosts", "github", "gates", "push"];
+
+/** Turns the engine's `namespace:key → text` map into decoded values; bad JSON is a named problem. */
+export function decodeRawConfig(all: Record<string, string>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const [fullKey, text] of Object.entries(all)) {
+    if (!fullKey.startsWith(`${NAMESPACE}:`)) continue;
+    const key = fullKey.slice(NAMESPACE.length + 1);
+    // Pulumi.yaml declares optional text keys with "" as default: "" means unset.
+    if (text === "") continue;
+    if ((STRUCTURED_KEYS as readonly string[]).includes(key)) {
+      try {
+        out[key] = JSON.parse(text);
+      } catch {
+        problems.push(`${fullKey} must be valid ${key === "push" ? "true/false" : "structured (YAML/JSON)"} config, got ${show(text)}`);
+      }
+    } else {
+      out[key] = text;
+    }
+  }
+  if (problems.length) throw new ConfigError(problems);
+  return out;
+}

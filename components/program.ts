@@ -1,0 +1,137 @@
+// The whole factory as one plain function of validated config: index.ts only reads config and
+// exports what this returns, so tests drive exactly the program `pulumi up` runs.
+import * as fs from "node:fs";
+import * as pulumi from "@pulumi/pulumi";
+import { BuildCache } from "./buildCache";
+import type { ValidatedConfig } from "./config";
+import { GhcrPackage } from "./ghcrPackage";
+import { MultiPlatformImage } from "./multiPlatformImage";
+import { builderName } from "./naming";
+import { PromotedImage, promotionTags } from "./promotion";
+import { RegistryCredentials } from "./registryCredentials";
+import { computeTags, type TagPlan } from "./tags";
+import type { HostArch } from "./types";
+
+export interface FactoryArgs extends ValidatedConfig {
+  stack: string;
+  /** Secret registry token; required when pushing (validated before this is called). */
+  registryToken?: pulumi.Output<string>;
+}
+
+/** The stack-export contract (design.md), plus gate results for promotion to check. */
+export interface FactoryOutputs {
+  imageName: string;
+  digest: pulumi.Output<string>;
+  imageRef: pulumi.Output<string>;
+  platformDigests: pulumi.Output<Record<string, string>>;
+  tags: pulumi.Output<string[]>;
+  sbomLocations: pulumi.Output<Record<string, string>>;
+  buildHosts?: pulumi.Output<Record<string, string>>;
+  cacheRefs: pulumi.Output<Record<string, string>>;
+  gateResults?: pulumi.Output<unknown>;
+  /** What the tags were computed from, for humans reading `pulumi stack output`. */
+  release: { ref: string; sha: string; version: string; prerelease: boolean };
+}
+
+/** OCI labels from the git context: the image says where it came from without the registry. */
+export function ociLabels(cfg: ValidatedConfig, plan: TagPlan): Record<string, string> {
+  const source = cfg.github ? `https://github.com/${cfg.github.owner}/${cfg.github.repository}` : cfg.imageName;
+  return {
+    "org.opencontainers.image.title": cfg.imageName.split("/").pop() ?? cfg.imageName,
+    "org.opencontainers.image.source": source,
+    "org.opencontainers.image.revision": cfg.git.sha,
+    "org.opencontainers.image.version": plan.version,
+    "org.opencontainers.image.created": cfg.git.created,
+    "org.opencontainers.image.ref.name": cfg.git.ref,
+  };
+}
+
+/** Which buildx builder serves each host architecture on this stack. */
+export function buildersFor(cfg: ValidatedConfig, stack: string): Partial<Record<HostArch, string>> {
+  if (cfg.buildHosts.localBuilder !== undefined) {
+    return { amd64: cfg.buildHosts.localBuilder, arm64: cfg.buildHosts.localBuilder };
+  }
+  if (cfg.buildHosts.enabled) return { amd64: builderName(stack, "amd64"), arm64: builderName(stack, "arm64") };
+  return {};
+}
+
+export function createFactory(cfg: FactoryArgs, opts?: { parent?: pulumi.Resource }): FactoryOutputs {
+  const plan = computeTags(cfg.git, { defaultBranch: cfg.defaultBranch });
+  const release = { ref: cfg.git.ref, sha: cfg.git.sha, version: plan.version, prerelease: plan.prerelease };
+  const parent = opts?.parent;
+
+  const creds =
+    cfg.registryToken !== undefined && cfg.registryUsername !== undefined
+      ? new RegistryCredentials("registry", { address: cfg.registry, username: cfg.registryUsername, token: cfg.registryToken }, { parent })
+      : undefined;
+
+  if (cfg.github !== undefined && cfg.registry === "ghcr.io") {
+    new GhcrPackage("ghcr", { imageName: cfg.imageName, github: cfg.github, platforms: cfg.platforms }, { parent });
+  }
+
+  if (cfg.promoteFrom !== undefined) {
+    if (creds === undefined) throw new Error(`image-factory:registryToken is required to promote from "${cfg.promoteFrom}"`);
+    const promoted = new PromotedImage(
+      "promoted",
+      {
+        sourceStack: cfg.promoteFrom,
+        imageName: cfg.imageName,
+        tags: promotionTags(plan.tags, plan.prerelease),
+        prerelease: plan.prerelease,
+        registry: { address: cfg.registry, username: cfg.registryUsername ?? "", password: creds.token },
+      },
+      { parent },
+    );
+    return {
+      imageName: cfg.imageName,
+      digest: promoted.digest,
+      imageRef: promoted.imageRef,
+      platformDigests: promoted.platformDigests,
+      tags: promoted.tags,
+      sbomLocations: promoted.sbomLocations,
+      cacheRefs: pulumi.output<Record<string, string>>({}),
+      release,
+    };
+  }
+
+  const cache = new BuildCache("cache", { cache: cfg.cache, platforms: cfg.platforms, stack: cfg.stack }, { parent });
+  const buildArgs: Record<string, string> = {
+    VERSION: plan.version,
+    REVISION: cfg.git.sha,
+    CREATED: cfg.git.created,
+    SOURCE: ociLabels(cfg, plan)["org.opencontainers.image.source"],
+  };
+  if (cfg.baseImage !== undefined) buildArgs.BASE_IMAGE = cfg.baseImage;
+  const secrets: Record<string, pulumi.Input<string>> | undefined =
+    cfg.npmCaFile !== undefined ? { npm_ca: fs.readFileSync(cfg.npmCaFile, "utf8") } : undefined;
+
+  const image = new MultiPlatformImage(
+    "image",
+    {
+      imageName: cfg.imageName,
+      platforms: cfg.platforms,
+      context: cfg.appPath,
+      tags: plan.tags,
+      platformTagPrefix: `sha-${cfg.git.sha.slice(0, 7)}`,
+      labels: ociLabels(cfg, plan),
+      buildArgs,
+      builders: buildersFor(cfg, cfg.stack),
+      cache: cache.settings,
+      registry: creds?.registry,
+      push: cfg.push,
+      secrets,
+    },
+    { parent },
+  );
+
+  return {
+    imageName: cfg.imageName,
+    digest: image.digest,
+    imageRef: image.imageRef,
+    platformDigests: image.platformDigests,
+    tags: image.tags,
+    sbomLocations: pulumi.output<Record<string, string>>({}),
+    cacheRefs: cache.cacheRefs,
+    release,
+  };
+}
