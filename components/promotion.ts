@@ -1,0 +1,281 @@
+// Promotion by digest: a stack with `promoteFrom` publishes its own tags pointing at the exact
+// manifest list another stack built and checked. Nothing is rebuilt, so prod runs the bytes dev
+// tested. docker-build's `Index` takes a single `tag`, so there is one Index per tag, each with the
+// source image's digest as its only source (`buildx imagetools create` copies a single index
+// source unchanged, so every tag resolves to the same digest).
+import * as pulumi from "@pulumi/pulumi";
+import * as dockerBuild from "@pulumi/docker-build";
+
+/** The registry a promoted tag is pushed to. */
+export interface PromotionRegistry {
+  /** Registry host, e.g. `ghcr.io` or `127.0.0.1:5000`. */
+  address: string;
+  username: string;
+  /** Always a Pulumi secret. */
+  password: pulumi.Input<string>;
+}
+
+export interface PromotedImageArgs {
+  /** Stack whose image is promoted: `org/image-factory/dev` on Pulumi Cloud, `dev` (or
+   *  `organization/image-factory/dev`) on a file backend. From config `promoteFrom`. */
+  sourceStack: string;
+  /** Repository the tags are published in, e.g. `ghcr.io/acme/shop-api`. */
+  imageName: string;
+  /** Tag names for this stack (not full refs), e.g. `1.2.3`, `1.2`, `1`, `latest`. */
+  tags: string[];
+  /** The release being promoted is a prerelease (`v1.2.3-rc.1`): `latest` is refused. */
+  prerelease: boolean;
+  registry: PromotionRegistry;
+  /** Refuse unless the source stack's `gateResults.passed` is true. @default true */
+  requireGatesPassed?: boolean;
+}
+
+/** The slice of the source stack's exports that promotion reads. */
+export interface SourceStackOutputs {
+  imageName?: unknown;
+  digest?: unknown;
+  imageRef?: unknown;
+  platformDigests?: unknown;
+  sbomLocations?: unknown;
+  gateResults?: unknown;
+}
+
+/** What promotion checked and will publish, derived from the source stack's exports. */
+export interface CheckedSource {
+  digest: string;
+  /** The image the Index copies from: `<source repository>@<digest>`. */
+  sourceRef: string;
+  platformDigests: Record<string, string>;
+  sbomLocations: Record<string, string>;
+}
+
+const DIGEST = /^sha256:[0-9a-f]{64}$/;
+// OCI distribution spec tag grammar.
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+// Lowercase repository path with a registry host (optionally with a port) first.
+const IMAGE_NAME = /^[a-z0-9]+([.-][a-z0-9]+)*(:[0-9]+)?(\/[a-z0-9]+([._-][a-z0-9]+)*)+$/;
+// `stack`, `project/stack` or `org/project/stack`.
+const STACK_NAME = /^([A-Za-z0-9_.-]+\/){0,2}[A-Za-z0-9_.-]+$/;
+// A semver prerelease version as a tag: `1.2.3-rc.1`.
+const SEMVER_PRERELEASE = /^v?\d+\.\d+\.\d+-[0-9A-Za-z.-]+$/;
+
+function fail(message: string): never {
+  throw new Error(`PromotedImage: ${message}`);
+}
+
+/**
+ * Validates the arguments that are known before any resource exists and returns the tag names to
+ * publish (deduplicated, order kept). Refuses `latest` for a prerelease — whether the caller says
+ * so with `prerelease` or a tag names a prerelease version — because `latest` must only ever move to
+ * a stable release.
+ */
+export function validatePromotion(args: PromotedImageArgs, current?: { project: string; stack: string }): string[] {
+  const { sourceStack, imageName, tags, registry } = args;
+  if (typeof sourceStack !== "string" || !STACK_NAME.test(sourceStack)) {
+    fail(`promoteFrom (sourceStack) must be a stack name like "dev" or "acme/image-factory/dev", got ${JSON.stringify(sourceStack)}`);
+  }
+  const parts = sourceStack.split("/");
+  const sameProject = parts.length < 2 || parts[parts.length - 2] === current?.project;
+  if (current !== undefined && parts[parts.length - 1] === current.stack && sameProject) {
+    fail(`promoteFrom (sourceStack) ${JSON.stringify(sourceStack)} is this stack itself; promote from another stack`);
+  }
+  if (typeof imageName !== "string" || !IMAGE_NAME.test(imageName)) {
+    fail(`imageName must be a lowercase repository with its registry host first (e.g. "ghcr.io/acme/shop-api"), got ${JSON.stringify(imageName)}`);
+  }
+  if (!Array.isArray(tags) || tags.length === 0) {
+    fail(`tags must list at least one tag to publish for promotion from ${JSON.stringify(sourceStack)}, got ${JSON.stringify(tags)}`);
+  }
+  for (const tag of tags) {
+    if (typeof tag !== "string" || !TAG.test(tag)) {
+      fail(`tags: ${JSON.stringify(tag)} is not a valid tag name ([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}); pass tag names, not full refs`);
+    }
+  }
+  if (tags.includes("latest")) {
+    const prereleaseTag = tags.find((t) => SEMVER_PRERELEASE.test(t));
+    if (args.prerelease) {
+      fail(`refusing to move "latest" to a prerelease (tags ${JSON.stringify(tags)}, prerelease: true); "latest" only follows stable releases`);
+    }
+    if (prereleaseTag !== undefined) {
+      fail(`refusing to move "latest" to a prerelease: tag ${JSON.stringify(prereleaseTag)} is a prerelease version (tags ${JSON.stringify(tags)})`);
+    }
+  }
+  if (registry === undefined || typeof registry.address !== "string" || registry.address === "") {
+    fail(`registry.address must be the registry host (e.g. "ghcr.io"), got ${JSON.stringify(registry?.address)}`);
+  }
+  if (!imageName.startsWith(`${registry.address}/`)) {
+    fail(`imageName ${JSON.stringify(imageName)} is not on registry.address ${JSON.stringify(registry.address)}`);
+  }
+  if (typeof registry.username !== "string" || registry.username === "") {
+    fail(`registry.username (config registryUsername) is required to push promoted tags, got ${JSON.stringify(registry.username)}`);
+  }
+  if (registry.password === undefined || registry.password === null || registry.password === "") {
+    fail("registry.password (config registryToken, a secret) is required to push promoted tags");
+  }
+  return [...new Set(tags)];
+}
+
+/**
+ * The tag names to publish for a release, given the candidate tags: drops `latest` for a
+ * prerelease (for callers that compute tags generically) and deduplicates. `validatePromotion`
+ * then refuses anything that still pairs `latest` with a prerelease.
+ */
+export function promotionTags(tags: string[], prerelease: boolean): string[] {
+  const unique = [...new Set(tags)];
+  return prerelease ? unique.filter((t) => t !== "latest") : unique;
+}
+
+function stringRecord(value: unknown): Record<string, string> {
+  if (value === undefined || value === null) return {};
+  if (typeof value !== "object" || Array.isArray(value)) return {};
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    if (typeof v === "string") out[k] = v;
+  }
+  return out;
+}
+
+function describeFailedChecks(gateResults: Record<string, unknown>): string {
+  const checks = Array.isArray(gateResults.checks) ? (gateResults.checks as unknown[]) : [];
+  const failed = checks
+    .filter((c): c is Record<string, unknown> => typeof c === "object" && c !== null && (c as Record<string, unknown>).passed !== true)
+    .map((c) => {
+      const name = String(c.name ?? c.gate ?? c.id ?? "unnamed check");
+      const detail = c.message ?? (c.measured !== undefined || c.limit !== undefined ? `measured ${String(c.measured)}, limit ${String(c.limit)}` : undefined);
+      return detail === undefined ? name : `${name} (${String(detail)})`;
+    });
+  return failed.length > 0 ? `failed checks: ${failed.join("; ")}` : "no check names were exported";
+}
+
+/**
+ * Checks the source stack's exports: a `sha256:` digest must be there, and (unless
+ * `requireGatesPassed` is false) `gateResults.passed` must be true. Returns what to publish.
+ * Errors name the source stack and the missing or failing export.
+ */
+export function checkSourceOutputs(
+  sourceStack: string,
+  imageName: string,
+  outputs: SourceStackOutputs,
+  requireGatesPassed = true,
+): CheckedSource {
+  const src = JSON.stringify(sourceStack);
+  const { digest } = outputs;
+  if (digest === undefined || digest === null || digest === "") {
+    fail(`source stack ${src} has no "digest" output; run \`pulumi up\` on ${src} first (promoteFrom=${src})`);
+  }
+  if (typeof digest !== "string" || !DIGEST.test(digest)) {
+    fail(`source stack ${src} exports "digest" = ${JSON.stringify(digest)}, which is not a sha256:<64 hex> digest`);
+  }
+  let sourceRepository = imageName;
+  if (outputs.imageRef !== undefined && outputs.imageRef !== null) {
+    const ref = outputs.imageRef;
+    if (typeof ref !== "string" || !ref.endsWith(`@${digest}`)) {
+      fail(`source stack ${src} exports "imageRef" = ${JSON.stringify(ref)}, which does not point at its digest ${digest}`);
+    }
+    sourceRepository = ref.slice(0, ref.length - digest.length - 1);
+  }
+  if (requireGatesPassed) {
+    const gates = outputs.gateResults;
+    if (gates === undefined || gates === null) {
+      fail(`source stack ${src} has no "gateResults" output, so its quality gates cannot be shown to have passed; refusing to promote ${digest}`);
+    }
+    if (typeof gates !== "object" || Array.isArray(gates)) {
+      fail(`source stack ${src} exports "gateResults" = ${JSON.stringify(gates)}, expected { passed, checks }`);
+    }
+    const record = gates as Record<string, unknown>;
+    if (record.passed !== true) {
+      fail(`source stack ${src} "gateResults.passed" is ${JSON.stringify(record.passed)}: its quality gates did not pass (${describeFailedChecks(record)}); refusing to promote ${digest}`);
+    }
+  }
+  return {
+    digest,
+    sourceRef: `${sourceRepository}@${digest}`,
+    platformDigests: stringRecord(outputs.platformDigests),
+    sbomLocations: stringRecord(outputs.sbomLocations),
+  };
+}
+
+/** Publishes `tags` at the digest of another stack's image; builds nothing. */
+export class PromotedImage extends pulumi.ComponentResource {
+  /** Digest of the promoted manifest list: the source stack's digest, unchanged. */
+  public readonly digest: pulumi.Output<string>;
+  /** `imageName@digest` in this stack's repository. */
+  public readonly imageRef: pulumi.Output<string>;
+  public readonly platformDigests: pulumi.Output<Record<string, string>>;
+  public readonly sbomLocations: pulumi.Output<Record<string, string>>;
+  /** Full refs of the published tags, e.g. `ghcr.io/acme/shop-api:1.2.3`. */
+  public readonly tags: pulumi.Output<string[]>;
+  /** What each Index reported after pushing (`tag@digest`). */
+  public readonly publishedRefs: pulumi.Output<string[]>;
+  public readonly sourceStack: pulumi.Output<string>;
+  public readonly indexes: dockerBuild.Index[];
+
+  constructor(name: string, args: PromotedImageArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("image-factory:promotion:PromotedImage", name, {}, opts);
+    const tagNames = validatePromotion(args, { project: pulumi.getProject(), stack: pulumi.getStack() });
+    const requireGatesPassed = args.requireGatesPassed ?? true;
+    const { sourceStack, imageName } = args;
+
+    const ref = new pulumi.StackReference(`${name}-source`, { name: sourceStack }, { parent: this });
+    // During a preview the reference may be unknown; the apply then does not run and the check
+    // happens on `up`, before any Index is pushed, because every Index input hangs off it.
+    const checked = pulumi
+      .all([
+        ref.getOutput("imageName"),
+        ref.getOutput("digest"),
+        ref.getOutput("imageRef"),
+        ref.getOutput("platformDigests"),
+        ref.getOutput("sbomLocations"),
+        ref.getOutput("gateResults"),
+      ])
+      .apply(([srcImageName, digest, imageRef, platformDigests, sbomLocations, gateResults]) =>
+        checkSourceOutputs(sourceStack, imageName, { imageName: srcImageName, digest, imageRef, platformDigests, sbomLocations, gateResults }, requireGatesPassed),
+      );
+
+    const registry = {
+      address: args.registry.address,
+      username: args.registry.username,
+      password: pulumi.secret(args.registry.password),
+    };
+    this.indexes = tagNames.map(
+      (tag) =>
+        new dockerBuild.Index(
+          `${name}-${tag}`,
+          {
+            tag: `${imageName}:${tag}`,
+            sources: [checked.sourceRef],
+            push: true,
+            registry,
+          },
+          { parent: this },
+        ),
+    );
+
+    this.digest = checked.digest;
+    this.imageRef = pulumi.interpolate`${imageName}@${checked.digest}`;
+    this.platformDigests = checked.platformDigests;
+    this.sbomLocations = checked.sbomLocations;
+    this.sourceStack = pulumi.output(sourceStack);
+    this.publishedRefs = pulumi.all(this.indexes.map((i) => i.ref));
+    // The tags export resolves only once every Index is pushed, and only if each landed on the
+    // source digest (a registry that rewrote the index would break "prod runs what dev tested").
+    this.tags = pulumi.all([checked.digest, this.publishedRefs, pulumi.all(this.indexes.map((i) => i.tag))]).apply(([digest, refs, tags]) => {
+      refs.forEach((r, i) => {
+        const at = r.lastIndexOf("@");
+        if (at >= 0 && r.slice(at + 1) !== digest) {
+          fail(`tag ${tags[i]} was published at ${r.slice(at + 1)}, not at the source digest ${digest} from ${JSON.stringify(sourceStack)}`);
+        }
+      });
+      return tags;
+    });
+
+    this.registerOutputs({
+      digest: this.digest,
+      imageRef: this.imageRef,
+      platformDigests: this.platformDigests,
+      sbomLocations: this.sbomLocations,
+      tags: this.tags,
+      publishedRefs: this.publishedRefs,
+      sourceStack: this.sourceStack,
+    });
+  }
+}
