@@ -28,6 +28,10 @@ export interface PromotedImageArgs {
   registry: PromotionRegistry;
   /** Refuse unless the source stack's `gateResults.passed` is true. @default true */
   requireGatesPassed?: boolean;
+  /** The commit being released (this stack's git sha). When set and the source stack exports
+   *  `release.sha`, they must match: a tag `v1.2.3` must not publish whatever dev deployed last
+   *  if that is a later commit. @default unset (not checked) */
+  expectedRevision?: string;
 }
 
 /** The slice of the source stack's exports that promotion reads. */
@@ -38,6 +42,7 @@ export interface SourceStackOutputs {
   platformDigests?: unknown;
   sbomLocations?: unknown;
   gateResults?: unknown;
+  release?: unknown;
 }
 
 /** What promotion checked and will publish, derived from the source stack's exports. */
@@ -156,6 +161,7 @@ export function checkSourceOutputs(
   imageName: string,
   outputs: SourceStackOutputs,
   requireGatesPassed = true,
+  expectedRevision?: string,
 ): CheckedSource {
   const src = JSON.stringify(sourceStack);
   const { digest } = outputs;
@@ -184,6 +190,12 @@ export function checkSourceOutputs(
     const record = gates as Record<string, unknown>;
     if (record.passed !== true) {
       fail(`source stack ${src} "gateResults.passed" is ${JSON.stringify(record.passed)}: its quality gates did not pass (${describeFailedChecks(record)}); refusing to promote ${digest}`);
+    }
+  }
+  if (expectedRevision !== undefined && typeof outputs.release === "object" && outputs.release !== null) {
+    const sourceSha = (outputs.release as Record<string, unknown>).sha;
+    if (typeof sourceSha === "string" && sourceSha !== expectedRevision) {
+      fail(`source stack ${src} holds revision ${sourceSha}, but this release is ${expectedRevision}; deploy ${expectedRevision} to ${src} first so the promoted digest is the commit being released`);
     }
   }
   return {
@@ -226,9 +238,16 @@ export class PromotedImage extends pulumi.ComponentResource {
         ref.getOutput("platformDigests"),
         ref.getOutput("sbomLocations"),
         ref.getOutput("gateResults"),
+        ref.getOutput("release"),
       ])
-      .apply(([srcImageName, digest, imageRef, platformDigests, sbomLocations, gateResults]) =>
-        checkSourceOutputs(sourceStack, imageName, { imageName: srcImageName, digest, imageRef, platformDigests, sbomLocations, gateResults }, requireGatesPassed),
+      .apply(([srcImageName, digest, imageRef, platformDigests, sbomLocations, gateResults, release]) =>
+        checkSourceOutputs(
+          sourceStack,
+          imageName,
+          { imageName: srcImageName, digest, imageRef, platformDigests, sbomLocations, gateResults, release },
+          requireGatesPassed,
+          args.expectedRevision,
+        ),
       );
 
     const registry = {

@@ -28,6 +28,7 @@ const goodOutputs = {
   platformDigests: { "linux/amd64": `sha256:${"01".repeat(32)}`, "linux/arm64": `sha256:${"02".repeat(32)}` },
   sbomLocations: { "linux/amd64": "oci://ghcr.io/acme/shop-api@sha256:aa", "linux/arm64": "oci://ghcr.io/acme/shop-api@sha256:bb" },
   gateResults: { passed: true, checks: [{ name: "maxImageSizeMb", passed: true, measured: 120, limit: 500 }] },
+  release: { ref: "refs/heads/main", sha: "1a2b3c4d".repeat(5), version: "main", prerelease: false },
 };
 
 /** Source stacks by name, as the mocked backend would return their outputs. */
@@ -204,6 +205,17 @@ describe("PromotedImage (mocks)", () => {
 
     const allowed = new promotion.PromotedImage("nogates-ok", args({ sourceStack: "acme/image-factory/nogates", requireGatesPassed: false }));
     assert.equal(await promiseOf(allowed.digest), DIGEST);
+  });
+
+  it("refuses a source stack that holds another commit than the one being released", async () => {
+    const { result } = await collectingRejections(async () => {
+      const pi = new promotion.PromotedImage("stale", args({ expectedRevision: "f".repeat(40) }));
+      return promiseOf(pi.digest);
+    });
+    assert.ok(result instanceof Error);
+    assert.match(result.message, new RegExp(`holds revision ${"1a2b3c4d".repeat(5)}, but this release is ${"f".repeat(40)}`));
+    const same = new promotion.PromotedImage("same", args({ expectedRevision: "1a2b3c4d".repeat(5) }));
+    assert.equal(await promiseOf(same.digest), DIGEST);
   });
 
   it("refuses latest on a prerelease before registering anything", async () => {
