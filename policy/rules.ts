@@ -1,0 +1,261 @@
+// The policy pack's rules as pure functions: resource props (and the stack config) in, violation
+// messages out. policy/index.ts wires them into @pulumi/policy; test/unit/policy.test.ts calls them
+// directly with resource-shaped arguments. Self-contained on purpose: the pack runs in its own
+// analyzer process from this folder, so it imports nothing from the program.
+
+/** Resource type tokens the rules look at (strings, so the pack does not load the AWS SDK). */
+export const TYPES = {
+  securityGroup: "aws:ec2/securityGroup:SecurityGroup",
+  securityGroupRule: "aws:ec2/securityGroupRule:SecurityGroupRule",
+  vpcIngressRule: "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+  instance: "aws:ec2/instance:Instance",
+  launchTemplate: "aws:ec2/launchTemplate:LaunchTemplate",
+  ebsVolume: "aws:ebs/volume:Volume",
+  image: "docker-build:index:Image",
+  index: "docker-build:index:Index",
+} as const;
+
+export type Props = Record<string, unknown>;
+
+/** What the rules need from the stack config (namespace `image-factory`). */
+export interface PolicyStackConfig {
+  platforms: string[];
+  buildkitPort: number;
+  cacheMode: "max" | "min";
+  /** A promotion stack builds nothing: the platform rule does not apply. */
+  promoteFrom?: string;
+}
+
+export const DEFAULT_PLATFORMS = ["linux/amd64", "linux/arm64", "linux/arm/v7"];
+export const DEFAULT_BUILDKIT_PORT = 1234;
+const WORLD = new Set(["0.0.0.0/0", "::/0"]);
+
+function parseJsonish(raw: string | undefined): unknown {
+  if (raw === undefined) {
+    return undefined;
+  }
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return raw;
+  }
+}
+
+/** Reads the stack config the engine hands every analyzer in `PULUMI_CONFIG` (a JSON object of
+ *  `namespace:key` → string). Malformed values fall back to the documented defaults; the program's
+ *  own validation rejects them before any resource exists. */
+export function stackConfigFrom(pulumiConfigJson: string | undefined): PolicyStackConfig {
+  let all: Record<string, string> = {};
+  if (pulumiConfigJson) {
+    try {
+      all = JSON.parse(pulumiConfigJson) as Record<string, string>;
+    } catch {
+      all = {};
+    }
+  }
+  const platforms = parseJsonish(all["image-factory:platforms"]);
+  const buildHosts = parseJsonish(all["image-factory:buildHosts"]);
+  const cache = parseJsonish(all["image-factory:cache"]);
+  const port = typeof buildHosts === "object" && buildHosts !== null ? (buildHosts as Props).port : undefined;
+  const mode = typeof cache === "object" && cache !== null ? (cache as Props).mode : undefined;
+  const promoteFrom = all["image-factory:promoteFrom"];
+  return {
+    platforms: Array.isArray(platforms) && platforms.every((p) => typeof p === "string") ? platforms : DEFAULT_PLATFORMS,
+    buildkitPort: typeof port === "number" ? port : typeof port === "string" && /^\d+$/.test(port) ? Number(port) : DEFAULT_BUILDKIT_PORT,
+    cacheMode: mode === "min" ? "min" : "max",
+    promoteFrom: promoteFrom === undefined || promoteFrom === "" ? undefined : promoteFrom,
+  };
+}
+
+function asArray(v: unknown): unknown[] {
+  return Array.isArray(v) ? v : [];
+}
+function asStrings(v: unknown): string[] {
+  return asArray(v).filter((x): x is string => typeof x === "string");
+}
+function asNumber(v: unknown): number | undefined {
+  if (typeof v === "number") {
+    return v;
+  }
+  if (typeof v === "string" && /^-?\d+$/.test(v)) {
+    return Number(v);
+  }
+  return undefined;
+}
+
+/** Whether an ingress rule's protocol and port range admit TCP traffic to `port`. */
+export function coversPort(protocol: unknown, fromPort: unknown, toPort: unknown, port: number): boolean {
+  const proto = typeof protocol === "string" ? protocol.toLowerCase() : String(protocol ?? "");
+  if (proto === "-1" || proto === "all") {
+    return true;
+  }
+  if (proto !== "tcp" && proto !== "6") {
+    return false;
+  }
+  const from = asNumber(fromPort);
+  const to = asNumber(toPort);
+  // Unknown ports (computed during preview) are treated as covering: a policy must not pass on
+  // what it cannot see.
+  if (from === undefined || to === undefined) {
+    return true;
+  }
+  return from <= port && port <= to;
+}
+
+function worldCidrs(...lists: unknown[]): string[] {
+  return lists.flatMap((l) => (typeof l === "string" ? [l] : asStrings(l))).filter((c) => WORLD.has(c.trim()));
+}
+
+/** Rule: no security group (inline ingress, SecurityGroupRule, vpc SecurityGroupIngressRule)
+ *  opens the BuildKit port to 0.0.0.0/0 or ::/0. */
+export function checkBuildkitPortNotWorldOpen(type: string, props: Props, port: number): string[] {
+  const out: string[] = [];
+  const report = (cidrs: string[], where: string): void => {
+    for (const cidr of cidrs) {
+      out.push(`${where} opens the BuildKit port ${port} to ${cidr}; admit only the factory's CI CIDRs (image-factory:buildHosts.allowedCidrs)`);
+    }
+  };
+  if (type === TYPES.securityGroup) {
+    asArray(props.ingress).forEach((raw, i) => {
+      const r = (raw ?? {}) as Props;
+      if (coversPort(r.protocol, r.fromPort, r.toPort, port)) {
+        report(worldCidrs(r.cidrBlocks, r.ipv6CidrBlocks), `ingress[${i}]`);
+      }
+    });
+  } else if (type === TYPES.securityGroupRule) {
+    if (props.type === "ingress" && coversPort(props.protocol, props.fromPort, props.toPort, port)) {
+      report(worldCidrs(props.cidrBlocks, props.ipv6CidrBlocks), "ingress rule");
+    }
+  } else if (type === TYPES.vpcIngressRule) {
+    if (coversPort(props.ipProtocol, props.fromPort, props.toPort, port)) {
+      report(worldCidrs(props.cidrIpv4, props.cidrIpv6), "ingress rule");
+    }
+  }
+  return out;
+}
+
+/** Rule: instances and launch templates require IMDSv2 (metadataOptions.httpTokens = required). */
+export function checkImdsV2(type: string, props: Props): string[] {
+  if (type !== TYPES.instance && type !== TYPES.launchTemplate) {
+    return [];
+  }
+  const tokens = ((props.metadataOptions ?? {}) as Props).httpTokens;
+  return tokens === "required" ? [] : [`metadataOptions.httpTokens is ${JSON.stringify(tokens ?? null)}; IMDSv2 requires "required"`];
+}
+
+function isTrue(v: unknown): boolean {
+  return v === true || v === "true";
+}
+
+/** Rule: every root and EBS volume of an instance or launch template, and every EBS volume, is
+ *  encrypted (explicitly: an account-level default is invisible to the plan). */
+export function checkVolumesEncrypted(type: string, props: Props): string[] {
+  const out: string[] = [];
+  if (type === TYPES.instance) {
+    const root = props.rootBlockDevice as Props | undefined;
+    if (!root || !isTrue(root.encrypted)) {
+      out.push(`rootBlockDevice.encrypted is ${JSON.stringify(root?.encrypted ?? null)}; the root volume must be encrypted`);
+    }
+    asArray(props.ebsBlockDevices).forEach((raw, i) => {
+      const d = (raw ?? {}) as Props;
+      if (!isTrue(d.encrypted)) {
+        out.push(`ebsBlockDevices[${i}] (${String(d.deviceName ?? "?")}) is not encrypted`);
+      }
+    });
+  } else if (type === TYPES.launchTemplate) {
+    asArray(props.blockDeviceMappings).forEach((raw, i) => {
+      const ebs = ((raw ?? {}) as Props).ebs as Props | undefined;
+      if (ebs && !isTrue(ebs.encrypted)) {
+        out.push(`blockDeviceMappings[${i}].ebs.encrypted is ${JSON.stringify(ebs.encrypted ?? null)}; must be "true"`);
+      }
+    });
+  } else if (type === TYPES.ebsVolume) {
+    if (!isTrue(props.encrypted)) {
+      out.push(`encrypted is ${JSON.stringify(props.encrypted ?? null)}; EBS volumes must be encrypted`);
+    }
+  }
+  return out;
+}
+
+/** buildx treats `linux/arm` as `linux/arm/v7`; docker-build's Platform enum only has the former. */
+export function normalizePlatform(p: string): string {
+  return p === "linux/arm" ? "linux/arm/v7" : p;
+}
+
+export interface StackResource {
+  type: string;
+  name: string;
+  props: Props;
+}
+
+/** Stack rule: the docker-build Images together build every platform in the stack config. */
+export function checkPlatformsBuilt(resources: StackResource[], config: PolicyStackConfig): string[] {
+  if (config.promoteFrom) {
+    return [];
+  }
+  const built = new Set(
+    resources.filter((r) => r.type === TYPES.image).flatMap((r) => asStrings(r.props.platforms).map(normalizePlatform)),
+  );
+  const missing = config.platforms.map(normalizePlatform).filter((p) => !built.has(p));
+  return missing.length === 0
+    ? []
+    : [`configured platform${missing.length > 1 ? "s" : ""} ${missing.join(", ")} not built by any docker-build Image (image-factory:platforms = ${JSON.stringify(config.platforms)}; built: ${JSON.stringify([...built].sort())})`];
+}
+
+const SHA_TAG = /:sha-[0-9a-f]{7,40}(?:$|[-_.])/;
+
+/** Rule: a pushed docker-build Image carries a `sha-<commit>` tag. Tags still unknown during a
+ *  preview (computed) are not judged. */
+export function checkShaTag(type: string, props: Props): string[] {
+  if (type === TYPES.image) {
+    if (props.push !== true) {
+      return [];
+    }
+    if (props.tags === undefined) {
+      return [];
+    }
+    const tags = asStrings(props.tags);
+    return tags.some((t) => SHA_TAG.test(t)) ? [] : [`pushed image has no sha-<commit> tag (tags: ${JSON.stringify(tags)})`];
+  }
+  return [];
+}
+
+/** Stack rule: when the stack publishes docker-build Indexes, one of them is the `sha-` tag. */
+export function checkIndexShaTag(resources: StackResource[]): string[] {
+  const indexes = resources.filter((r) => r.type === TYPES.index);
+  const tags = indexes.map((r) => r.props.tag).filter((t): t is string => typeof t === "string");
+  if (indexes.length === 0 || tags.length < indexes.length) {
+    return [];
+  }
+  return tags.some((t) => SHA_TAG.test(t)) ? [] : [`no published manifest list carries a sha-<commit> tag (tags: ${JSON.stringify(tags)})`];
+}
+
+const CACHE_BACKENDS = ["registry", "local", "s3", "gha", "azblob"] as const;
+
+/** Rule: every cache export of a docker-build Image uses the configured mode (max unless the
+ *  stack config says `cache.mode: min`), and an Image exports a cache at all. */
+export function checkCacheMode(type: string, props: Props, wanted: "max" | "min"): string[] {
+  if (type !== TYPES.image) {
+    return [];
+  }
+  const entries = asArray(props.cacheTo) as Props[];
+  const exporting = entries.filter((e) => e && e.disabled !== true && CACHE_BACKENDS.some((b) => e[b] !== undefined));
+  if (exporting.length === 0) {
+    return [`exports no build cache; configure image-factory:cache (mode ${wanted})`];
+  }
+  const out: string[] = [];
+  for (const e of exporting) {
+    for (const backend of CACHE_BACKENDS) {
+      const b = e[backend] as Props | undefined;
+      if (b === undefined) {
+        continue;
+      }
+      // docker-build applies its own default (min) when mode is unset.
+      const mode = b.mode ?? "min";
+      if (mode !== wanted) {
+        out.push(`cacheTo ${backend} mode is ${JSON.stringify(mode)}; image-factory:cache.mode wants "${wanted}"`);
+      }
+    }
+  }
+  return out;
+}
