@@ -233,7 +233,8 @@ export function defaultBuildHosts(value: unknown, stack: string, problems: strin
 }
 
 export function validateGithub(value: unknown, imageName: string, problems: string[]): GithubConfig | undefined {
-  if (value === undefined) return undefined;
+  // Pulumi.yaml declares `{}` as the default: no GitHub block means no GitHub resources.
+  if (value === undefined || (typeof value === "object" && value !== null && Object.keys(value).length === 0)) return undefined;
   const o = checkObject(
     "github",
     value,

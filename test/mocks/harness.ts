@@ -1,0 +1,133 @@
+// Shared Pulumi mocks for component and program tests: records every resource and invoke, and
+// answers like the real providers would (digests, refs, AMI ids). Only AWS, GitHub and the
+// registry-facing docker-build calls are mocked; everything else is the real SDK.
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { parse } from "yaml";
+
+export interface Registered {
+  type: string;
+  name: string;
+  inputs: Record<string, unknown>;
+}
+
+export interface Harness {
+  resources: Registered[];
+  calls: Array<{ token: string; inputs: Record<string, unknown> }>;
+  /** Exports a StackReference returns, keyed by the referenced stack name. */
+  stackOutputs: Record<string, Record<string, unknown>>;
+  byType(type: string): Registered[];
+}
+
+export const fakeDigest = (seed: string): string => `sha256:${crypto.createHash("sha256").update(seed).digest("hex")}`;
+
+export async function installMocks(project = "image-factory", stack = "dev", preview = false): Promise<Harness> {
+  const h: Harness = {
+    resources: [],
+    calls: [],
+    stackOutputs: {},
+    byType: (type) => h.resources.filter((r) => r.type === type),
+  };
+  await pulumi.runtime.setMocks(
+    {
+      newResource(args: pulumi.runtime.MockResourceArgs): { id: string; state: Record<string, unknown> } {
+        const inputs = args.inputs as Record<string, unknown>;
+        h.resources.push({ type: args.type, name: args.name, inputs });
+        switch (args.type) {
+          case "docker-build:index:Image": {
+            const digest = fakeDigest(`image:${args.name}:${JSON.stringify(inputs.buildArgs ?? {})}`);
+            const tags = (inputs.tags as string[] | undefined) ?? [];
+            return { id: args.name, state: { ...inputs, digest, ref: `${tags[0]}@${digest}`, contextHash: "ctx" } };
+          }
+          case "docker-build:index:Index": {
+            // `buildx imagetools create` copies a single index source unchanged (same digest);
+            // several sources make a new manifest list.
+            const sources = inputs.sources as string[];
+            const single = sources.length === 1 ? /@(sha256:[0-9a-f]{64})$/.exec(sources[0]) : null;
+            const digest = single ? single[1] : fakeDigest(`index:${sources.join(",")}`);
+            return { id: args.name, state: { ...inputs, ref: `${inputs.tag as string}@${digest}` } };
+          }
+          case "pulumi:pulumi:StackReference": {
+            const name = inputs.name as string;
+            return { id: name, state: { ...inputs, outputs: h.stackOutputs[name] ?? {}, secretOutputNames: [] } };
+          }
+          case "aws:ec2/instance:Instance":
+            return { id: `i-${args.name}`, state: { ...inputs, publicIp: "198.51.100.10", privateIp: "198.51.100.11", arn: `arn:aws:ec2:::instance/${args.name}` } };
+          case "aws:ec2/eip:Eip":
+            return { id: `eipalloc-${args.name}`, state: { ...inputs, publicIp: "198.51.100.20", publicDns: "ec2-198-51-100-20.compute.amazonaws.com" } };
+          default:
+            return { id: `${args.name}-id`, state: { ...inputs, arn: `arn:aws:mock:::${args.name}`, bucket: inputs.bucket ?? `${args.name}-bucket` } };
+        }
+      },
+      call(args: pulumi.runtime.MockCallArgs): Record<string, unknown> {
+        const inputs = args.inputs as Record<string, unknown>;
+        h.calls.push({ token: args.token, inputs });
+        switch (args.token) {
+          case "aws:ssm/getParameter:getParameter": {
+            const name = inputs.name as string;
+            return { name, value: name.includes("arm64") ? "ami-0arm64000000000" : "ami-0x8664000000000", type: "String", id: name };
+          }
+          case "github:index/getUser:getUser":
+            return { id: "1001", login: inputs.username, nodeId: "U_1" };
+          case "github:index/getTeam:getTeam":
+            return { id: "2002", slug: inputs.slug, nodeId: "T_1" };
+          case "aws:index/getRegion:getRegion":
+            return { name: "eu-west-1", id: "eu-west-1", region: "eu-west-1" };
+          case "aws:index/getCallerIdentity:getCallerIdentity":
+            return { accountId: "123456789012", arn: "arn:aws:iam::123456789012:user/ci", userId: "AID" };
+          case "aws:index/getPartition:getPartition":
+            return { partition: "aws", dnsSuffix: "amazonaws.com", id: "aws" };
+          case "aws:ec2/getVpc:getVpc":
+            return { id: "vpc-123", cidrBlock: "198.51.100.0/24" };
+          case "aws:ec2/getSubnets:getSubnets":
+            return { ids: ["subnet-1", "subnet-2"], id: "subnets" };
+          default:
+            return inputs;
+        }
+      },
+    },
+    project,
+    stack,
+    preview,
+  );
+  return h;
+}
+
+// The SDK's marker for a secret value in serialized (mock) inputs.
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+
+/** True when a mock input arrived as a Pulumi secret. */
+export function isSecretInput(v: unknown): boolean {
+  return typeof v === "object" && v !== null && SECRET_SIG in v;
+}
+
+/** The value inside a secret mock input (or the value itself). */
+export function unwrapSecret<T>(v: unknown): T {
+  return (isSecretInput(v) ? (v as { value: unknown }).value : v) as T;
+}
+
+/** Resolves an Output (mock runs resolve everything that is known). */
+export function resolve<T>(o: pulumi.Input<T>): Promise<T> {
+  return new Promise((res) => pulumi.output(o).apply((v) => res(v as T)));
+}
+
+export async function isSecret(o: pulumi.Output<unknown>): Promise<boolean> {
+  return pulumi.isSecret(o);
+}
+
+/** The config the engine would hand the program for a stack: Pulumi.yaml defaults + stack file. */
+export function stackConfig(stack: string, root = path.resolve(__dirname, "../..")): Record<string, string> {
+  const project = parse(fs.readFileSync(path.join(root, "Pulumi.yaml"), "utf8")) as {
+    config: Record<string, { default?: unknown }>;
+  };
+  const stackFile = parse(fs.readFileSync(path.join(root, `Pulumi.${stack}.yaml`), "utf8")) as { config?: Record<string, unknown> };
+  const out: Record<string, string> = {};
+  const put = (k: string, v: unknown) => {
+    out[k] = typeof v === "string" ? v : JSON.stringify(v);
+  };
+  for (const [k, decl] of Object.entries(project.config)) if (decl.default !== undefined) put(k, decl.default);
+  for (const [k, v] of Object.entries(stackFile.config ?? {})) put(k, v);
+  return out;
+}
