@@ -17,12 +17,18 @@ count() {
 }
 status=0
 run() { # name, command...
-  local name=$1; shift
+  local name=$1 rc; shift
   log "test: $name"
-  if "$@" 2>&1 | tee "$logdir/$name.log"; then :; else status=1; log "test: $name FAILED"; fi
+  set +e
+  "$@" 2>&1 | tee "$logdir/$name.log"
+  rc=${PIPESTATUS[0]}
+  set -e
   count "$logdir/$name.log"
-  # A stage that failed without a mocha summary (install, lint) still counts as a failure.
-  if [ "${PIPESTATUS[0]:-0}" != 0 ] && ! grep -Eq '[0-9]+ failing' "$logdir/$name.log"; then failed=$(( failed + 1 )); fi
+  if [ "$rc" != 0 ]; then
+    status=1; log "test: $name FAILED (exit $rc)"
+    # A stage that failed without a mocha summary (lint, typecheck) still counts as a failure.
+    grep -Eq '[0-9]+ failing' "$logdir/$name.log" || failed=$(( failed + 1 ))
+  fi
 }
 
 if [ "${SKIP_BOOTSTRAP:-}" != 1 ]; then
