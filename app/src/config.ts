@@ -69,7 +69,8 @@ function logLevel(env: Env): LogLevel {
   const raw = present(env, "LOG_LEVEL");
   if (raw === undefined) return DEFAULTS.logLevel;
   const level = LOG_LEVELS.find((l) => l === raw.toLowerCase());
-  if (level === undefined) throw new ConfigError("LOG_LEVEL", raw, `one of ${LOG_LEVELS.join(", ")}`);
+  if (level === undefined)
+    throw new ConfigError("LOG_LEVEL", raw, `one of ${LOG_LEVELS.join(", ")}`);
   return level;
 }
 
@@ -83,8 +84,15 @@ export function readBuildInfo(env: Env): BuildInfo {
 
 export function readConfig(env: Env): AppConfig {
   const host = present(env, "HOST") ?? DEFAULTS.host;
-  if (/\s/.test(host)) throw new ConfigError("HOST", host, "an address or host name without spaces");
-  const shutdownTimeoutMs = integer(env, "SHUTDOWN_TIMEOUT_MS", DEFAULTS.shutdownTimeoutMs, 1, 600_000);
+  if (/\s/.test(host))
+    throw new ConfigError("HOST", host, "an address or host name without spaces");
+  const shutdownTimeoutMs = integer(
+    env,
+    "SHUTDOWN_TIMEOUT_MS",
+    DEFAULTS.shutdownTimeoutMs,
+    1,
+    600_000,
+  );
   const shutdownDelayMs = integer(env, "SHUTDOWN_DELAY_MS", DEFAULTS.shutdownDelayMs, 0, 600_000);
   if (shutdownDelayMs >= shutdownTimeoutMs) {
     throw new ConfigError(

@@ -25,10 +25,19 @@ export function probeTarget(env: Readonly<Record<string, string | undefined>>): 
 export function probe(target: ProbeTarget): Promise<{ healthy: boolean; detail: string }> {
   return new Promise((resolve) => {
     if (!Number.isInteger(target.port) || target.port < 1 || target.port > 65535) {
-      return resolve({ healthy: false, detail: `GET /health not sent: PORT is not a port number (${String(target.port)})` });
+      return resolve({
+        healthy: false,
+        detail: `GET /health not sent: PORT is not a port number (${String(target.port)})`,
+      });
     }
     const req = http.get(
-      { host: target.host, port: target.port, path: "/health", timeout: target.timeoutMs, agent: false },
+      {
+        host: target.host,
+        port: target.port,
+        path: "/health",
+        timeout: target.timeoutMs,
+        agent: false,
+      },
       (res) => {
         res.resume();
         const healthy = res.statusCode === 200;
@@ -36,7 +45,9 @@ export function probe(target: ProbeTarget): Promise<{ healthy: boolean; detail: 
       },
     );
     req.on("timeout", () => req.destroy(new Error(`no answer within ${target.timeoutMs} ms`)));
-    req.on("error", (err) => resolve({ healthy: false, detail: `GET /health failed: ${err.message}` }));
+    req.on("error", (err) =>
+      resolve({ healthy: false, detail: `GET /health failed: ${err.message}` }),
+    );
   });
 }
 

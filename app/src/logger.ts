@@ -17,7 +17,12 @@ export function createLogger(
   return pino(
     {
       level,
-      base: { service: SERVICE_NAME, version: build.version, revision: build.revision, pid: process.pid },
+      base: {
+        service: SERVICE_NAME,
+        version: build.version,
+        revision: build.revision,
+        pid: process.pid,
+      },
       timestamp: pino.stdTimeFunctions.isoTime,
       // Level names instead of pino's numbers: log pipelines filter on "error", not 50.
       formatters: { level: (label) => ({ level: label }) },

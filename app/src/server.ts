@@ -13,7 +13,10 @@ function installSignalHandlers(service: Service, config: AppConfig, logger: Logg
     process.on(signal, () => {
       if (service.currentState === "draining") {
         // A second signal is an operator insisting (Ctrl-C twice): do not make them wait.
-        logger.warn({ event: "shutdown_interrupted", signal }, "second signal during shutdown, exiting now");
+        logger.warn(
+          { event: "shutdown_interrupted", signal },
+          "second signal during shutdown, exiting now",
+        );
         process.exit(1);
       }
       logger.info({ event: "signal", signal }, `received ${signal}`);
@@ -33,8 +36,12 @@ async function main(): Promise<void> {
   } catch (err) {
     const logger = createLogger("info", readBuildInfo(process.env));
     // A ConfigError's message is the whole story; a stack trace would only bury it.
-    const detail = err instanceof ConfigError ? { variable: err.variable, value: err.value } : { err };
-    logger.fatal({ event: "config_invalid", ...detail }, err instanceof Error ? err.message : String(err));
+    const detail =
+      err instanceof ConfigError ? { variable: err.variable, value: err.value } : { err };
+    logger.fatal(
+      { event: "config_invalid", ...detail },
+      err instanceof Error ? err.message : String(err),
+    );
     process.exit(2);
   }
 
@@ -49,7 +56,13 @@ async function main(): Promise<void> {
   });
 
   logger.info(
-    { event: "starting", node: process.version, build: config.build, host: config.host, port: config.port },
+    {
+      event: "starting",
+      node: process.version,
+      build: config.build,
+      host: config.host,
+      port: config.port,
+    },
     "starting",
   );
   const service = new Service(config, logger);
@@ -57,7 +70,10 @@ async function main(): Promise<void> {
   try {
     await service.listen();
   } catch (err) {
-    logger.fatal({ event: "listen_failed", host: config.host, port: config.port, err }, "cannot listen");
+    logger.fatal(
+      { event: "listen_failed", host: config.host, port: config.port, err },
+      "cannot listen",
+    );
     process.exit(1);
   }
 }

@@ -36,13 +36,19 @@ export class Service {
     private readonly logger: Logger,
   ) {
     this.routes = new Map<string, Handler>([
-      ["/health", () => ({ status: 200, body: { status: "ok", uptimeSeconds: this.uptimeSeconds() } })],
+      [
+        "/health",
+        () => ({ status: 200, body: { status: "ok", uptimeSeconds: this.uptimeSeconds() } }),
+      ],
       [
         "/ready",
         () =>
           this.state === "ready"
             ? { status: 200, body: { status: "ready" } }
-            : { status: 503, body: { status: this.state === "created" ? "starting" : "shutting_down" } },
+            : {
+                status: 503,
+                body: { status: this.state === "created" ? "starting" : "shutting_down" },
+              },
       ],
       ["/version", () => ({ status: 200, body: { ...this.config.build, node: process.version } })],
     ]);
@@ -64,7 +70,10 @@ export class Service {
     });
     this.state = "ready";
     const address = this.server.address() as AddressInfo;
-    this.logger.info({ event: "listening", address: address.address, port: address.port }, "listening");
+    this.logger.info(
+      { event: "listening", address: address.address, port: address.port },
+      "listening",
+    );
     return address;
   }
 
@@ -83,7 +92,10 @@ export class Service {
     const started = Date.now();
     const { shutdownDelayMs, shutdownTimeoutMs } = this.config;
     this.state = "draining";
-    this.logger.info({ event: "shutdown_started", reason, shutdownDelayMs, shutdownTimeoutMs }, "shutting down");
+    this.logger.info(
+      { event: "shutdown_started", reason, shutdownDelayMs, shutdownTimeoutMs },
+      "shutting down",
+    );
 
     let deadline: NodeJS.Timeout | undefined;
     const timedOut = new Promise<"timeout">((resolve) => {
@@ -105,7 +117,10 @@ export class Service {
     const forced = outcome === "timeout";
     if (forced) {
       this.server.closeAllConnections();
-      this.logger.warn({ event: "shutdown_forced", shutdownTimeoutMs }, "shutdown deadline passed, connections cut");
+      this.logger.warn(
+        { event: "shutdown_forced", shutdownTimeoutMs },
+        "shutdown deadline passed, connections cut",
+      );
     }
     this.state = "stopped";
     const durationMs = Date.now() - started;
@@ -156,16 +171,26 @@ export class Service {
 
   private route(method: string, path: string | undefined): Reply {
     if (path === undefined) {
-      return { status: 400, body: { error: "bad_request", message: "The request target is not a valid path" } };
+      return {
+        status: 400,
+        body: { error: "bad_request", message: "The request target is not a valid path" },
+      };
     }
     const handler = this.routes.get(path);
     if (handler === undefined) {
-      return { status: 404, body: { error: "not_found", message: `No route for ${method} ${path}`, path } };
+      return {
+        status: 404,
+        body: { error: "not_found", message: `No route for ${method} ${path}`, path },
+      };
     }
     if (!ALLOWED_METHODS.includes(method)) {
       return {
         status: 405,
-        body: { error: "method_not_allowed", message: `${method} is not allowed on ${path}`, allow: ALLOWED_METHODS },
+        body: {
+          error: "method_not_allowed",
+          message: `${method} is not allowed on ${path}`,
+          allow: ALLOWED_METHODS,
+        },
         headers: { allow: ALLOWED_METHODS.join(", ") },
       };
     }

@@ -40,11 +40,14 @@ describe("readConfig", () => {
   });
 
   it("treats empty build values (an unset build arg baked into ENV) as unknown", async () => {
-    assert.deepEqual(readBuildInfo({ APP_VERSION: "", GIT_REVISION: "  ", BUILD_CREATED: undefined }), {
-      version: "unknown",
-      revision: "unknown",
-      created: "unknown",
-    });
+    assert.deepEqual(
+      readBuildInfo({ APP_VERSION: "", GIT_REVISION: "  ", BUILD_CREATED: undefined }),
+      {
+        version: "unknown",
+        revision: "unknown",
+        created: "unknown",
+      },
+    );
   });
 
   for (const bad of ["abc", "70000", "-1", "3.5", "80 80"]) {
@@ -60,7 +63,10 @@ describe("readConfig", () => {
   }
 
   it("rejects an unknown LOG_LEVEL", async () => {
-    assert.throws(() => readConfig({ LOG_LEVEL: "loud" }), /LOG_LEVEL must be one of fatal, .*, got "loud"/);
+    assert.throws(
+      () => readConfig({ LOG_LEVEL: "loud" }),
+      /LOG_LEVEL must be one of fatal, .*, got "loud"/,
+    );
   });
 
   it("rejects a HOST with spaces", async () => {
@@ -68,7 +74,10 @@ describe("readConfig", () => {
   });
 
   it("rejects a zero SHUTDOWN_TIMEOUT_MS", async () => {
-    assert.throws(() => readConfig({ SHUTDOWN_TIMEOUT_MS: "0" }), /SHUTDOWN_TIMEOUT_MS must be an integer from 1/);
+    assert.throws(
+      () => readConfig({ SHUTDOWN_TIMEOUT_MS: "0" }),
+      /SHUTDOWN_TIMEOUT_MS must be an integer from 1/,
+    );
   });
 
   it("rejects a drain delay that would use up the whole shutdown deadline", async () => {

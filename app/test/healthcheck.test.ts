@@ -4,7 +4,9 @@ import type { AddressInfo } from "node:net";
 import { probe, probeTarget } from "../src/healthcheck";
 import { freePort, spawnDist, startService } from "./helpers";
 
-async function serve(handler: http.RequestListener): Promise<{ port: number; close(): Promise<void> }> {
+async function serve(
+  handler: http.RequestListener,
+): Promise<{ port: number; close(): Promise<void> }> {
   const server = http.createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return {
@@ -59,7 +61,10 @@ describe("healthcheck probe", () => {
     const server = await serve(() => undefined);
     try {
       const result = await probe({ host: "127.0.0.1", port: server.port, timeoutMs: 200 });
-      assert.deepEqual(result, { healthy: false, detail: "GET /health failed: no answer within 200 ms" });
+      assert.deepEqual(result, {
+        healthy: false,
+        detail: "GET /health failed: no answer within 200 ms",
+      });
     } finally {
       await server.close();
     }

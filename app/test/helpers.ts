@@ -16,7 +16,8 @@ export function logCollector(): { lines: LogLine[]; write(chunk: string): void }
   return {
     lines,
     write(chunk: string): void {
-      for (const line of chunk.split("\n").filter((l) => l !== "")) lines.push(JSON.parse(line) as LogLine);
+      for (const line of chunk.split("\n").filter((l) => l !== ""))
+        lines.push(JSON.parse(line) as LogLine);
     },
   };
 }
@@ -30,7 +31,12 @@ export interface Response {
 
 export function request(
   port: number,
-  options: { method?: string; path?: string; headers?: Record<string, string>; agent?: http.Agent } = {},
+  options: {
+    method?: string;
+    path?: string;
+    headers?: Record<string, string>;
+    agent?: http.Agent;
+  } = {},
 ): Promise<Response> {
   return new Promise((resolve, reject) => {
     const req = http.request(
@@ -47,7 +53,12 @@ export function request(
         res.setEncoding("utf8");
         res.on("data", (chunk: string) => (text += chunk));
         res.on("end", () =>
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json: () => JSON.parse(text) }),
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            text,
+            json: (): unknown => JSON.parse(text) as unknown,
+          }),
         );
       },
     );
@@ -139,8 +150,8 @@ export function spawnDist(script: string, env: Record<string, string>): Child {
   });
   child.stderr?.setEncoding("utf8");
   child.stderr?.on("data", (chunk: string) => (stderr += chunk));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
-    child.on("close", (code, signal) => resolve({ code, signal, at: Date.now() })),
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>(
+    (resolve) => child.on("close", (code, signal) => resolve({ code, signal, at: Date.now() })),
   );
   return {
     child,
@@ -153,7 +164,8 @@ export function spawnDist(script: string, env: Record<string, string>): Child {
       if (seen !== undefined) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {
         const timer = setTimeout(
-          () => reject(new Error(`no "${event}" log line within ${timeoutMs} ms; stderr: ${stderr}`)),
+          () =>
+            reject(new Error(`no "${event}" log line within ${timeoutMs} ms; stderr: ${stderr}`)),
           timeoutMs,
         );
         waiters.push({
@@ -165,7 +177,11 @@ export function spawnDist(script: string, env: Record<string, string>): Child {
         });
         void exited.then(() => {
           clearTimeout(timer);
-          reject(new Error(`process exited before "${event}"; logs: ${JSON.stringify(logs)} stderr: ${stderr}`));
+          reject(
+            new Error(
+              `process exited before "${event}"; logs: ${JSON.stringify(logs)} stderr: ${stderr}`,
+            ),
+          );
         });
       });
     },

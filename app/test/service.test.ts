@@ -64,7 +64,11 @@ describe("service over HTTP", () => {
     it(`answers ${path} with a JSON 404`, async () => {
       const res = await request(running.port, { path });
       assert.equal(res.status, 404);
-      assert.deepEqual(res.json(), { error: "not_found", message: `No route for GET ${path}`, path });
+      assert.deepEqual(res.json(), {
+        error: "not_found",
+        message: `No route for GET ${path}`,
+        path,
+      });
     });
   }
 
@@ -114,20 +118,39 @@ describe("service over HTTP", () => {
   });
 
   it("echoes a well-formed X-Request-Id and replaces a malformed one", async () => {
-    const kept = await request(running.port, { path: "/health", headers: { "x-request-id": "abc-123" } });
+    const kept = await request(running.port, {
+      path: "/health",
+      headers: { "x-request-id": "abc-123" },
+    });
     assert.equal(kept.headers["x-request-id"], "abc-123");
-    const replaced = await request(running.port, { path: "/health", headers: { "x-request-id": "has space" } });
-    assert.match(String(replaced.headers["x-request-id"]), /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
-    const tooLong = await request(running.port, { path: "/health", headers: { "x-request-id": "a".repeat(129) } });
+    const replaced = await request(running.port, {
+      path: "/health",
+      headers: { "x-request-id": "has space" },
+    });
+    assert.match(
+      String(replaced.headers["x-request-id"]),
+      /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/,
+    );
+    const tooLong = await request(running.port, {
+      path: "/health",
+      headers: { "x-request-id": "a".repeat(129) },
+    });
     assert.notEqual(tooLong.headers["x-request-id"], "a".repeat(129));
     const ids = running.logs.filter((l) => l.event === "request").map((l) => l.requestId);
-    assert.deepEqual(ids, ["abc-123", replaced.headers["x-request-id"], tooLong.headers["x-request-id"]]);
+    assert.deepEqual(ids, [
+      "abc-123",
+      replaced.headers["x-request-id"],
+      tooLong.headers["x-request-id"],
+    ]);
   });
 });
 
 describe("service lifecycle", () => {
   it("turns /ready to 503 during the drain delay, keeps serving, then stops listening", async () => {
-    const { service, port, logs } = await startService({ SHUTDOWN_DELAY_MS: "400", SHUTDOWN_TIMEOUT_MS: "3000" });
+    const { service, port, logs } = await startService({
+      SHUTDOWN_DELAY_MS: "400",
+      SHUTDOWN_TIMEOUT_MS: "3000",
+    });
     const stopping = service.shutdown("SIGTERM");
     assert.equal(service.currentState, "draining");
 
@@ -163,7 +186,10 @@ describe("service lifecycle", () => {
     const result = await service.shutdown("SIGTERM");
     agent.destroy();
     assert.equal(result.forced, false);
-    assert.ok(result.durationMs < 1000, `idle connection did not hold shutdown (${result.durationMs} ms)`);
+    assert.ok(
+      result.durationMs < 1000,
+      `idle connection did not hold shutdown (${result.durationMs} ms)`,
+    );
   });
 
   it("cuts a stalled request once the shutdown deadline passes", async () => {
