@@ -10,6 +10,9 @@
 # Idempotent: rootfs tarballs are cached under $IF_CACHE/base keyed by the pins, and when the
 # registry already serves the list recorded for that key the script returns in about a second.
 # Needs: scripts/install-apt.sh, scripts/engine.sh, scripts/registry.sh.
+# Build against it with `DOCKER_BUILDKIT=1 /usr/bin/docker build --pull --network host --platform P
+# --build-arg BASE_IMAGE=127.0.0.1:5000/image-factory/node-base:22 ...`: without --pull, Docker
+# 20.10 may take a local image of another platform (see untag_local_list).
 # Usage: scripts/base-images.sh [--force]
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$REPO_ROOT/scripts/base/versions.env"
@@ -52,6 +55,18 @@ remote_list_digest() {
     -H 'Accept: application/vnd.oci.image.index.v1+json' \
     "http://$REGISTRY/v2/image-factory/node-base/manifests/$LIST_TAG" || true
 }
+
+# Docker 20.10's builder prefers a local image over the registry when the tag exists locally and
+# does not check the platform strictly enough (an arm/v7 image was taken for linux/arm64). A local
+# copy of the list tag (left by `docker run`/`docker pull` of it) is therefore untagged, and builds
+# against this base use `docker build --pull` so each platform resolves from the manifest list.
+untag_local_list() {
+  if "$DOCKER" image inspect "$REPO:$LIST_TAG" >/dev/null 2>&1; then
+    "$DOCKER" image rm "$REPO:$LIST_TAG" >/dev/null 2>&1 || true
+    log "base: removed the local tag $REPO:$LIST_TAG (builds resolve it from the registry with --pull)"
+  fi
+}
+untag_local_list
 
 if ! $FORCE && [[ -s "$STAMP" ]] && [[ "$(remote_list_digest)" == "$(cat "$STAMP")" ]]; then
   log "base: $REPO:$LIST_TAG is up to date ($(cat "$STAMP"), key $KEY)"
