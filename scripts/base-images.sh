@@ -42,8 +42,10 @@ PLATFORMS=(
 [[ -s "$PASSWORD_FILE" ]] || die "base-images.sh: $PASSWORD_FILE missing: run scripts/registry.sh"
 [[ -s "$CA_BUNDLE" ]] || die "base-images.sh: CA bundle $CA_BUNDLE missing"
 
-# The key covers every input of the rootfs: pins, this script and the CA bundle.
-KEY="$(cat "$REPO_ROOT/scripts/base/versions.env" "${BASH_SOURCE[0]}" "$CA_BUNDLE" | sha256sum | cut -c1-16)"
+# Bump when the way the rootfs is assembled changes (the pins are covered by versions.env).
+RECIPE=1
+# The key covers every input of the rootfs: pins, recipe and the CA bundle.
+KEY="$({ cat "$REPO_ROOT/scripts/base/versions.env" "$CA_BUNDLE"; echo "recipe=$RECIPE"; } | sha256sum | cut -c1-16)"
 STAMP="$BASE/pushed-$KEY"
 
 curl_registry() { # curl against the registry with the factory credential, kept off the command line
