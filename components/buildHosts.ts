@@ -222,6 +222,12 @@ export interface BuildHostsArgs {
   /** An Elastic IP per host, the endpoint CI dials. Off: the endpoint is the private IP (CI runs in
    *  the VPC; the subnet needs a NAT route for downloads and pushes). @default true */
   publicEndpoint?: boolean;
+  /** How the hosts reach Systems Manager. `core` attaches AWS's AmazonSSMManagedInstanceCore,
+   *  which also allows ssm:GetParameter(s) on every parameter of the account (so any SecureString
+   *  under the default aws/ssm key). `session-manager` grants only what the SSM agent needs for
+   *  Session Manager shells, leaving the host able to read its own server key and nothing else.
+   *  @default "core" */
+  ssmAccess?: "core" | "session-manager";
 }
 
 interface Host {
@@ -260,6 +266,7 @@ export class BuildHosts extends pulumi.ComponentResource {
       throw new Error("BuildHosts: architectures is empty; nothing would be built natively");
     const release = args.buildkit ?? DEFAULT_BUILDKIT_RELEASE;
     const publicEndpoint = args.publicEndpoint ?? true;
+    const ssmAccess = args.ssmAccess ?? "core";
     const files = certFiles(args.certDir ?? `/tmp/image-factory/buildkit/${stack}`);
     const parent = { parent: this };
     const tagsFor = (role: string, extra: Record<string, string> = {}): Record<string, string> => ({
@@ -444,11 +451,13 @@ export class BuildHosts extends pulumi.ComponentResource {
         },
         parent,
       );
-      new aws.iam.RolePolicyAttachment(
-        `${name}-${arch}-ssm-core`,
-        { role: hostRole.name, policyArn: aws.iam.ManagedPolicy.AmazonSSMManagedInstanceCore },
-        parent,
-      );
+      if (ssmAccess === "core") {
+        new aws.iam.RolePolicyAttachment(
+          `${name}-${arch}-ssm-core`,
+          { role: hostRole.name, policyArn: aws.iam.ManagedPolicy.AmazonSSMManagedInstanceCore },
+          parent,
+        );
+      }
       new aws.iam.RolePolicy(
         `${name}-${arch}-policy`,
         {
@@ -456,7 +465,13 @@ export class BuildHosts extends pulumi.ComponentResource {
           policy: pulumi
             .all([keyParameter.arn, pulumi.output(args.cacheBucketArn)])
             .apply(([parameterArn, bucketArn]) =>
-              JSON.stringify(hostPolicy({ parameterArn, cacheBucketArn: bucketArn })),
+              JSON.stringify(
+                hostPolicy({
+                  parameterArn,
+                  cacheBucketArn: bucketArn,
+                  sessionManager: ssmAccess === "session-manager",
+                }),
+              ),
             ),
         },
         parent,
@@ -605,10 +620,12 @@ export function assumeRolePolicy(): PolicyDocument {
   };
 }
 
-/** The host's own permissions beyond SSM core: read its server key; use the S3 cache if any. */
+/** The host's own permissions: read its server key; use the S3 cache if any; with
+ *  `sessionManager`, the SSM agent's Session Manager channel (instead of the managed policy). */
 export function hostPolicy(opts: {
   parameterArn: string;
   cacheBucketArn?: string;
+  sessionManager?: boolean;
 }): PolicyDocument {
   const statements: PolicyDocument["Statement"] = [
     {
@@ -618,6 +635,22 @@ export function hostPolicy(opts: {
       Resource: opts.parameterArn,
     },
   ];
+  if (opts.sessionManager === true) {
+    // AWS's documented minimum for the SSM agent's Session Manager channel; these actions take no
+    // resource-level scoping, hence Resource "*".
+    statements.push({
+      Sid: "SessionManager",
+      Effect: "Allow",
+      Action: [
+        "ssm:UpdateInstanceInformation",
+        "ssmmessages:CreateControlChannel",
+        "ssmmessages:CreateDataChannel",
+        "ssmmessages:OpenControlChannel",
+        "ssmmessages:OpenDataChannel",
+      ],
+      Resource: "*",
+    });
+  }
   if (opts.cacheBucketArn !== undefined) {
     statements.push(
       {

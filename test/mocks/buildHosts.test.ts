@@ -555,6 +555,29 @@ describe("BuildHosts (mocks)", () => {
     }
   });
 
+  it("swaps the managed SSM policy for the Session Manager minimum with ssmAccess session-manager", async () => {
+    const { of } = await create("hosts-p", { ssmAccess: "session-manager" });
+    assert.equal(of("aws:iam/rolePolicyAttachment:RolePolicyAttachment").length, 0);
+    for (const p of of("aws:iam/rolePolicy:RolePolicy")) {
+      const doc = JSON.parse(String(p.inputs.policy)) as buildHostsModule.PolicyDocument;
+      assertNoWildcards(doc);
+      const actions = doc.Statement.flatMap((st) => [st.Action].flat()).sort();
+      assert.deepEqual(actions, [
+        "ssm:GetParameter",
+        "ssm:UpdateInstanceInformation",
+        "ssmmessages:CreateControlChannel",
+        "ssmmessages:CreateDataChannel",
+        "ssmmessages:OpenControlChannel",
+        "ssmmessages:OpenDataChannel",
+      ]);
+      const read = doc.Statement.find((st) => st.Sid === "ReadOwnServerKey");
+      assert.equal(
+        read?.Resource,
+        `arn:aws:ssm:eu-west-1:123456789012:parameter/image-factory/dev/buildhosts/${archOf(p.name)}/server-key`,
+      );
+    }
+  });
+
   it("adds S3 access scoped to the cache bucket when one is given", async () => {
     const bucket = "arn:aws:s3:::acme-image-factory-cache";
     const { of } = await create("hosts-i", { cacheBucketArn: bucket });
@@ -733,11 +756,14 @@ describe("BuildHosts (mocks)", () => {
   });
 });
 
+/** No `*` in any action; a `*` resource only where the actions cannot be scoped (Session Manager). */
 function assertNoWildcards(doc: buildHostsModule.PolicyDocument): void {
   for (const s of doc.Statement) {
     for (const action of [s.Action].flat())
       assert.ok(!action.includes("*"), `wildcard action ${action}`);
-    for (const resource of [s.Resource ?? []].flat())
-      assert.notEqual(resource, "*", "wildcard resource");
+    if (s.Sid !== "SessionManager") {
+      for (const resource of [s.Resource ?? []].flat())
+        assert.notEqual(resource, "*", `wildcard resource in ${s.Sid}`);
+    }
   }
 }
