@@ -263,6 +263,17 @@ describe("delivery workflows (.github/workflows)", () => {
     }
   });
 
+  it("install the Pulumi CLI pinned in scripts/versions.env", async () => {
+    const env = fs.readFileSync(path.join(REPO, "scripts/versions.env"), "utf8");
+    const pinned = /^PULUMI_VERSION=v?(\S+)$/m.exec(env)?.[1];
+    assert.ok(pinned, "PULUMI_VERSION missing from scripts/versions.env");
+    const steps = allJobs().flatMap(({ file, id, job }) =>
+      (job.steps ?? []).filter((s) => s.uses?.startsWith("pulumi/actions@")).map((s) => ({ where: `${file}:${id}`, version: String(s.with?.["pulumi-version"]) })),
+    );
+    assert.ok(steps.length >= 6, `expected pulumi/actions steps in pr, main and release, found ${steps.length}`);
+    for (const { where, version } of steps) assert.equal(version, pinned, `${where} installs Pulumi ${version}`);
+  });
+
   it("deploy prod only from the production environment, by promotion", async () => {
     const jobsInProduction = allJobs().filter(({ job }) => {
       const env = job.environment;
