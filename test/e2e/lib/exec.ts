@@ -1,0 +1,128 @@
+// Running real commands for end-to-end tests and benchmarks: output captured, time measured, and
+// failures turned into errors that name the command and quote the end of its output.
+import { spawn } from "child_process";
+import * as path from "path";
+
+export interface RunOptions {
+    cwd?: string;
+    /** Added to (not replacing) the current environment. */
+    env?: NodeJS.ProcessEnv;
+    /** Written to the command's stdin, then stdin is closed (keeps secrets off the command line). */
+    input?: string;
+    /** Kill the command after this many milliseconds (default: 30 minutes). */
+    timeoutMs?: number;
+}
+
+export interface RunResult {
+    command: string;
+    code: number;
+    stdout: string;
+    stderr: string;
+    durationMs: number;
+}
+
+export class CommandError extends Error {
+    constructor(
+        message: string,
+        public readonly result: RunResult,
+    ) {
+        super(message);
+        this.name = "CommandError";
+    }
+}
+
+/** The repository root (test/e2e/lib is three levels below it). */
+export const REPO_ROOT = path.resolve(__dirname, "..", "..", "..");
+
+/** The last `lines` non-empty lines of a command's output, for error messages. */
+export function tail(text: string, lines = 15): string {
+    return text
+        .split("\n")
+        .filter((l) => l.trim() !== "")
+        .slice(-lines)
+        .join("\n");
+}
+
+/** Runs a command and resolves with its result whatever its exit code. */
+export function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+    const command = [cmd, ...args].join(" ");
+    const started = process.hrtime.bigint();
+    return new Promise((resolve, reject) => {
+        const child = spawn(cmd, args, {
+            cwd: opts.cwd,
+            env: { ...process.env, ...(opts.env ?? {}) },
+            stdio: ["pipe", "pipe", "pipe"],
+        });
+        const out: Buffer[] = [];
+        const err: Buffer[] = [];
+        child.stdout.on("data", (d: Buffer) => out.push(d));
+        child.stderr.on("data", (d: Buffer) => err.push(d));
+        const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 30 * 60_000);
+        child.on("error", (e) => {
+            clearTimeout(timer);
+            reject(new Error(`cannot start '${cmd}': ${e.message}`));
+        });
+        child.on("close", (code, signal) => {
+            clearTimeout(timer);
+            resolve({
+                command,
+                code: code ?? (signal !== null ? 128 : 1),
+                stdout: Buffer.concat(out).toString("utf8"),
+                stderr: Buffer.concat(err).toString("utf8"),
+                durationMs: Number(process.hrtime.bigint() - started) / 1e6,
+            });
+        });
+        child.stdin.end(opts.input ?? "");
+    });
+}
+
+/** Runs a command and rejects with a CommandError (naming `what`) when it exits non-zero. */
+export async function runOk(
+    cmd: string,
+    args: readonly string[],
+    opts: RunOptions & { what?: string } = {},
+): Promise<RunResult> {
+    const result = await run(cmd, args, opts);
+    if (result.code !== 0) {
+        const what = opts.what ?? `'${result.command}'`;
+        const output = tail(`${result.stdout}\n${result.stderr}`);
+        throw new CommandError(`${what} failed (exit ${result.code}):\n${output}`, result);
+    }
+    return result;
+}
+
+/** Runs one of the repository's bash scripts (scripts/<name>), failing with its output. */
+export function runScript(name: string, args: readonly string[] = [], opts: RunOptions = {}): Promise<RunResult> {
+    return runOk("bash", [path.join(REPO_ROOT, "scripts", name), ...args], {
+        ...opts,
+        env: { CI: "true", ...(opts.env ?? {}) },
+        what: `scripts/${name}`,
+    });
+}
+
+export function sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls `probe` until it returns a value other than undefined, or fails after `timeoutMs`. */
+export async function waitFor<T>(
+    what: string,
+    probe: () => Promise<T | undefined>,
+    timeoutMs: number,
+    intervalMs = 500,
+): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    let last = "";
+    for (;;) {
+        try {
+            const value = await probe();
+            if (value !== undefined) return value;
+        } catch (e) {
+            last = e instanceof Error ? e.message : String(e);
+        }
+        if (Date.now() > deadline) {
+            throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${last})` : ""}`);
+        }
+        await sleep(intervalMs);
+    }
+}
