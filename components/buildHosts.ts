@@ -109,7 +109,8 @@ function ipv6Bits(a: string): string {
 function bitsToIpv6(b: string): string {
   const groups: string[] = [];
   for (let i = 0; i < 128; i += 16) groups.push(parseInt(b.slice(i, i + 16), 2).toString(16));
-  return groups.join(":");
+  // The WHATWG URL parser prints IPv6 in its canonical compressed form (RFC 5952).
+  return new URL(`http://[${groups.join(":")}]`).hostname.slice(1, -1);
 }
 
 const MAX_GP3_GIB = 16384;

@@ -152,6 +152,13 @@ describe("validateBuildHosts", () => {
       ],
     ],
     [
+      "IPv6 host bits",
+      { allowedCidrs: ["2001:db8::1/64"] },
+      [
+        "buildHosts.allowedCidrs[0]: '2001:db8::1/64' has host bits set; the network is '2001:db8::/64'",
+      ],
+    ],
+    [
       "a repeated CIDR",
       { allowedCidrs: ["203.0.113.7/32", "203.0.113.7/32"] },
       ["buildHosts.allowedCidrs[1]: '203.0.113.7/32' repeats buildHosts.allowedCidrs[0]"],
