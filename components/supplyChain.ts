@@ -646,6 +646,8 @@ function errMessage(e: unknown): string {
  *  builders; the tools are CPU-bound). */
 export async function runEvidence(inp: EvidenceRunInputs): Promise<EvidenceRunOutputs> {
   const outDir = path.resolve(inp.outputDir);
+  const dockerfile = path.resolve(inp.dockerfile);
+  const contextDir = path.resolve(inp.contextDir);
   const sbomDir = path.join(outDir, "sbom");
   const reportDir = path.join(outDir, "reports");
   fs.mkdirSync(sbomDir, { recursive: true });
@@ -657,7 +659,7 @@ export async function runEvidence(inp: EvidenceRunInputs): Promise<EvidenceRunOu
   // Build-context checks (once).
   let lint: Measured<Finding[]>;
   try {
-    const h = await runHadolint({ dockerfile: inp.dockerfile });
+    const h = await runHadolint({ dockerfile });
     lint = measured(h.findings);
     if (h.notes.length > 0) notes.push(`hadolint notes: ${h.notes.map((n) => `${n.id} ${n.where}`).join(", ")}`);
   } catch (e) {
@@ -666,14 +668,14 @@ export async function runEvidence(inp: EvidenceRunInputs): Promise<EvidenceRunOu
   let misconfigurations: Measured<Finding[]>;
   let secrets: Measured<Finding[]>;
   try {
-    const t = await runTrivyConfig({ dir: inp.contextDir, reportPath: path.join(reportDir, "trivy-context.json") });
+    const t = await runTrivyConfig({ dir: contextDir, reportPath: path.join(reportDir, "trivy-context.json") });
     misconfigurations = measured(t.misconfigurations);
     secrets = measured(t.secrets);
   } catch (e) {
     misconfigurations = notRun(errMessage(e));
     secrets = notRun(errMessage(e));
   }
-  const coverage = inp.coverageSummaryPath !== undefined ? readCoverage(inp.coverageSummaryPath) : notRun<number>("no coverage summary path given");
+  const coverage = inp.coverageSummaryPath !== undefined ? readCoverage(path.resolve(inp.coverageSummaryPath)) : notRun<number>("no coverage summary path given");
   const db = inp.vulnerabilityScan ? await ensureTrivyDb() : ({ ok: false, reason: "vulnerability scanning disabled for this stack" } as const);
 
   const platforms: Record<string, PlatformEvidence> = {};
@@ -911,11 +913,13 @@ export class SupplyChainEvidence extends pulumi.ComponentResource {
       registryUsername: args.registryUsername,
       // Secret in the state (the engine encrypts secret inputs); the provider never returns it.
       registryToken: args.registryToken !== undefined ? pulumi.secret(args.registryToken) : undefined,
-      dockerfile,
-      contextDir,
-      coverageSummaryPath,
+      // Relative to the program directory (the cwd of both the program and the provider), so a
+      // fresh clone elsewhere does not look like a change and rescan everything.
+      dockerfile: path.relative(process.cwd(), dockerfile),
+      contextDir: path.relative(process.cwd(), contextDir) || ".",
+      coverageSummaryPath: path.relative(process.cwd(), coverageSummaryPath),
       gates: args.gates,
-      outputDir: path.resolve(args.outputDir),
+      outputDir: path.relative(process.cwd(), path.resolve(args.outputDir)),
       sbomStore: pulumi.output(args.imageName).apply((n) => args.sbomStore ?? (isLoopbackRegistry(registryOf(n)) ? "file" : "oci")),
       requiredChecks: required,
       vulnerabilityScan: args.vulnerabilityScan ?? true,
