@@ -8,6 +8,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { parse } from "yaml";
+import { builderCommand, certFiles } from "../../components/buildHosts";
 
 const REPO = path.resolve(__dirname, "../..");
 const WORKFLOWS = path.join(REPO, ".github/workflows");
@@ -322,6 +323,14 @@ describe("delivery workflows (.github/workflows)", () => {
     assert.ok((job.steps ?? []).some((s) => s.run === "npm ci"));
   });
 
+  it("remote-builders action scripts pass shellcheck", async () => {
+    const shellcheck = findTool("shellcheck", "run scripts/install-apt.sh");
+    for (const id of ["read", "create"]) {
+      const r = spawnSync(shellcheck, ["-s", "bash", "-"], { input: actionScript(id), encoding: "utf8" });
+      assert.equal(r.status, 0, `shellcheck on step ${id}:\n${r.stdout}${r.stderr}`);
+    }
+  });
+
   it("notify on every dev and prod deploy outcome, from a secret webhook", async () => {
     for (const [file, jobId, stack] of [["main.yml", "deploy-dev", "dev"], ["release.yml", "promote-prod", "prod"]] as const) {
       const steps = workflow(file).doc.jobs[jobId].steps ?? [];
@@ -337,5 +346,112 @@ describe("delivery workflows (.github/workflows)", () => {
     }
     const pkg = JSON.parse(fs.readFileSync(path.join(REPO, "package.json"), "utf8")) as { scripts: Record<string, string> };
     assert.match(pkg.scripts.notify, /scripts\/notify\.ts/);
+  });
+});
+
+/** One step's `run` script of the remote-builders composite action. */
+function actionScript(stepId: string): string {
+  const action = parse(fs.readFileSync(path.join(ACTIONS, "remote-builders/action.yml"), "utf8")) as { runs: { steps: Step[] } };
+  const step = action.runs.steps.find((s) => s.id === stepId);
+  assert.ok(step && typeof step.run === "string", `remote-builders has no run step "${stepId}"`);
+  return step.run;
+}
+
+function docker(args: string[]): { status: number | null; out: string } {
+  const r = spawnSync("docker", args, { encoding: "utf8" });
+  return { status: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
+describe("remote-builders action (real buildx, local BuildKit over mTLS)", () => {
+  const cache = process.env.IMAGE_FACTORY_CACHE ?? path.join(os.homedir(), ".cache/image-factory");
+  const certs = path.join(cache, "buildkit/certs");
+  const name = "image-factory-delivery-test-amd64";
+  let tmp = "";
+
+  before(async () => {
+    const buildx = docker(["buildx", "version"]);
+    assert.equal(buildx.status, 0, `docker buildx is missing (scripts/install-go-tools.sh buildx installs it): ${buildx.out}`);
+    for (const f of ["ca.pem", "client.pem", "client-key.pem"]) {
+      assert.ok(fs.existsSync(path.join(certs, f)), `${certs}/${f} is missing: run scripts/buildkit.sh (local BuildKit with mTLS)`);
+    }
+    findTool("jq", "run scripts/install-apt.sh (jq is pinned in scripts/apt-packages.txt)");
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "if-builders-"));
+  });
+
+  after(async () => {
+    docker(["buildx", "rm", name]);
+    if (tmp !== "") fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  function runCreate(commands: unknown, extraEnv: Record<string, string> = {}): { status: number | null; out: string; outputs: string } {
+    const file = path.join(tmp, "commands.json");
+    fs.writeFileSync(file, typeof commands === "string" ? commands : JSON.stringify(commands));
+    const outputs = path.join(tmp, "github-output");
+    fs.writeFileSync(outputs, "");
+    const r = spawnSync("bash", ["-c", actionScript("create")], {
+      encoding: "utf8",
+      env: {
+        PATH: process.env.PATH ?? "",
+        HOME: os.homedir(),
+        BUILDER_COMMANDS_FILE: file,
+        GITHUB_OUTPUT: outputs,
+        BUILDKIT_CA_PEM: fs.readFileSync(path.join(certs, "ca.pem"), "utf8"),
+        BUILDKIT_CLIENT_CERT_PEM: fs.readFileSync(path.join(certs, "client.pem"), "utf8"),
+        BUILDKIT_CLIENT_KEY_PEM: fs.readFileSync(path.join(certs, "client-key.pem"), "utf8"),
+        ...extraEnv,
+      },
+    });
+    return { status: r.status, out: `${r.stdout}${r.stderr}`, outputs: fs.readFileSync(outputs, "utf8") };
+  }
+
+  it("creates the builder BuildHosts describes, writes the PEMs (mode 600) and reaches BuildKit", async () => {
+    const files = certFiles(path.join(tmp, "pki"));
+    // The command exactly as the BuildHosts component prints it; only the TLS server name differs,
+    // because the local daemon's certificate names localhost rather than the builder.
+    const command = builderCommand({ stack: "delivery-test", arch: "amd64", endpoint: "tcp://127.0.0.1:1234", files }).replace(
+      `servername=${name}`,
+      "servername=localhost",
+    );
+    assert.match(command, new RegExp(`--name ${name} `));
+    const r = runCreate({ amd64: command });
+    assert.equal(r.status, 0, r.out);
+    assert.equal(r.outputs.trim(), `builders=${name}`);
+    for (const f of [files.ca, files.cert, files.key]) {
+      assert.equal(fs.statSync(f).mode & 0o777, 0o600, `${f} mode`);
+    }
+    assert.equal(fs.readFileSync(files.key, "utf8").trim(), fs.readFileSync(path.join(certs, "client-key.pem"), "utf8").trim());
+    const inspect = docker(["buildx", "inspect", "--bootstrap", name]);
+    assert.equal(inspect.status, 0, inspect.out);
+    assert.match(inspect.out, /Driver:\s+remote/);
+    assert.match(inspect.out, /Endpoint:\s+tcp:\/\/127\.0\.0\.1:1234/);
+    assert.match(inspect.out, /Status:\s+running/);
+  });
+
+  it("refuses a command of another shape before running anything", async () => {
+    const marker = path.join(tmp, "pwned");
+    const good = `docker buildx create --name image-factory-ok-amd64 --driver remote --driver-opt cacert=${tmp}/a.pem --platform linux/amd64 tcp://127.0.0.1:1234`;
+    for (const bad of [
+      `docker buildx create --name image-factory-x-amd64 --driver remote --driver-opt cacert=/tmp/a.pem;touch ${marker} --platform linux/amd64 tcp://127.0.0.1:1234`,
+      `docker buildx create --name image-factory-x-amd64 --driver remote --driver-opt cacert=$(touch ${marker}) --platform linux/amd64 tcp://127.0.0.1:1234`,
+      `touch ${marker}`,
+    ]) {
+      const r = runCreate([good, bad]);
+      assert.equal(r.status, 1, r.out);
+      assert.match(r.out, /refusing an unexpected builder command/);
+      assert.equal(fs.existsSync(marker), false, "the refused command ran");
+      assert.notEqual(docker(["buildx", "inspect", "image-factory-ok-amd64"]).status, 0, "a builder was created although the output was refused");
+    }
+  });
+
+  it("needs the three PEM secrets when there are commands, and nothing when there are none", async () => {
+    const r = runCreate({ amd64: "docker buildx create --name image-factory-y-amd64 --driver remote --driver-opt cacert=/x --platform linux/amd64 tcp://127.0.0.1:1" }, { BUILDKIT_CLIENT_KEY_PEM: "" });
+    assert.equal(r.status, 1);
+    assert.match(r.out, /secrets BUILDKIT_CA_PEM, BUILDKIT_CLIENT_CERT_PEM and BUILDKIT_CLIENT_KEY_PEM are required/);
+    const none = runCreate("");
+    assert.equal(none.status, 0, none.out);
+    assert.equal(none.outputs.trim(), "builders=");
+    const garbage = runCreate('"just a string"');
+    assert.equal(garbage.status, 1);
+    assert.match(garbage.out, /not a JSON object or array/);
   });
 });
