@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Runs buildkitd on this machine the way the cloud build hosts run it: as root with the runc worker,
+# host networking, QEMU (binfmt, set by scripts/engine.sh) for linux/arm64 and linux/arm/v7, listening
+# on tcp://127.0.0.1:1234 with mutual TLS, and a buildx `remote` builder `image-factory-local`
+# pointing at it. Idempotent: on a ready machine it only checks and returns in about a second.
+#
+# Certificates (CA, server with SAN 127.0.0.1/localhost, client) are made once with openssl in
+# $IF_CACHE/buildkit/certs; keys are mode 600. BuildKit state lives in $IF_CACHE/buildkit/root.
+# Usage: scripts/buildkit.sh          bring up (default)
+#        scripts/buildkit.sh status   exit 0 when buildkitd answers over mTLS and the builder exists
+#        scripts/buildkit.sh stop     stop the buildkitd this script started (pid file)
+#        scripts/buildkit.sh env      print BUILDKIT_* variables for buildctl (addresses, cert paths)
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+ADDR=tcp://127.0.0.1:1234
+SERVER_NAME=localhost
+BUILDER=image-factory-local
+DIR="$IF_CACHE/buildkit"
+CERTS="$DIR/certs"
+CONFIG="$DIR/buildkitd.toml"
+PIDFILE="$DIR/buildkitd.pid"
+RUNC=/usr/sbin/runc
+mkdir -p "$DIR/root" "$CERTS"
+chmod 700 "$DIR" "$CERTS"
+
+buildctl_tls() {
+  buildctl --addr "$ADDR" --tlsservername "$SERVER_NAME" --tlscacert "$CERTS/ca.pem" \
+    --tlscert "$CERTS/client.pem" --tlskey "$CERTS/client-key.pem" "$@"
+}
+daemon_up() { [[ -f "$CERTS/client.pem" ]] && buildctl_tls debug workers >/dev/null 2>&1; }
+builder_ok() {
+  docker buildx inspect "$BUILDER" 2>/dev/null | grep -q "Endpoint: *$ADDR" &&
+    docker buildx inspect "$BUILDER" 2>/dev/null | grep -q "servername=$SERVER_NAME"
+}
+stop_daemon() {
+  if [[ -f "$PIDFILE" ]] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
+    kill "$(cat "$PIDFILE")"
+    for _ in $(seq 1 100); do kill -0 "$(cat "$PIDFILE")" 2>/dev/null || break; sleep 0.1; done
+    log "buildkit: buildkitd stopped"
+  fi
+  rm -f "$PIDFILE"
+}
+
+case "${1:-up}" in
+  status) daemon_up && builder_ok; exit ;;
+  stop) stop_daemon; exit 0 ;;
+  env)
+    printf 'BUILDKIT_HOST=%s\nBUILDKIT_TLS_SERVER_NAME=%s\nBUILDKIT_TLS_CA=%s\nBUILDKIT_TLS_CERT=%s\nBUILDKIT_TLS_KEY=%s\nBUILDKIT_BUILDER=%s\n' \
+      "$ADDR" "$SERVER_NAME" "$CERTS/ca.pem" "$CERTS/client.pem" "$CERTS/client-key.pem" "$BUILDER"
+    exit 0 ;;
+  up) ;;
+  *) die "buildkit.sh: unknown command '$1' (expected up, status, stop or env)" ;;
+esac
+
+command -v buildkitd >/dev/null && command -v buildctl >/dev/null ||
+  die "buildkit.sh: buildkitd/buildctl missing: run scripts/install-go-tools.sh buildkit first"
+docker buildx version >/dev/null 2>&1 || die "buildkit.sh: docker buildx missing: run scripts/install-go-tools.sh buildx first"
+[[ -x "$RUNC" ]] || die "buildkit.sh: $RUNC missing: run scripts/install-apt.sh first (package runc)"
+[[ "$(id -u)" == 0 ]] || die "buildkit.sh: buildkitd runs as root with the runc worker; run as root"
+
+# --- mutual TLS material ----------------------------------------------------------------------
+make_cert() { # <name> <subject CN> <extensions>
+  local name="$1" cn="$2" ext="$3"
+  (umask 077; openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$CERTS/$name-key.pem" 2>/dev/null)
+  openssl req -new -key "$CERTS/$name-key.pem" -subj "/CN=$cn" -out "$CERTS/$name.csr" 2>/dev/null
+  printf '%s\n' "$ext" >"$CERTS/$name.ext"
+  openssl x509 -req -in "$CERTS/$name.csr" -CA "$CERTS/ca.pem" -CAkey "$CERTS/ca-key.pem" -CAcreateserial \
+    -days 825 -sha256 -extfile "$CERTS/$name.ext" -out "$CERTS/$name.pem" 2>/dev/null
+  rm -f "$CERTS/$name.csr" "$CERTS/$name.ext"
+}
+certs_ok() {
+  local f
+  for f in ca client server; do [[ -s "$CERTS/$f.pem" && -s "$CERTS/$f-key.pem" ]] || return 1; done
+  openssl verify -CAfile "$CERTS/ca.pem" "$CERTS/server.pem" "$CERTS/client.pem" >/dev/null 2>&1 &&
+    openssl x509 -in "$CERTS/server.pem" -noout -checkend 86400 >/dev/null &&
+    openssl x509 -in "$CERTS/client.pem" -noout -checkend 86400 >/dev/null
+}
+if ! certs_ok; then
+  log "buildkit: making a CA, a server certificate (SAN 127.0.0.1, localhost) and a client certificate"
+  rm -f "$CERTS"/*.pem "$CERTS"/*.srl
+  (umask 077; openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$CERTS/ca-key.pem" 2>/dev/null)
+  openssl req -x509 -new -key "$CERTS/ca-key.pem" -subj "/CN=image-factory local BuildKit CA" -days 825 -sha256 \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" -out "$CERTS/ca.pem" 2>/dev/null
+  make_cert server buildkitd "basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=IP:127.0.0.1,DNS:localhost"
+  make_cert client image-factory-client "basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=clientAuth"
+  chmod 600 "$CERTS"/*-key.pem
+  certs_ok || die "buildkit.sh: the certificates made in $CERTS do not verify"
+  stop_daemon # a running daemon still holds the old server certificate
+fi
+
+# --- daemon -----------------------------------------------------------------------------------
+cat >"$CONFIG.new" <<TOML
+# Written by scripts/buildkit.sh; the cloud build hosts' cloud-init writes the same shape.
+root = "$DIR/root"
+insecure-entitlements = ["network.host"]
+
+[grpc]
+  address = ["$ADDR"]
+  [grpc.tls]
+    cert = "$CERTS/server.pem"
+    key = "$CERTS/server-key.pem"
+    ca = "$CERTS/ca.pem"
+
+[worker.oci]
+  enabled = true
+  binary = "$RUNC"
+  snapshotter = "overlayfs"
+  # The network rule: no CNI bridge, builds share the host's loopback-only network.
+  networkMode = "host"
+  gc = true
+  gckeepstorage = "20GB"
+
+[worker.containerd]
+  enabled = false
+
+# The local registry speaks plain HTTP on loopback.
+[registry."127.0.0.1:5000"]
+  http = true
+  insecure = true
+[registry."localhost:5000"]
+  http = true
+  insecure = true
+TOML
+if ! cmp -s "$CONFIG.new" "$CONFIG"; then mv "$CONFIG.new" "$CONFIG"; stop_daemon; else rm -f "$CONFIG.new"; fi
+
+if daemon_up; then
+  log "buildkit: buildkitd already serving on $ADDR"
+else
+  if [[ -f "$PIDFILE" ]] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then stop_daemon; fi
+  # Not answering over mTLS but the port is taken: something else is listening there.
+  if (exec 3<>/dev/tcp/127.0.0.1/1234) 2>/dev/null; then
+    die "buildkit.sh: something else listens on 127.0.0.1:1234; stop it first"
+  fi
+  log "buildkit: starting buildkitd $(buildkitd --version | awk '{print $3}') on $ADDR (runc, host network, mTLS)"
+  # setsid: buildkitd must outlive the shell (and the test run) that started it.
+  setsid buildkitd --config "$CONFIG" </dev/null >>"$DIR/buildkitd.log" 2>&1 &
+  echo $! >"$PIDFILE"
+  for _ in $(seq 1 120); do daemon_up && break; sleep 0.5; done
+  daemon_up || { tail -n 30 "$DIR/buildkitd.log" >&2; die "buildkit.sh: buildkitd did not answer on $ADDR within 60 s (log: $DIR/buildkitd.log)"; }
+  # Without a client certificate the daemon must refuse: that is what mutual TLS means here.
+  if buildctl --addr "$ADDR" --tlsservername "$SERVER_NAME" --tlscacert "$CERTS/ca.pem" debug workers >/dev/null 2>&1; then
+    die "buildkit.sh: buildkitd on $ADDR accepted a client without a certificate"
+  fi
+  log "buildkit: buildkitd ready ($(buildctl_tls debug workers --format '{{range .}}{{range .Platforms}}{{.OS}}/{{.Architecture}}{{if .Variant}}/{{.Variant}}{{end}} {{end}}{{end}}'))"
+fi
+
+# --- buildx remote builder --------------------------------------------------------------------
+if builder_ok; then
+  log "buildkit: buildx builder $BUILDER already points at $ADDR"
+else
+  docker buildx rm "$BUILDER" >/dev/null 2>&1 || true
+  docker buildx create --name "$BUILDER" --driver remote \
+    --driver-opt "cacert=$CERTS/ca.pem,cert=$CERTS/client.pem,key=$CERTS/client-key.pem,servername=$SERVER_NAME" \
+    "$ADDR" >/dev/null || die "buildkit.sh: docker buildx create $BUILDER failed"
+  log "buildkit: buildx builder $BUILDER created (remote driver, mTLS)"
+fi
+docker buildx inspect --bootstrap "$BUILDER" >/dev/null 2>&1 ||
+  die "buildkit.sh: buildx builder $BUILDER cannot reach $ADDR (docker buildx inspect --bootstrap $BUILDER)"
