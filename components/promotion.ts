@@ -74,44 +74,67 @@ function fail(message: string): never {
  * so with `prerelease` or a tag names a prerelease version — because `latest` must only ever move to
  * a stable release.
  */
-export function validatePromotion(args: PromotedImageArgs, current?: { project: string; stack: string }): string[] {
+export function validatePromotion(
+  args: PromotedImageArgs,
+  current?: { project: string; stack: string },
+): string[] {
   const { sourceStack, imageName, tags, registry } = args;
   if (typeof sourceStack !== "string" || !STACK_NAME.test(sourceStack)) {
-    fail(`promoteFrom (sourceStack) must be a stack name like "dev" or "acme/image-factory/dev", got ${JSON.stringify(sourceStack)}`);
+    fail(
+      `promoteFrom (sourceStack) must be a stack name like "dev" or "acme/image-factory/dev", got ${JSON.stringify(sourceStack)}`,
+    );
   }
   const parts = sourceStack.split("/");
   const sameProject = parts.length < 2 || parts[parts.length - 2] === current?.project;
   if (current !== undefined && parts[parts.length - 1] === current.stack && sameProject) {
-    fail(`promoteFrom (sourceStack) ${JSON.stringify(sourceStack)} is this stack itself; promote from another stack`);
+    fail(
+      `promoteFrom (sourceStack) ${JSON.stringify(sourceStack)} is this stack itself; promote from another stack`,
+    );
   }
   if (typeof imageName !== "string" || !IMAGE_NAME.test(imageName)) {
-    fail(`imageName must be a lowercase repository with its registry host first (e.g. "ghcr.io/acme/shop-api"), got ${JSON.stringify(imageName)}`);
+    fail(
+      `imageName must be a lowercase repository with its registry host first (e.g. "ghcr.io/acme/shop-api"), got ${JSON.stringify(imageName)}`,
+    );
   }
   if (!Array.isArray(tags) || tags.length === 0) {
-    fail(`tags must list at least one tag to publish for promotion from ${JSON.stringify(sourceStack)}, got ${JSON.stringify(tags)}`);
+    fail(
+      `tags must list at least one tag to publish for promotion from ${JSON.stringify(sourceStack)}, got ${JSON.stringify(tags)}`,
+    );
   }
   for (const tag of tags) {
     if (typeof tag !== "string" || !TAG.test(tag)) {
-      fail(`tags: ${JSON.stringify(tag)} is not a valid tag name ([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}); pass tag names, not full refs`);
+      fail(
+        `tags: ${JSON.stringify(tag)} is not a valid tag name ([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}); pass tag names, not full refs`,
+      );
     }
   }
   if (tags.includes("latest")) {
     const prereleaseTag = tags.find((t) => SEMVER_PRERELEASE.test(t));
     if (args.prerelease) {
-      fail(`refusing to move "latest" to a prerelease (tags ${JSON.stringify(tags)}, prerelease: true); "latest" only follows stable releases`);
+      fail(
+        `refusing to move "latest" to a prerelease (tags ${JSON.stringify(tags)}, prerelease: true); "latest" only follows stable releases`,
+      );
     }
     if (prereleaseTag !== undefined) {
-      fail(`refusing to move "latest" to a prerelease: tag ${JSON.stringify(prereleaseTag)} is a prerelease version (tags ${JSON.stringify(tags)})`);
+      fail(
+        `refusing to move "latest" to a prerelease: tag ${JSON.stringify(prereleaseTag)} is a prerelease version (tags ${JSON.stringify(tags)})`,
+      );
     }
   }
   if (registry === undefined || typeof registry.address !== "string" || registry.address === "") {
-    fail(`registry.address must be the registry host (e.g. "ghcr.io"), got ${JSON.stringify(registry?.address)}`);
+    fail(
+      `registry.address must be the registry host (e.g. "ghcr.io"), got ${JSON.stringify(registry?.address)}`,
+    );
   }
   if (!imageName.startsWith(`${registry.address}/`)) {
-    fail(`imageName ${JSON.stringify(imageName)} is not on registry.address ${JSON.stringify(registry.address)}`);
+    fail(
+      `imageName ${JSON.stringify(imageName)} is not on registry.address ${JSON.stringify(registry.address)}`,
+    );
   }
   if (typeof registry.username !== "string" || registry.username === "") {
-    fail(`registry.username (config registryUsername) is required to push promoted tags, got ${JSON.stringify(registry.username)}`);
+    fail(
+      `registry.username (config registryUsername) is required to push promoted tags, got ${JSON.stringify(registry.username)}`,
+    );
   }
   if (registry.password === undefined || registry.password === null || registry.password === "") {
     fail("registry.password (config registryToken, a secret) is required to push promoted tags");
@@ -142,10 +165,17 @@ function stringRecord(value: unknown): Record<string, string> {
 function describeFailedChecks(gateResults: Record<string, unknown>): string {
   const checks = Array.isArray(gateResults.checks) ? (gateResults.checks as unknown[]) : [];
   const failed = checks
-    .filter((c): c is Record<string, unknown> => typeof c === "object" && c !== null && (c as Record<string, unknown>).passed !== true)
+    .filter(
+      (c): c is Record<string, unknown> =>
+        typeof c === "object" && c !== null && (c as Record<string, unknown>).passed !== true,
+    )
     .map((c) => {
       const name = String(c.name ?? c.gate ?? c.id ?? "unnamed check");
-      const detail = c.message ?? (c.measured !== undefined || c.limit !== undefined ? `measured ${String(c.measured)}, limit ${String(c.limit)}` : undefined);
+      const detail =
+        c.message ??
+        (c.measured !== undefined || c.limit !== undefined
+          ? `measured ${String(c.measured)}, limit ${String(c.limit)}`
+          : undefined);
       return detail === undefined ? name : `${name} (${String(detail)})`;
     });
   return failed.length > 0 ? `failed checks: ${failed.join("; ")}` : "no check names were exported";
@@ -166,36 +196,54 @@ export function checkSourceOutputs(
   const src = JSON.stringify(sourceStack);
   const { digest } = outputs;
   if (digest === undefined || digest === null || digest === "") {
-    fail(`source stack ${src} has no "digest" output; run \`pulumi up\` on ${src} first (promoteFrom=${src})`);
+    fail(
+      `source stack ${src} has no "digest" output; run \`pulumi up\` on ${src} first (promoteFrom=${src})`,
+    );
   }
   if (typeof digest !== "string" || !DIGEST.test(digest)) {
-    fail(`source stack ${src} exports "digest" = ${JSON.stringify(digest)}, which is not a sha256:<64 hex> digest`);
+    fail(
+      `source stack ${src} exports "digest" = ${JSON.stringify(digest)}, which is not a sha256:<64 hex> digest`,
+    );
   }
   let sourceRepository = imageName;
   if (outputs.imageRef !== undefined && outputs.imageRef !== null) {
     const ref = outputs.imageRef;
     if (typeof ref !== "string" || !ref.endsWith(`@${digest}`)) {
-      fail(`source stack ${src} exports "imageRef" = ${JSON.stringify(ref)}, which does not point at its digest ${digest}`);
+      fail(
+        `source stack ${src} exports "imageRef" = ${JSON.stringify(ref)}, which does not point at its digest ${digest}`,
+      );
     }
     sourceRepository = ref.slice(0, ref.length - digest.length - 1);
   }
   if (requireGatesPassed) {
     const gates = outputs.gateResults;
     if (gates === undefined || gates === null) {
-      fail(`source stack ${src} has no "gateResults" output, so its quality gates cannot be shown to have passed; refusing to promote ${digest}`);
+      fail(
+        `source stack ${src} has no "gateResults" output, so its quality gates cannot be shown to have passed; refusing to promote ${digest}`,
+      );
     }
     if (typeof gates !== "object" || Array.isArray(gates)) {
-      fail(`source stack ${src} exports "gateResults" = ${JSON.stringify(gates)}, expected { passed, checks }`);
+      fail(
+        `source stack ${src} exports "gateResults" = ${JSON.stringify(gates)}, expected { passed, checks }`,
+      );
     }
     const record = gates as Record<string, unknown>;
     if (record.passed !== true) {
-      fail(`source stack ${src} "gateResults.passed" is ${JSON.stringify(record.passed)}: its quality gates did not pass (${describeFailedChecks(record)}); refusing to promote ${digest}`);
+      fail(
+        `source stack ${src} "gateResults.passed" is ${JSON.stringify(record.passed)}: its quality gates did not pass (${describeFailedChecks(record)}); refusing to promote ${digest}`,
+      );
     }
   }
-  if (expectedRevision !== undefined && typeof outputs.release === "object" && outputs.release !== null) {
+  if (
+    expectedRevision !== undefined &&
+    typeof outputs.release === "object" &&
+    outputs.release !== null
+  ) {
     const sourceSha = (outputs.release as Record<string, unknown>).sha;
     if (typeof sourceSha === "string" && sourceSha !== expectedRevision) {
-      fail(`source stack ${src} holds revision ${sourceSha}, but this release is ${expectedRevision}; deploy ${expectedRevision} to ${src} first so the promoted digest is the commit being released`);
+      fail(
+        `source stack ${src} holds revision ${sourceSha}, but this release is ${expectedRevision}; deploy ${expectedRevision} to ${src} first so the promoted digest is the commit being released`,
+      );
     }
   }
   return {
@@ -223,11 +271,18 @@ export class PromotedImage extends pulumi.ComponentResource {
 
   constructor(name: string, args: PromotedImageArgs, opts?: pulumi.ComponentResourceOptions) {
     super("image-factory:promotion:PromotedImage", name, {}, opts);
-    const tagNames = validatePromotion(args, { project: pulumi.getProject(), stack: pulumi.getStack() });
+    const tagNames = validatePromotion(args, {
+      project: pulumi.getProject(),
+      stack: pulumi.getStack(),
+    });
     const requireGatesPassed = args.requireGatesPassed ?? true;
     const { sourceStack, imageName } = args;
 
-    const ref = new pulumi.StackReference(`${name}-source`, { name: sourceStack }, { parent: this });
+    const ref = new pulumi.StackReference(
+      `${name}-source`,
+      { name: sourceStack },
+      { parent: this },
+    );
     // During a preview the reference may be unknown; the apply then does not run and the check
     // happens on `up`, before any Index is pushed, because every Index input hangs off it.
     const checked = pulumi
@@ -240,14 +295,23 @@ export class PromotedImage extends pulumi.ComponentResource {
         ref.getOutput("gateResults"),
         ref.getOutput("release"),
       ])
-      .apply(([srcImageName, digest, imageRef, platformDigests, sbomLocations, gateResults, release]) =>
-        checkSourceOutputs(
-          sourceStack,
-          imageName,
-          { imageName: srcImageName, digest, imageRef, platformDigests, sbomLocations, gateResults, release },
-          requireGatesPassed,
-          args.expectedRevision,
-        ),
+      .apply(
+        ([srcImageName, digest, imageRef, platformDigests, sbomLocations, gateResults, release]) =>
+          checkSourceOutputs(
+            sourceStack,
+            imageName,
+            {
+              imageName: srcImageName,
+              digest,
+              imageRef,
+              platformDigests,
+              sbomLocations,
+              gateResults,
+              release,
+            },
+            requireGatesPassed,
+            args.expectedRevision,
+          ),
       );
 
     const registry = {
@@ -277,15 +341,19 @@ export class PromotedImage extends pulumi.ComponentResource {
     this.publishedRefs = pulumi.all(this.indexes.map((i) => i.ref));
     // The tags export resolves only once every Index is pushed, and only if each landed on the
     // source digest (a registry that rewrote the index would break "prod runs what dev tested").
-    this.tags = pulumi.all([checked.digest, this.publishedRefs, pulumi.all(this.indexes.map((i) => i.tag))]).apply(([digest, refs, tags]) => {
-      refs.forEach((r, i) => {
-        const at = r.lastIndexOf("@");
-        if (at >= 0 && r.slice(at + 1) !== digest) {
-          fail(`tag ${tags[i]} was published at ${r.slice(at + 1)}, not at the source digest ${digest} from ${JSON.stringify(sourceStack)}`);
-        }
+    this.tags = pulumi
+      .all([checked.digest, this.publishedRefs, pulumi.all(this.indexes.map((i) => i.tag))])
+      .apply(([digest, refs, tags]) => {
+        refs.forEach((r, i) => {
+          const at = r.lastIndexOf("@");
+          if (at >= 0 && r.slice(at + 1) !== digest) {
+            fail(
+              `tag ${tags[i]} was published at ${r.slice(at + 1)}, not at the source digest ${digest} from ${JSON.stringify(sourceStack)}`,
+            );
+          }
+        });
+        return tags;
       });
-      return tags;
-    });
 
     this.registerOutputs({
       digest: this.digest,

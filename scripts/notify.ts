@@ -56,12 +56,16 @@ export function parseTags(raw: string | undefined): string[] {
 /** Reads and checks the notification from the environment; errors name the variable. */
 export function notificationFromEnv(env: NodeJS.ProcessEnv): Notification {
   const stack = (env.NOTIFY_STACK ?? "").trim();
-  if (stack === "") throw new Error("NOTIFY_STACK is required (the stack that was deployed, e.g. dev)");
+  if (stack === "")
+    throw new Error("NOTIFY_STACK is required (the stack that was deployed, e.g. dev)");
   const status = (env.NOTIFY_STATUS ?? "").trim().toLowerCase();
   if (!STATUSES.includes(status as DeployStatus)) {
-    throw new Error(`NOTIFY_STATUS must be one of ${STATUSES.join(", ")}, got ${JSON.stringify(env.NOTIFY_STATUS ?? "")}`);
+    throw new Error(
+      `NOTIFY_STATUS must be one of ${STATUSES.join(", ")}, got ${JSON.stringify(env.NOTIFY_STATUS ?? "")}`,
+    );
   }
-  const optional = (v: string | undefined): string | undefined => (v === undefined || v.trim() === "" ? undefined : v.trim());
+  const optional = (v: string | undefined): string | undefined =>
+    v === undefined || v.trim() === "" ? undefined : v.trim();
   return {
     stack,
     status: status as DeployStatus,
@@ -74,8 +78,10 @@ export function notificationFromEnv(env: NodeJS.ProcessEnv): Notification {
 
 /** The Slack message: `text` is the fallback shown in notifications, `blocks` the rich layout. */
 export function buildPayload(n: Notification): SlackPayload {
-  const icon = n.status === "success" ? ":white_check_mark:" : n.status === "failure" ? ":x:" : ":warning:";
-  const verb = n.status === "success" ? "succeeded" : n.status === "failure" ? "failed" : "was cancelled";
+  const icon =
+    n.status === "success" ? ":white_check_mark:" : n.status === "failure" ? ":x:" : ":warning:";
+  const verb =
+    n.status === "success" ? "succeeded" : n.status === "failure" ? "failed" : "was cancelled";
   const digest = n.digest ?? "n/a";
   const tags = n.tags.length > 0 ? n.tags.join(", ") : "none";
   const run = n.runUrl ?? "n/a";
@@ -87,19 +93,35 @@ export function buildPayload(n: Notification): SlackPayload {
   ];
   if (n.image !== undefined) fields.push({ type: "mrkdwn", text: `*Image*\n${n.image}` });
   const blocks: Array<Record<string, unknown>> = [
-    { type: "section", text: { type: "mrkdwn", text: `${icon} *image-factory* deploy to *${n.stack}* ${verb}` } },
+    {
+      type: "section",
+      text: { type: "mrkdwn", text: `${icon} *image-factory* deploy to *${n.stack}* ${verb}` },
+    },
     { type: "section", fields },
     // Slack limits a text object to 3000 characters; a long tag list is cut, the fallback keeps it all.
-    { type: "section", text: { type: "mrkdwn", text: `*Tags*\n${tags.length > 2900 ? `${tags.slice(0, 2900)}…` : tags}` } },
+    {
+      type: "section",
+      text: {
+        type: "mrkdwn",
+        text: `*Tags*\n${tags.length > 2900 ? `${tags.slice(0, 2900)}…` : tags}`,
+      },
+    },
   ];
   if (n.runUrl !== undefined) {
-    blocks.push({ type: "context", elements: [{ type: "mrkdwn", text: `<${n.runUrl}|Workflow run>` }] });
+    blocks.push({
+      type: "context",
+      elements: [{ type: "mrkdwn", text: `<${n.runUrl}|Workflow run>` }],
+    });
   }
   return { text, blocks };
 }
 
 /** Posts the payload. Throws on a non-2xx answer or a network error, without the URL in the message. */
-export async function postPayload(url: string, payload: SlackPayload, timeoutMs: number): Promise<void> {
+export async function postPayload(
+  url: string,
+  payload: SlackPayload,
+  timeoutMs: number,
+): Promise<void> {
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -107,7 +129,9 @@ export async function postPayload(url: string, payload: SlackPayload, timeoutMs:
     throw new Error("SLACK_WEBHOOK_URL is not a valid URL (value not shown: it is a credential)");
   }
   if (parsed.protocol !== "https:" && parsed.protocol !== "http:") {
-    throw new Error(`SLACK_WEBHOOK_URL must be an http(s) URL, got scheme ${JSON.stringify(parsed.protocol)} (value not shown)`);
+    throw new Error(
+      `SLACK_WEBHOOK_URL must be an http(s) URL, got scheme ${JSON.stringify(parsed.protocol)} (value not shown)`,
+    );
   }
   let response: Response;
   try {
@@ -121,16 +145,24 @@ export async function postPayload(url: string, payload: SlackPayload, timeoutMs:
     // fetch's errors can carry the request URL; only the cause's code or name is reported.
     const e = err as { name?: string; cause?: { code?: string; name?: string } };
     const reason = e.cause?.code ?? e.cause?.name ?? e.name ?? "unknown error";
-    throw new Error(`webhook request to ${parsed.protocol}//${parsed.hostname} failed: ${reason === "TimeoutError" ? `no answer within ${timeoutMs} ms` : reason}`);
+    throw new Error(
+      `webhook request to ${parsed.protocol}//${parsed.hostname} failed: ${reason === "TimeoutError" ? `no answer within ${timeoutMs} ms` : reason}`,
+    );
   }
   if (!response.ok) {
     const body = (await response.text().catch(() => "")).slice(0, 200);
-    throw new Error(`webhook at ${parsed.protocol}//${parsed.hostname} answered HTTP ${response.status}${body === "" ? "" : `: ${body}`}`);
+    throw new Error(
+      `webhook at ${parsed.protocol}//${parsed.hostname} answered HTTP ${response.status}${body === "" ? "" : `: ${body}`}`,
+    );
   }
 }
 
 /** The CLI: returns the exit code, writes one log line per outcome. */
-export async function main(env: NodeJS.ProcessEnv, log: (line: string) => void, logError: (line: string) => void = log): Promise<number> {
+export async function main(
+  env: NodeJS.ProcessEnv,
+  log: (line: string) => void,
+  logError: (line: string) => void = log,
+): Promise<number> {
   let notification: Notification;
   try {
     notification = notificationFromEnv(env);
@@ -140,12 +172,16 @@ export async function main(env: NodeJS.ProcessEnv, log: (line: string) => void, 
   }
   const url = (env.SLACK_WEBHOOK_URL ?? "").trim();
   if (url === "") {
-    log(`notify: SLACK_WEBHOOK_URL is not set; skipping the ${notification.status} notification for stack ${notification.stack}`);
+    log(
+      `notify: SLACK_WEBHOOK_URL is not set; skipping the ${notification.status} notification for stack ${notification.stack}`,
+    );
     return 0;
   }
   const timeoutMs = Number(env.NOTIFY_TIMEOUT_MS ?? "10000");
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
-    logError(`notify: error: NOTIFY_TIMEOUT_MS must be a positive number of milliseconds, got ${JSON.stringify(env.NOTIFY_TIMEOUT_MS)}`);
+    logError(
+      `notify: error: NOTIFY_TIMEOUT_MS must be a positive number of milliseconds, got ${JSON.stringify(env.NOTIFY_TIMEOUT_MS)}`,
+    );
     return 2;
   }
   try {
@@ -154,7 +190,9 @@ export async function main(env: NodeJS.ProcessEnv, log: (line: string) => void, 
     logError(`notify: error: ${(err as Error).message}`);
     return 1;
   }
-  log(`notify: sent the ${notification.status} notification for stack ${notification.stack} (digest ${notification.digest ?? "n/a"}, ${notification.tags.length} tags)`);
+  log(
+    `notify: sent the ${notification.status} notification for stack ${notification.stack} (digest ${notification.digest ?? "n/a"}, ${notification.tags.length} tags)`,
+  );
   return 0;
 }
 

@@ -25,10 +25,24 @@ const goodOutputs = {
   imageName: IMAGE,
   digest: DIGEST,
   imageRef: `${IMAGE}@${DIGEST}`,
-  platformDigests: { "linux/amd64": `sha256:${"01".repeat(32)}`, "linux/arm64": `sha256:${"02".repeat(32)}` },
-  sbomLocations: { "linux/amd64": "oci://ghcr.io/acme/shop-api@sha256:aa", "linux/arm64": "oci://ghcr.io/acme/shop-api@sha256:bb" },
-  gateResults: { passed: true, checks: [{ name: "maxImageSizeMb", passed: true, measured: 120, limit: 500 }] },
-  release: { ref: "refs/heads/main", sha: "1a2b3c4d".repeat(5), version: "main", prerelease: false },
+  platformDigests: {
+    "linux/amd64": `sha256:${"01".repeat(32)}`,
+    "linux/arm64": `sha256:${"02".repeat(32)}`,
+  },
+  sbomLocations: {
+    "linux/amd64": "oci://ghcr.io/acme/shop-api@sha256:aa",
+    "linux/arm64": "oci://ghcr.io/acme/shop-api@sha256:bb",
+  },
+  gateResults: {
+    passed: true,
+    checks: [{ name: "maxImageSizeMb", passed: true, measured: 120, limit: 500 }],
+  },
+  release: {
+    ref: "refs/heads/main",
+    sha: "1a2b3c4d".repeat(5),
+    version: "main",
+    prerelease: false,
+  },
 };
 
 /** Source stacks by name, as the mocked backend would return their outputs. */
@@ -37,7 +51,13 @@ const SOURCES: Record<string, Record<string, unknown>> = {
   "acme/image-factory/empty": { imageName: IMAGE },
   "acme/image-factory/failed": {
     ...goodOutputs,
-    gateResults: { passed: false, checks: [{ name: "maxCritical", passed: false, measured: 3, limit: 0 }, { name: "minCoverage", passed: true }] },
+    gateResults: {
+      passed: false,
+      checks: [
+        { name: "maxCritical", passed: false, measured: 3, limit: 0 },
+        { name: "minCoverage", passed: true },
+      ],
+    },
   },
   "acme/image-factory/nogates": { ...goodOutputs, gateResults: undefined },
 };
@@ -54,7 +74,9 @@ function promiseOf<T>(output: pulumiType.Output<T>): Promise<T> {
 
 /** Runs `fn` with unhandled rejections collected instead of failing the mocha run: a resource whose
  *  inputs reject makes the SDK raise one on purpose, which is how `pulumi up` reports the error. */
-async function collectingRejections<T>(fn: () => Promise<T>): Promise<{ result: T | Error; rejections: string[] }> {
+async function collectingRejections<T>(
+  fn: () => Promise<T>,
+): Promise<{ result: T | Error; rejections: string[] }> {
   const saved = process.listeners("unhandledRejection");
   process.removeAllListeners("unhandledRejection");
   const rejections: string[] = [];
@@ -78,13 +100,19 @@ async function collectingRejections<T>(fn: () => Promise<T>): Promise<{ result: 
   }
 }
 
-function args(overrides: Partial<promotionModule.PromotedImageArgs> = {}): promotionModule.PromotedImageArgs {
+function args(
+  overrides: Partial<promotionModule.PromotedImageArgs> = {},
+): promotionModule.PromotedImageArgs {
   return {
     sourceStack: "acme/image-factory/dev",
     imageName: IMAGE,
     tags: ["1.2.3", "1.2", "1", "latest"],
     prerelease: false,
-    registry: { address: "ghcr.io", username: "acme-bot", password: pulumi.secret("ghp_not-a-real-token") },
+    registry: {
+      address: "ghcr.io",
+      username: "acme-bot",
+      password: pulumi.secret("ghp_not-a-real-token"),
+    },
     ...overrides,
   };
 }
@@ -98,11 +126,20 @@ describe("PromotedImage (mocks)", () => {
           registered.push({ type: a.type, name: a.name, inputs: a.inputs, id: a.id });
           if (a.type === "pulumi:pulumi:StackReference") {
             const stack = String(a.inputs.name);
-            return { id: stack, state: { name: stack, outputs: SOURCES[stack] ?? {}, secretOutputNames: [] } };
+            return {
+              id: stack,
+              state: { name: stack, outputs: SOURCES[stack] ?? {}, secretOutputNames: [] },
+            };
           }
           if (a.type === "docker-build:index:Index") {
             const source = String((a.inputs.sources as string[])[0]);
-            return { id: `${a.name}-id`, state: { ...a.inputs, ref: `${String(a.inputs.tag)}@${source.slice(source.indexOf("@") + 1)}` } };
+            return {
+              id: `${a.name}-id`,
+              state: {
+                ...a.inputs,
+                ref: `${String(a.inputs.tag)}@${source.slice(source.indexOf("@") + 1)}`,
+              },
+            };
           }
           return { id: `${a.name}-id`, state: a.inputs };
         },
@@ -123,17 +160,22 @@ describe("PromotedImage (mocks)", () => {
 
   it("reads the source stack and publishes every tag at its digest without building", async () => {
     const pi = new promotion.PromotedImage("promo", args());
-    const [digest, imageRef, tags, platformDigests, sbomLocations, sourceStack] = await Promise.all([
-      promiseOf(pi.digest),
-      promiseOf(pi.imageRef),
-      promiseOf(pi.tags),
-      promiseOf(pi.platformDigests),
-      promiseOf(pi.sbomLocations),
-      promiseOf(pi.sourceStack),
-    ]);
+    const [digest, imageRef, tags, platformDigests, sbomLocations, sourceStack] = await Promise.all(
+      [
+        promiseOf(pi.digest),
+        promiseOf(pi.imageRef),
+        promiseOf(pi.tags),
+        promiseOf(pi.platformDigests),
+        promiseOf(pi.sbomLocations),
+        promiseOf(pi.sourceStack),
+      ],
+    );
     assert.equal(digest, DIGEST);
     assert.equal(imageRef, `${IMAGE}@${DIGEST}`);
-    assert.deepEqual(tags, ["1.2.3", "1.2", "1", "latest"].map((t) => `${IMAGE}:${t}`));
+    assert.deepEqual(
+      tags,
+      ["1.2.3", "1.2", "1", "latest"].map((t) => `${IMAGE}:${t}`),
+    );
     assert.deepEqual(platformDigests, goodOutputs.platformDigests);
     assert.deepEqual(sbomLocations, goodOutputs.sbomLocations);
     assert.equal(sourceStack, "acme/image-factory/dev");
@@ -152,18 +194,41 @@ describe("PromotedImage (mocks)", () => {
       // the token), never as plain text.
       const registry = index.inputs.registry as Record<string, unknown>;
       assert.equal(registry[SECRET_SIG_KEY], SECRET_SIG);
-      assert.deepEqual(registry.value, { address: "ghcr.io", username: "acme-bot", password: "ghp_not-a-real-token" });
+      assert.deepEqual(registry.value, {
+        address: "ghcr.io",
+        username: "acme-bot",
+        password: "ghp_not-a-real-token",
+      });
     }
-    assert.deepEqual(await promiseOf(pi.publishedRefs), tags.map((t) => `${t}@${DIGEST}`));
-    assert.equal(registered.filter((r) => r.type === "docker-build:index:Image").length, 0, "promotion must not build an Image");
     assert.deepEqual(
-      registered.map((r) => r.type).filter((t) => t !== "image-factory:promotion:PromotedImage").sort(),
-      ["docker-build:index:Index", "docker-build:index:Index", "docker-build:index:Index", "docker-build:index:Index", "pulumi:pulumi:StackReference"],
+      await promiseOf(pi.publishedRefs),
+      tags.map((t) => `${t}@${DIGEST}`),
+    );
+    assert.equal(
+      registered.filter((r) => r.type === "docker-build:index:Image").length,
+      0,
+      "promotion must not build an Image",
+    );
+    assert.deepEqual(
+      registered
+        .map((r) => r.type)
+        .filter((t) => t !== "image-factory:promotion:PromotedImage")
+        .sort(),
+      [
+        "docker-build:index:Index",
+        "docker-build:index:Index",
+        "docker-build:index:Index",
+        "docker-build:index:Index",
+        "pulumi:pulumi:StackReference",
+      ],
     );
   });
 
   it("publishes a prerelease's tags without latest", async () => {
-    const pi = new promotion.PromotedImage("pre", args({ tags: promotion.promotionTags(["1.3.0-rc.1", "latest"], true), prerelease: true }));
+    const pi = new promotion.PromotedImage(
+      "pre",
+      args({ tags: promotion.promotionTags(["1.3.0-rc.1", "latest"], true), prerelease: true }),
+    );
     assert.deepEqual(await promiseOf(pi.tags), [`${IMAGE}:1.3.0-rc.1`]);
     assert.deepEqual(
       registered.filter((r) => r.type === "docker-build:index:Index").map((r) => r.inputs.tag),
@@ -173,19 +238,35 @@ describe("PromotedImage (mocks)", () => {
 
   it("refuses a source stack without a digest, naming the stack and the export", async () => {
     const { result, rejections } = await collectingRejections(async () => {
-      const pi = new promotion.PromotedImage("nodigest", args({ sourceStack: "acme/image-factory/empty" }));
+      const pi = new promotion.PromotedImage(
+        "nodigest",
+        args({ sourceStack: "acme/image-factory/empty" }),
+      );
       return promiseOf(pi.digest);
     });
     assert.ok(result instanceof Error, "expected the digest output to reject");
-    assert.match(result.message, /source stack "acme\/image-factory\/empty" has no "digest" output/);
+    assert.match(
+      result.message,
+      /source stack "acme\/image-factory\/empty" has no "digest" output/,
+    );
     // The Index registrations fail with the same message: that is what `pulumi up` prints.
-    assert.ok(rejections.some((m) => m.includes('has no "digest" output')), `rejections: ${JSON.stringify(rejections)}`);
-    assert.equal(registered.filter((r) => r.type === "docker-build:index:Index").length, 0, "no Index may be registered");
+    assert.ok(
+      rejections.some((m) => m.includes('has no "digest" output')),
+      `rejections: ${JSON.stringify(rejections)}`,
+    );
+    assert.equal(
+      registered.filter((r) => r.type === "docker-build:index:Index").length,
+      0,
+      "no Index may be registered",
+    );
   });
 
   it("refuses a source stack whose gates failed, naming the failed checks", async () => {
     const { result } = await collectingRejections(async () => {
-      const pi = new promotion.PromotedImage("failed", args({ sourceStack: "acme/image-factory/failed" }));
+      const pi = new promotion.PromotedImage(
+        "failed",
+        args({ sourceStack: "acme/image-factory/failed" }),
+      );
       return promiseOf(pi.digest);
     });
     assert.ok(result instanceof Error);
@@ -197,13 +278,19 @@ describe("PromotedImage (mocks)", () => {
 
   it("refuses a source stack without gateResults unless requireGatesPassed is false", async () => {
     const { result } = await collectingRejections(async () => {
-      const pi = new promotion.PromotedImage("nogates", args({ sourceStack: "acme/image-factory/nogates" }));
+      const pi = new promotion.PromotedImage(
+        "nogates",
+        args({ sourceStack: "acme/image-factory/nogates" }),
+      );
       return promiseOf(pi.digest);
     });
     assert.ok(result instanceof Error);
     assert.match(result.message, /has no "gateResults" output/);
 
-    const allowed = new promotion.PromotedImage("nogates-ok", args({ sourceStack: "acme/image-factory/nogates", requireGatesPassed: false }));
+    const allowed = new promotion.PromotedImage(
+      "nogates-ok",
+      args({ sourceStack: "acme/image-factory/nogates", requireGatesPassed: false }),
+    );
     assert.equal(await promiseOf(allowed.digest), DIGEST);
   });
 
@@ -213,26 +300,49 @@ describe("PromotedImage (mocks)", () => {
       return promiseOf(pi.digest);
     });
     assert.ok(result instanceof Error);
-    assert.match(result.message, new RegExp(`holds revision ${"1a2b3c4d".repeat(5)}, but this release is ${"f".repeat(40)}`));
-    const same = new promotion.PromotedImage("same", args({ expectedRevision: "1a2b3c4d".repeat(5) }));
+    assert.match(
+      result.message,
+      new RegExp(`holds revision ${"1a2b3c4d".repeat(5)}, but this release is ${"f".repeat(40)}`),
+    );
+    const same = new promotion.PromotedImage(
+      "same",
+      args({ expectedRevision: "1a2b3c4d".repeat(5) }),
+    );
     assert.equal(await promiseOf(same.digest), DIGEST);
   });
 
   it("refuses latest on a prerelease before registering anything", async () => {
     assert.throws(
-      () => new promotion.PromotedImage("latest-pre", args({ tags: ["1.3.0-rc.1", "latest"], prerelease: true })),
+      () =>
+        new promotion.PromotedImage(
+          "latest-pre",
+          args({ tags: ["1.3.0-rc.1", "latest"], prerelease: true }),
+        ),
       /refusing to move "latest" to a prerelease/,
     );
     assert.throws(
-      () => new promotion.PromotedImage("latest-pre2", args({ tags: ["2.0.0-beta.2", "latest"], prerelease: false })),
+      () =>
+        new promotion.PromotedImage(
+          "latest-pre2",
+          args({ tags: ["2.0.0-beta.2", "latest"], prerelease: false }),
+        ),
       /tag "2.0.0-beta.2" is a prerelease version/,
     );
-    assert.equal(registered.filter((r) => r.type !== "image-factory:promotion:PromotedImage").length, 0);
+    assert.equal(
+      registered.filter((r) => r.type !== "image-factory:promotion:PromotedImage").length,
+      0,
+    );
   });
 
   it("refuses promoting a stack onto itself", async () => {
-    assert.throws(() => new promotion.PromotedImage("self", args({ sourceStack: "prod" })), /is this stack itself/);
-    assert.throws(() => new promotion.PromotedImage("self2", args({ sourceStack: "acme/image-factory/prod" })), /is this stack itself/);
+    assert.throws(
+      () => new promotion.PromotedImage("self", args({ sourceStack: "prod" })),
+      /is this stack itself/,
+    );
+    assert.throws(
+      () => new promotion.PromotedImage("self2", args({ sourceStack: "acme/image-factory/prod" })),
+      /is this stack itself/,
+    );
   });
 });
 
@@ -249,59 +359,159 @@ describe("promotion rules (pure)", () => {
     registry: { address: "ghcr.io", username: "bot", password: "token" },
   });
   const cases: Array<[string, Partial<promotionModule.PromotedImageArgs>, RegExp]> = [
-    ["empty source stack", { sourceStack: "" }, /promoteFrom \(sourceStack\) must be a stack name.*""/],
-    ["source stack with spaces", { sourceStack: "my dev" }, /promoteFrom \(sourceStack\).*"my dev"/],
-    ["source stack with four segments", { sourceStack: "a/b/c/d" }, /promoteFrom \(sourceStack\).*"a\/b\/c\/d"/],
-    ["uppercase image name", { imageName: "ghcr.io/Acme/api" }, /imageName must be a lowercase.*"ghcr.io\/Acme\/api"/],
+    [
+      "empty source stack",
+      { sourceStack: "" },
+      /promoteFrom \(sourceStack\) must be a stack name.*""/,
+    ],
+    [
+      "source stack with spaces",
+      { sourceStack: "my dev" },
+      /promoteFrom \(sourceStack\).*"my dev"/,
+    ],
+    [
+      "source stack with four segments",
+      { sourceStack: "a/b/c/d" },
+      /promoteFrom \(sourceStack\).*"a\/b\/c\/d"/,
+    ],
+    [
+      "uppercase image name",
+      { imageName: "ghcr.io/Acme/api" },
+      /imageName must be a lowercase.*"ghcr.io\/Acme\/api"/,
+    ],
     ["image name without registry", { imageName: "shop-api" }, /imageName.*"shop-api"/],
     ["no tags", { tags: [] }, /tags must list at least one tag.*"dev"/],
-    ["full ref as tag", { tags: ["ghcr.io/acme/shop-api:1.2.3"] }, /tags: "ghcr.io\/acme\/shop-api:1.2.3" is not a valid tag name/],
+    [
+      "full ref as tag",
+      { tags: ["ghcr.io/acme/shop-api:1.2.3"] },
+      /tags: "ghcr.io\/acme\/shop-api:1.2.3" is not a valid tag name/,
+    ],
     ["tag starting with a dot", { tags: [".hidden"] }, /tags: ".hidden" is not a valid tag name/],
     ["tag over 128 characters", { tags: ["a".repeat(129)] }, /is not a valid tag name/],
-    ["latest on a prerelease", { tags: ["1.3.0-rc.1", "latest"], prerelease: true }, /refusing to move "latest" to a prerelease/],
-    ["latest beside a prerelease version", { tags: ["v1.3.0-rc.1", "latest"] }, /tag "v1.3.0-rc.1" is a prerelease version/],
-    ["registry elsewhere", { registry: { address: "docker.io", username: "bot", password: "t" } }, /imageName "ghcr.io\/acme\/shop-api" is not on registry.address "docker.io"/],
-    ["no registry username", { registry: { address: "ghcr.io", username: "", password: "t" } }, /registry.username \(config registryUsername\)/],
-    ["no registry token", { registry: { address: "ghcr.io", username: "bot", password: "" } }, /registry.password \(config registryToken/],
+    [
+      "latest on a prerelease",
+      { tags: ["1.3.0-rc.1", "latest"], prerelease: true },
+      /refusing to move "latest" to a prerelease/,
+    ],
+    [
+      "latest beside a prerelease version",
+      { tags: ["v1.3.0-rc.1", "latest"] },
+      /tag "v1.3.0-rc.1" is a prerelease version/,
+    ],
+    [
+      "registry elsewhere",
+      { registry: { address: "docker.io", username: "bot", password: "t" } },
+      /imageName "ghcr.io\/acme\/shop-api" is not on registry.address "docker.io"/,
+    ],
+    [
+      "no registry username",
+      { registry: { address: "ghcr.io", username: "", password: "t" } },
+      /registry.username \(config registryUsername\)/,
+    ],
+    [
+      "no registry token",
+      { registry: { address: "ghcr.io", username: "bot", password: "" } },
+      /registry.password \(config registryToken/,
+    ],
   ];
   for (const [title, overrides, expected] of cases) {
     it(`validatePromotion refuses ${title}`, async () => {
-      assert.throws(() => promotion.validatePromotion({ ...base(), ...overrides }, { project: "image-factory", stack: "prod" }), expected);
+      assert.throws(
+        () =>
+          promotion.validatePromotion(
+            { ...base(), ...overrides },
+            { project: "image-factory", stack: "prod" },
+          ),
+        expected,
+      );
     });
   }
 
   it("validatePromotion accepts a stable release with latest and deduplicates", async () => {
     assert.deepEqual(
-      promotion.validatePromotion({ ...base(), tags: ["1.2.3", "1.2", "1", "latest", "1.2"] }, { project: "image-factory", stack: "prod" }),
+      promotion.validatePromotion(
+        { ...base(), tags: ["1.2.3", "1.2", "1", "latest", "1.2"] },
+        { project: "image-factory", stack: "prod" },
+      ),
       ["1.2.3", "1.2", "1", "latest"],
     );
     // A stack of the same name in another project is not this stack.
-    assert.deepEqual(promotion.validatePromotion({ ...base(), sourceStack: "acme/other/prod" }, { project: "image-factory", stack: "prod" }), ["1.2.3"]);
+    assert.deepEqual(
+      promotion.validatePromotion(
+        { ...base(), sourceStack: "acme/other/prod" },
+        { project: "image-factory", stack: "prod" },
+      ),
+      ["1.2.3"],
+    );
   });
 
   it("promotionTags drops latest only for prereleases", async () => {
-    assert.deepEqual(promotion.promotionTags(["2.0.0-rc.1", "latest", "2.0.0-rc.1"], true), ["2.0.0-rc.1"]);
-    assert.deepEqual(promotion.promotionTags(["2.0.0", "2.0", "2", "latest"], false), ["2.0.0", "2.0", "2", "latest"]);
+    assert.deepEqual(promotion.promotionTags(["2.0.0-rc.1", "latest", "2.0.0-rc.1"], true), [
+      "2.0.0-rc.1",
+    ]);
+    assert.deepEqual(promotion.promotionTags(["2.0.0", "2.0", "2", "latest"], false), [
+      "2.0.0",
+      "2.0",
+      "2",
+      "latest",
+    ]);
   });
 
   const sourceCases: Array<[string, promotionModule.SourceStackOutputs, boolean, RegExp]> = [
-    ["no outputs at all", {}, true, /source stack "dev" has no "digest" output; run `pulumi up` on "dev" first/],
+    [
+      "no outputs at all",
+      {},
+      true,
+      /source stack "dev" has no "digest" output; run `pulumi up` on "dev" first/,
+    ],
     ["an empty digest", { digest: "" }, true, /has no "digest" output/],
-    ["a malformed digest", { digest: "sha256:xyz" }, true, /exports "digest" = "sha256:xyz", which is not a sha256:<64 hex> digest/],
-    ["an imageRef at another digest", { digest: DIGEST, imageRef: `${IMAGE}@sha256:${"cd".repeat(32)}` }, true, /"imageRef" = .* does not point at its digest/],
+    [
+      "a malformed digest",
+      { digest: "sha256:xyz" },
+      true,
+      /exports "digest" = "sha256:xyz", which is not a sha256:<64 hex> digest/,
+    ],
+    [
+      "an imageRef at another digest",
+      { digest: DIGEST, imageRef: `${IMAGE}@sha256:${"cd".repeat(32)}` },
+      true,
+      /"imageRef" = .* does not point at its digest/,
+    ],
     ["gates not exported", { digest: DIGEST }, true, /has no "gateResults" output/],
-    ["gates as a string", { digest: DIGEST, gateResults: "passed" }, true, /exports "gateResults" = "passed", expected \{ passed, checks \}/],
-    ["gates failed without checks", { digest: DIGEST, gateResults: { passed: false } }, true, /"gateResults.passed" is false.*no check names were exported/],
-    ["gates passed as a string", { digest: DIGEST, gateResults: { passed: "true" } }, true, /"gateResults.passed" is "true"/],
+    [
+      "gates as a string",
+      { digest: DIGEST, gateResults: "passed" },
+      true,
+      /exports "gateResults" = "passed", expected \{ passed, checks \}/,
+    ],
+    [
+      "gates failed without checks",
+      { digest: DIGEST, gateResults: { passed: false } },
+      true,
+      /"gateResults.passed" is false.*no check names were exported/,
+    ],
+    [
+      "gates passed as a string",
+      { digest: DIGEST, gateResults: { passed: "true" } },
+      true,
+      /"gateResults.passed" is "true"/,
+    ],
   ];
   for (const [title, outputs, requireGates, expected] of sourceCases) {
     it(`checkSourceOutputs refuses ${title}`, async () => {
-      assert.throws(() => promotion.checkSourceOutputs("dev", IMAGE, outputs, requireGates), expected);
+      assert.throws(
+        () => promotion.checkSourceOutputs("dev", IMAGE, outputs, requireGates),
+        expected,
+      );
     });
   }
 
   it("checkSourceOutputs copies from the source repository at the digest", async () => {
-    const checked = promotion.checkSourceOutputs("dev", IMAGE, { digest: DIGEST, imageRef: `ghcr.io/acme/shop-api-dev@${DIGEST}`, gateResults: { passed: true, checks: [] } });
+    const checked = promotion.checkSourceOutputs("dev", IMAGE, {
+      digest: DIGEST,
+      imageRef: `ghcr.io/acme/shop-api-dev@${DIGEST}`,
+      gateResults: { passed: true, checks: [] },
+    });
     assert.equal(checked.sourceRef, `ghcr.io/acme/shop-api-dev@${DIGEST}`);
     assert.deepEqual(checked.platformDigests, {});
     const noRef = promotion.checkSourceOutputs("dev", IMAGE, { digest: DIGEST }, false);

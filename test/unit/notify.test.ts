@@ -34,7 +34,12 @@ async function startHook(status = 200, answer = "ok"): Promise<Hook> {
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
       const text = Buffer.concat(chunks).toString("utf8");
-      received.push({ method: req.method ?? "", url: req.url ?? "", contentType: String(req.headers["content-type"]), body: JSON.parse(text) });
+      received.push({
+        method: req.method ?? "",
+        url: req.url ?? "",
+        contentType: String(req.headers["content-type"]),
+        body: JSON.parse(text),
+      });
       res.writeHead(status, { "content-type": "text/plain" });
       res.end(answer);
     });
@@ -84,7 +89,10 @@ describe("notify (scripts/notify.ts)", () => {
         NOTIFY_STATUS: "success",
         NOTIFY_DIGEST: DIGEST,
         NOTIFY_IMAGE: "ghcr.io/acme/shop-api",
-        NOTIFY_TAGS: JSON.stringify(["ghcr.io/acme/shop-api:sha-1a2b3c4", "ghcr.io/acme/shop-api:main"]),
+        NOTIFY_TAGS: JSON.stringify([
+          "ghcr.io/acme/shop-api:sha-1a2b3c4",
+          "ghcr.io/acme/shop-api:main",
+        ]),
         NOTIFY_RUN_URL: "https://github.com/acme/shop-api/actions/runs/42",
       });
       assert.equal(run.code, 0, run.stderr);
@@ -98,10 +106,18 @@ describe("notify (scripts/notify.ts)", () => {
       const body = req.body as { text: string; blocks: unknown[] };
       assert.match(body.text, /deploy to dev succeeded/);
       assert.ok(body.text.includes(DIGEST));
-      assert.ok(body.text.includes("ghcr.io/acme/shop-api:sha-1a2b3c4, ghcr.io/acme/shop-api:main"));
+      assert.ok(
+        body.text.includes("ghcr.io/acme/shop-api:sha-1a2b3c4, ghcr.io/acme/shop-api:main"),
+      );
       assert.ok(body.text.includes("https://github.com/acme/shop-api/actions/runs/42"));
       const blocks = JSON.stringify(body.blocks);
-      for (const expected of ["*Stack*\\ndev", "*Status*\\nsuccess", DIGEST, "ghcr.io/acme/shop-api:main", "<https://github.com/acme/shop-api/actions/runs/42|Workflow run>"]) {
+      for (const expected of [
+        "*Stack*\\ndev",
+        "*Status*\\nsuccess",
+        DIGEST,
+        "ghcr.io/acme/shop-api:main",
+        "<https://github.com/acme/shop-api/actions/runs/42|Workflow run>",
+      ]) {
         assert.ok(blocks.includes(expected), `blocks lack ${expected}: ${blocks}`);
       }
     } finally {
@@ -112,20 +128,39 @@ describe("notify (scripts/notify.ts)", () => {
   it("reports a failed deploy without a digest", async () => {
     const hook = await startHook();
     try {
-      const run = await runNotify({ SLACK_WEBHOOK_URL: hook.url, NOTIFY_STACK: "prod", NOTIFY_STATUS: "failure", NOTIFY_TAGS: "" });
+      const run = await runNotify({
+        SLACK_WEBHOOK_URL: hook.url,
+        NOTIFY_STACK: "prod",
+        NOTIFY_STATUS: "failure",
+        NOTIFY_TAGS: "",
+      });
       assert.equal(run.code, 0, run.stderr);
       const body = hook.received[0].body as { text: string };
-      assert.match(body.text, /^:x: image-factory deploy to prod failed\. digest: n\/a; tags: none/);
+      assert.match(
+        body.text,
+        /^:x: image-factory deploy to prod failed\. digest: n\/a; tags: none/,
+      );
     } finally {
       await hook.close();
     }
   });
 
   it("skips with a log line when SLACK_WEBHOOK_URL is unset", async () => {
-    const run = await runNotify({ NOTIFY_STACK: "dev", NOTIFY_STATUS: "success", NOTIFY_DIGEST: DIGEST });
+    const run = await runNotify({
+      NOTIFY_STACK: "dev",
+      NOTIFY_STATUS: "success",
+      NOTIFY_DIGEST: DIGEST,
+    });
     assert.equal(run.code, 0, run.stderr);
-    assert.match(run.stdout, /SLACK_WEBHOOK_URL is not set; skipping the success notification for stack dev/);
-    const empty = await runNotify({ SLACK_WEBHOOK_URL: "", NOTIFY_STACK: "dev", NOTIFY_STATUS: "failure" });
+    assert.match(
+      run.stdout,
+      /SLACK_WEBHOOK_URL is not set; skipping the success notification for stack dev/,
+    );
+    const empty = await runNotify({
+      SLACK_WEBHOOK_URL: "",
+      NOTIFY_STACK: "dev",
+      NOTIFY_STATUS: "failure",
+    });
     assert.equal(empty.code, 0);
     assert.match(empty.stdout, /skipping the failure notification/);
   });
@@ -133,9 +168,17 @@ describe("notify (scripts/notify.ts)", () => {
   it("fails clearly, without printing the URL, when the webhook answers an error", async () => {
     const hook = await startHook(500, "invalid_token");
     try {
-      const run = await runNotify({ SLACK_WEBHOOK_URL: hook.url, NOTIFY_STACK: "dev", NOTIFY_STATUS: "success", NOTIFY_DIGEST: DIGEST });
+      const run = await runNotify({
+        SLACK_WEBHOOK_URL: hook.url,
+        NOTIFY_STACK: "dev",
+        NOTIFY_STATUS: "success",
+        NOTIFY_DIGEST: DIGEST,
+      });
       assert.equal(run.code, 1);
-      assert.match(run.stderr, /notify: error: webhook at http:\/\/127\.0\.0\.1 answered HTTP 500: invalid_token/);
+      assert.match(
+        run.stderr,
+        /notify: error: webhook at http:\/\/127\.0\.0\.1 answered HTTP 500: invalid_token/,
+      );
       assertNoSecret(run);
     } finally {
       await hook.close();
@@ -145,20 +188,34 @@ describe("notify (scripts/notify.ts)", () => {
   it("fails clearly, without printing the URL, when nothing listens", async () => {
     const hook = await startHook();
     await hook.close();
-    const run = await runNotify({ SLACK_WEBHOOK_URL: hook.url, NOTIFY_STACK: "dev", NOTIFY_STATUS: "success" });
+    const run = await runNotify({
+      SLACK_WEBHOOK_URL: hook.url,
+      NOTIFY_STACK: "dev",
+      NOTIFY_STATUS: "success",
+    });
     assert.equal(run.code, 1);
-    assert.match(run.stderr, /notify: error: webhook request to http:\/\/127\.0\.0\.1 failed: ECONNREFUSED/);
+    assert.match(
+      run.stderr,
+      /notify: error: webhook request to http:\/\/127\.0\.0\.1 failed: ECONNREFUSED/,
+    );
     assertNoSecret(run);
   });
 
   it("refuses a bad status or a missing stack, naming the variable", async () => {
     const bad = await runNotify({ NOTIFY_STACK: "dev", NOTIFY_STATUS: "green" });
     assert.equal(bad.code, 2);
-    assert.match(bad.stderr, /NOTIFY_STATUS must be one of success, failure, cancelled, got "green"/);
+    assert.match(
+      bad.stderr,
+      /NOTIFY_STATUS must be one of success, failure, cancelled, got "green"/,
+    );
     const noStack = await runNotify({ NOTIFY_STATUS: "success" });
     assert.equal(noStack.code, 2);
     assert.match(noStack.stderr, /NOTIFY_STACK is required/);
-    const badUrl = await runNotify({ SLACK_WEBHOOK_URL: "ftp://s3cr3t@example.invalid/x", NOTIFY_STACK: "dev", NOTIFY_STATUS: "success" });
+    const badUrl = await runNotify({
+      SLACK_WEBHOOK_URL: "ftp://s3cr3t@example.invalid/x",
+      NOTIFY_STACK: "dev",
+      NOTIFY_STATUS: "success",
+    });
     assert.equal(badUrl.code, 1);
     assert.match(badUrl.stderr, /SLACK_WEBHOOK_URL must be an http\(s\) URL, got scheme "ftp:"/);
     assertNoSecret(badUrl);
@@ -175,6 +232,9 @@ describe("notify (scripts/notify.ts)", () => {
   it("marks a cancelled deploy as a warning", async () => {
     const payload = buildPayload({ stack: "prod", status: "cancelled", tags: [] });
     assert.match(payload.text, /^:warning: image-factory deploy to prod was cancelled/);
-    assert.equal(payload.blocks.some((b) => b.type === "context"), false);
+    assert.equal(
+      payload.blocks.some((b) => b.type === "context"),
+      false,
+    );
   });
 });
