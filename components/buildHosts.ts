@@ -64,11 +64,12 @@ export function instanceArch(instanceType: string): HostArch | { problem: string
   return attributes.includes("g") ? "arm64" : "amd64";
 }
 
-/** Parses an IPv4 or IPv6 CIDR; undefined when malformed. Host bits set count as malformed: AWS
- *  would store the network address, so the config would not say what the rule admits. */
+/** Parses an IPv4 or IPv6 CIDR (undefined when malformed) into its canonical network. `hostBits`
+ *  marks an address with bits beyond the prefix: validation refuses it, since AWS would store the
+ *  network address and the config would not say what the rule admits. */
 export function parseCidr(
   cidr: string,
-): { family: 4 | 6; prefix: number; network: string } | undefined {
+): { family: 4 | 6; prefix: number; network: string; hostBits: boolean } | undefined {
   const m = /^([^/]+)\/(\d{1,3})$/.exec(cidr);
   if (m === null) return undefined;
   const [, address, prefixText] = m;
@@ -78,8 +79,7 @@ export function parseCidr(
   const bits = family === 4 ? ipv4Bits(address) : ipv6Bits(address);
   const masked = bits.slice(0, prefix).padEnd(bits.length, "0");
   const network = family === 4 ? bitsToIpv4(masked) : bitsToIpv6(masked);
-  if (masked !== bits) return { family, prefix, network: `${network}/${prefix}` };
-  return { family, prefix, network: cidr };
+  return { family, prefix, network: `${network}/${prefix}`, hostBits: masked !== bits };
 }
 
 function ipv4Bits(a: string): string {
@@ -132,12 +132,14 @@ export function validateBuildHosts(cfg: BuildHostsConfig): void {
       problems.push(
         `${key}: '${cidr}' opens the BuildKit port to the whole internet; list your CI's addresses instead`,
       );
-    } else if (parsed.network !== cidr) {
+    } else if (parsed.hostBits) {
       problems.push(`${key}: '${cidr}' has host bits set; the network is '${parsed.network}'`);
-    } else if (seen.has(cidr)) {
-      problems.push(`${key}: '${cidr}' repeats buildHosts.allowedCidrs[${seen.get(cidr)}]`);
+    } else if (seen.has(parsed.network)) {
+      problems.push(
+        `${key}: '${cidr}' repeats buildHosts.allowedCidrs[${seen.get(parsed.network)}]`,
+      );
     } else {
-      seen.set(cidr, i);
+      seen.set(parsed.network, i);
     }
   });
   if (!Number.isInteger(cfg.port) || cfg.port < 1 || cfg.port > 65535) {
@@ -316,7 +318,7 @@ export class BuildHosts extends pulumi.ComponentResource {
     for (const cidr of cfg.allowedCidrs) {
       const v6 = net.isIPv6(cidr.split("/")[0]);
       new aws.vpc.SecurityGroupIngressRule(
-        `${name}-ingress-${cidr.replace(/[^0-9a-fA-F]+/g, "-")}`,
+        `${name}-ingress-${(parseCidr(cidr)?.network ?? cidr).replace(/[^0-9a-fA-F]+/g, "-")}`,
         {
           securityGroupId: sg.id,
           ipProtocol: "tcp",

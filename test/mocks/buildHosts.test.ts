@@ -163,6 +163,11 @@ describe("validateBuildHosts", () => {
       { allowedCidrs: ["203.0.113.7/32", "203.0.113.7/32"] },
       ["buildHosts.allowedCidrs[1]: '203.0.113.7/32' repeats buildHosts.allowedCidrs[0]"],
     ],
+    [
+      "the same IPv6 network written twice",
+      { allowedCidrs: ["2001:db8:0:1::/64", "2001:db8:0:1:0::/64"] },
+      ["buildHosts.allowedCidrs[1]: '2001:db8:0:1:0::/64' repeats buildHosts.allowedCidrs[0]"],
+    ],
     ["port 0", { port: 0 }, ["buildHosts.port: 0 is not a TCP port"]],
     ["port 65536", { port: 65536 }, ["buildHosts.port: 65536 is not a TCP port"]],
     ["a fractional port", { port: 1234.5 }, ["buildHosts.port: 1234.5 is not a TCP port"]],
