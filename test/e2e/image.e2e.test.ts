@@ -176,7 +176,7 @@ describe("app image on a real engine: amd64, arm64 and arm/v7 (emulated)", funct
                 const first = requireBuild(platform);
                 const changed = copyAppContext();
                 tempDirs.push(changed);
-                touchAppSource(changed, runId);
+                touchAppSource(changed, `${runId}-${slug}`);
                 const tag = `${tagOf(platform)}-touched`;
                 localTags.push(tag);
                 const rebuilt = await buildImage({ context: changed, tag, platform, buildArgs: appBuildArgs(stack.baseImage), secrets: APP_SECRETS });
