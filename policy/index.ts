@@ -1,8 +1,16 @@
 // The image factory's policy pack, run with previews: `pulumi preview --policy-pack policy`.
-// Every rule lives in ./rules.ts as a pure function; this file only registers them. The stack
-// config reaches the analyzer in PULUMI_CONFIG, which is how the stack rules know the platforms.
+// Every rule lives in ./rules.ts as a pure function; this file only registers them.
+//
+// Stack config: engines that pass it in PULUMI_CONFIG are used as is. Current engines send it only
+// through the analyzer's ConfigureStack call, which @pulumi/policy 1.21 does not expose (it keeps
+// the tags), so the pack reads `Pulumi.<stack>.yaml` of the project (this folder's parent, or
+// IMAGE_FACTORY_PROJECT_DIR), the stack name coming from the resources' URNs.
+import * as fs from "fs";
+import * as path from "path";
 import { PolicyPack, ReportViolation, ResourceValidationArgs, StackValidationArgs } from "@pulumi/policy";
+import * as YAML from "yaml";
 import {
+  PolicyStackConfig,
   checkBuildkitPortNotWorldOpen,
   checkCacheMode,
   checkImdsV2,
@@ -10,10 +18,29 @@ import {
   checkPlatformsBuilt,
   checkShaTag,
   checkVolumesEncrypted,
+  configValuesFromStackFile,
   stackConfigFrom,
+  stackConfigFromValues,
+  stackFromUrn,
 } from "./rules";
 
-const config = stackConfigFrom(process.env.PULUMI_CONFIG);
+const projectDir = process.env.IMAGE_FACTORY_PROJECT_DIR ?? path.resolve(__dirname, "..");
+const cache = new Map<string, PolicyStackConfig>();
+
+function configFor(urn: string): PolicyStackConfig {
+  if (process.env.PULUMI_CONFIG) {
+    return stackConfigFrom(process.env.PULUMI_CONFIG);
+  }
+  const stack = stackFromUrn(urn) ?? "";
+  let cfg = cache.get(stack);
+  if (cfg === undefined) {
+    const file = path.join(projectDir, `Pulumi.${stack}.yaml`);
+    const values = fs.existsSync(file) ? configValuesFromStackFile(YAML.parse(fs.readFileSync(file, "utf8"))) : {};
+    cfg = stackConfigFromValues(values);
+    cache.set(stack, cfg);
+  }
+  return cfg;
+}
 
 function report(messages: string[], reportViolation: ReportViolation): void {
   for (const m of messages) {
@@ -21,8 +48,13 @@ function report(messages: string[], reportViolation: ReportViolation): void {
   }
 }
 
-function resourceRule(check: (args: ResourceValidationArgs) => string[]) {
-  return (args: ResourceValidationArgs, reportViolation: ReportViolation): void => report(check(args), reportViolation);
+function resourceRule(check: (args: ResourceValidationArgs, cfg: PolicyStackConfig) => string[]) {
+  return (args: ResourceValidationArgs, reportViolation: ReportViolation): void => report(check(args, configFor(args.urn)), reportViolation);
+}
+
+function stackRule(check: (args: StackValidationArgs, cfg: PolicyStackConfig) => string[]) {
+  return (args: StackValidationArgs, reportViolation: ReportViolation): void =>
+    report(check(args, configFor(args.resources[0]?.urn ?? "")), reportViolation);
 }
 
 new PolicyPack("image-factory-policy", {
@@ -31,7 +63,7 @@ new PolicyPack("image-factory-policy", {
     {
       name: "buildkit-port-not-world-open",
       description: "Build-host security groups never open the BuildKit port to 0.0.0.0/0 or ::/0.",
-      validateResource: resourceRule((a) => checkBuildkitPortNotWorldOpen(a.type, a.props, config.buildkitPort)),
+      validateResource: resourceRule((a, cfg) => checkBuildkitPortNotWorldOpen(a.type, a.props, cfg.buildkitPort)),
     },
     {
       name: "imdsv2-required",
@@ -51,19 +83,17 @@ new PolicyPack("image-factory-policy", {
     {
       name: "cache-mode",
       description: "Build cache exports use mode=max unless image-factory:cache.mode says min.",
-      validateResource: resourceRule((a) => checkCacheMode(a.type, a.props, config.cacheMode)),
+      validateResource: resourceRule((a, cfg) => checkCacheMode(a.type, a.props, cfg.cacheMode)),
     },
     {
       name: "every-platform-built",
       description: "docker-build Images cover every platform in image-factory:platforms.",
-      validateStack: (args: StackValidationArgs, reportViolation: ReportViolation) =>
-        report(checkPlatformsBuilt(args.resources, config), reportViolation),
+      validateStack: stackRule((a, cfg) => checkPlatformsBuilt(a.resources, cfg)),
     },
     {
       name: "index-carries-sha-tag",
       description: "The published manifest lists include the sha-<commit> tag.",
-      validateStack: (args: StackValidationArgs, reportViolation: ReportViolation) =>
-        report(checkIndexShaTag(args.resources), reportViolation),
+      validateStack: stackRule((a) => checkIndexShaTag(a.resources)),
     },
   ],
 });

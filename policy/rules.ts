@@ -41,9 +41,9 @@ function parseJsonish(raw: string | undefined): unknown {
   }
 }
 
-/** Reads the stack config the engine hands every analyzer in `PULUMI_CONFIG` (a JSON object of
- *  `namespace:key` → string). Malformed values fall back to the documented defaults; the program's
- *  own validation rejects them before any resource exists. */
+/** Reads the stack config from `PULUMI_CONFIG` (a JSON object of `namespace:key` → string), which
+ *  older engines hand every analyzer. Malformed values fall back to the documented defaults; the
+ *  program's own validation rejects them before any resource exists. */
 export function stackConfigFrom(pulumiConfigJson: string | undefined): PolicyStackConfig {
   let all: Record<string, string> = {};
   if (pulumiConfigJson) {
@@ -53,6 +53,33 @@ export function stackConfigFrom(pulumiConfigJson: string | undefined): PolicySta
       all = {};
     }
   }
+  return stackConfigFromValues(all);
+}
+
+/** The stack name from any resource URN (`urn:pulumi:<stack>::<project>::<type>::<name>`). */
+export function stackFromUrn(urn: string): string | undefined {
+  const m = /^urn:pulumi:([^:]+)::/.exec(urn);
+  return m ? m[1] : undefined;
+}
+
+/** `Pulumi.<stack>.yaml`'s `config:` map (already parsed from YAML) as `namespace:key` → string,
+ *  the shape PULUMI_CONFIG has: structured values become JSON, secure values are left out. */
+export function configValuesFromStackFile(parsed: unknown): Record<string, string> {
+  const config = typeof parsed === "object" && parsed !== null ? (parsed as Props).config : undefined;
+  const out: Record<string, string> = {};
+  if (typeof config !== "object" || config === null) {
+    return out;
+  }
+  for (const [k, v] of Object.entries(config as Props)) {
+    if (typeof v === "object" && v !== null && "secure" in (v as Props)) {
+      continue;
+    }
+    out[k] = typeof v === "string" ? v : JSON.stringify(v);
+  }
+  return out;
+}
+
+export function stackConfigFromValues(all: Record<string, string>): PolicyStackConfig {
   const platforms = parseJsonish(all["image-factory:platforms"]);
   const buildHosts = parseJsonish(all["image-factory:buildHosts"]);
   const cache = parseJsonish(all["image-factory:cache"]);

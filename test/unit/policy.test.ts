@@ -11,9 +11,13 @@ import {
   checkPlatformsBuilt,
   checkShaTag,
   checkVolumesEncrypted,
+  configValuesFromStackFile,
   coversPort,
   stackConfigFrom,
+  stackConfigFromValues,
+  stackFromUrn,
 } from "../../policy/rules";
+import * as YAML from "yaml";
 
 const PORT = 1234;
 const cfg = (over: Partial<PolicyStackConfig> = {}): PolicyStackConfig => ({
@@ -210,5 +214,27 @@ describe("policy: stack config from PULUMI_CONFIG", () => {
   it("falls back to the documented defaults", async () => {
     assert.deepEqual(stackConfigFrom(undefined), { platforms: DEFAULT_PLATFORMS, buildkitPort: 1234, cacheMode: "max", promoteFrom: undefined });
     assert.deepEqual(stackConfigFrom("not json").platforms, DEFAULT_PLATFORMS);
+  });
+  it("reads Pulumi.<stack>.yaml (structured and string values; secure values left out)", async () => {
+    const file = YAML.parse(
+      [
+        "config:",
+        "  image-factory:imageName: 127.0.0.1:5000/image-factory/app",
+        "  image-factory:platforms:",
+        "    - linux/amd64",
+        "    - linux/arm/v7",
+        "  image-factory:cache: '{\"type\":\"local\",\"mode\":\"min\"}'",
+        "  image-factory:registryToken:",
+        "    secure: v1:abc",
+      ].join("\n"),
+    ) as unknown;
+    const values = configValuesFromStackFile(file);
+    assert.equal(values["image-factory:registryToken"], undefined);
+    assert.deepEqual(stackConfigFromValues(values), { platforms: ["linux/amd64", "linux/arm/v7"], buildkitPort: 1234, cacheMode: "min", promoteFrom: undefined });
+    assert.deepEqual(configValuesFromStackFile(null), {});
+  });
+  it("finds the stack name in a URN", async () => {
+    assert.equal(stackFromUrn("urn:pulumi:local::image-factory::pulumi:pulumi:Stack::image-factory-local"), "local");
+    assert.equal(stackFromUrn("not-a-urn"), undefined);
   });
 });
