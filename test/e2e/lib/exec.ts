@@ -72,6 +72,8 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
                 durationMs: Number(process.hrtime.bigint() - started) / 1e6,
             });
         });
+        // A command may exit without reading its stdin; that EPIPE is not the command's failure.
+        child.stdin.on("error", () => undefined);
         child.stdin.end(opts.input ?? "");
     });
 }
