@@ -235,7 +235,11 @@ export class GateError extends Error {
     const lines = failures.map(
       (c) => `gate ${c.gate} failed: ${c.measured === null ? "not measured" : `measured ${c.measured}${c.unit ? ` ${c.unit}` : ""}`}, limit ${c.limit}${c.unit ? ` ${c.unit}` : ""} — ${c.detail}`,
     );
-    super(`${failures.length} quality gate${failures.length === 1 ? "" : "s"} failed:\n  ${lines.join("\n  ")}`);
+    const message = `${failures.length} quality gate${failures.length === 1 ? "" : "s"} failed:\n  ${lines.join("\n  ")}`;
+    super(message);
+    // Set explicitly: inside Pulumi's serialized dynamic provider the class becomes a function
+    // that calls `Error.call(this, …)`, which does not set `message` on `this`.
+    this.message = message;
     this.name = "GateError";
     this.failures = failures;
   }

@@ -796,7 +796,17 @@ function stableJson(v: unknown): string {
 }
 
 async function createOrUpdate(inputs: ProviderInputs): Promise<pulumi.dynamic.CreateResult> {
-  const result = await runEvidence(inputs);
+  let result: EvidenceRunOutputs;
+  try {
+    result = await runEvidence(inputs);
+  } catch (e) {
+    // Serialized into `__provider`, GateError loses its Error prototype; the host reports
+    // `e.message`, so rethrow a plain Error that keeps the message and the name.
+    const source = e as { message?: unknown; name?: unknown };
+    const err = new Error(typeof source?.message === "string" ? source.message : String(e));
+    err.name = typeof source?.name === "string" ? source.name : "Error";
+    throw err;
+  }
   const id = sha256(stableJson(inputs.platformDigests)).slice(7, 23);
   // Outputs repeat no input that could be secret: only what the evidence run produced.
   return { id, outs: { sbomLocations: result.sbomLocations, gateResults: result.gateResults, platforms: result.platforms, evidenceDir: result.evidenceDir, notes: result.notes } };
