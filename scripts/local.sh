@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# `npm run local`: the whole factory on this machine with no cloud. Bootstraps the tools and local
+# services (scripts/bootstrap.sh: pinned tools, Docker engine, QEMU binfmt, registry on
+# 127.0.0.1:5000, offline base images, buildkitd over mTLS), selects or creates the `local` stack on
+# a file backend in .local/state with the passphrase secrets provider, runs the real
+# `pulumi up --stack local --yes`, and prints the exports (index digest, digest per platform, tags,
+# cache refs).
+#
+# Usage: scripts/local.sh [up]            bootstrap + pulumi up + print the exports (default)
+#        scripts/local.sh preview [args]  pulumi preview on the stack (e.g. --json, --diff)
+#        scripts/local.sh outputs         print the exports as JSON
+#        scripts/local.sh destroy         pulumi destroy --yes (images stay in the registry)
+#        scripts/local.sh pulumi <cmd> [args]  any pulumi command with the stack's backend, --stack
+#                                          and (where pulumi takes it) --config-file
+# Environment (the e2e tests use these to run fresh, isolated stacks):
+#   IF_LOCAL_DIR     state, passphrase and generated stack config   (default: <repo>/.local)
+#   IF_STACK         stack name                                     (default: local)
+#   IF_PROJECT_DIR   Pulumi project directory                       (default: <repo>)
+#   IF_STACK_CONFIG  committed stack config the run starts from     (default: <project>/Pulumi.local.yaml)
+#   IF_SKIP_BOOTSTRAP=1  skip scripts/bootstrap.sh (the caller already ran it)
+#
+# Secrets: the registry password ($IF_CACHE/registry/password) becomes the Pulumi secret
+# image-factory:registryToken in the generated config file .local/stacks/Pulumi.<stack>.yaml (never
+# in the committed Pulumi.local.yaml), read from a file descriptor so it is never on a command line.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+PROJECT_DIR="$(cd "${IF_PROJECT_DIR:-$REPO_ROOT}" && pwd)"
+LOCAL_DIR="${IF_LOCAL_DIR:-$REPO_ROOT/.local}"
+STACK="${IF_STACK:-local}"
+BASE_CONFIG="${IF_STACK_CONFIG:-$PROJECT_DIR/Pulumi.local.yaml}"
+PASSWORD_FILE="$IF_CACHE/registry/password"
+
+mkdir -p "$LOCAL_DIR/state" "$LOCAL_DIR/stacks"
+chmod 700 "$LOCAL_DIR"
+LOCAL_DIR="$(cd "$LOCAL_DIR" && pwd)"
+STACK_CONFIG="$LOCAL_DIR/stacks/Pulumi.$STACK.yaml"
+SALT_FILE="$LOCAL_DIR/stacks/$STACK.encryptionsalt"
+
+export PULUMI_BACKEND_URL="file://$LOCAL_DIR/state"
+export PULUMI_CONFIG_PASSPHRASE_FILE="$LOCAL_DIR/passphrase"
+unset PULUMI_CONFIG_PASSPHRASE
+# The engine must never download a plugin: every plugin comes from scripts/install-go-tools.sh.
+export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+export PULUMI_SKIP_UPDATE_CHECK=true
+export PULUMI_SKIP_CONFIRMATIONS=true
+export PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK=true
+
+# pulumi_stack <command...>: a pulumi command on this stack; --config-file where pulumi accepts it.
+pulumi_stack() {
+  local sub="$1"; shift
+  local extra=()
+  case "$sub" in
+    up | preview | refresh | destroy | config) extra=(--config-file "$STACK_CONFIG") ;;
+  esac
+  pulumi --cwd "$PROJECT_DIR" "$sub" --stack "$STACK" "${extra[@]}" "$@"
+}
+
+prepare_stack() {
+  command -v pulumi >/dev/null || die "local.sh: pulumi is not on PATH: run scripts/install-go-tools.sh"
+  command -v pulumi-language-nodejs >/dev/null || die "local.sh: pulumi-language-nodejs is not on PATH: run scripts/install-go-tools.sh"
+  [[ -f "$BASE_CONFIG" ]] || die "local.sh: stack config $BASE_CONFIG does not exist"
+  grep -q '^encryptionsalt:' "$BASE_CONFIG" && die "local.sh: $BASE_CONFIG must not carry an encryptionsalt (it is generated per machine)"
+  [[ -s "$PASSWORD_FILE" ]] || die "local.sh: registry password $PASSWORD_FILE missing: run scripts/registry.sh"
+
+  if [[ ! -s "$PULUMI_CONFIG_PASSPHRASE_FILE" ]]; then
+    (umask 077; openssl rand -hex 32 >"$PULUMI_CONFIG_PASSPHRASE_FILE")
+    log "local: generated the secrets passphrase in $PULUMI_CONFIG_PASSPHRASE_FILE"
+  fi
+  chmod 600 "$PULUMI_CONFIG_PASSPHRASE_FILE"
+
+  if ! pulumi --cwd "$PROJECT_DIR" stack ls --json 2>/dev/null | jq -e --arg s "$STACK" 'any(.[]; .name == $s)' >/dev/null; then
+    # `stack init` writes the passphrase salt into Pulumi.<stack>.yaml beside Pulumi.yaml; doing it
+    # in a scratch copy keeps the committed stack file free of machine-specific values.
+    local scratch
+    scratch="$(mktemp -d)"
+    cp "$PROJECT_DIR/Pulumi.yaml" "$scratch/"
+    pulumi --cwd "$scratch" stack init "$STACK" --secrets-provider passphrase >/dev/null ||
+      { rm -rf "$scratch"; die "local.sh: pulumi stack init $STACK failed (backend $PULUMI_BACKEND_URL)"; }
+    grep '^encryptionsalt:' "$scratch/Pulumi.$STACK.yaml" >"$SALT_FILE"
+    rm -rf "$scratch"
+    log "local: created stack $STACK (file backend $LOCAL_DIR/state, passphrase secrets)"
+  fi
+  [[ -s "$SALT_FILE" ]] || die "local.sh: $SALT_FILE is missing, so the secrets of stack $STACK cannot be decrypted; remove $LOCAL_DIR/state and rerun"
+
+  # The generated config: the salt, then the committed settings, then the token as a secret.
+  (umask 077; { cat "$SALT_FILE"; grep -v '^encryptionsalt:' "$BASE_CONFIG"; } >"$STACK_CONFIG.new")
+  mv "$STACK_CONFIG.new" "$STACK_CONFIG"
+  pulumi_stack config set --secret image-factory:registryToken <"$PASSWORD_FILE" >/dev/null ||
+    die "local.sh: pulumi config set --secret image-factory:registryToken failed"
+}
+
+print_outputs() {
+  local out
+  out="$(pulumi --cwd "$PROJECT_DIR" stack output --stack "$STACK" --json)" || die "local.sh: pulumi stack output failed"
+  jq -r '
+    "image      \(.imageName // "-")",
+    "digest     \(.digest // "-")",
+    "imageRef   \(.imageRef // "-")",
+    "platforms",
+    ((.platformDigests // {}) | to_entries[] | "  \(.key)\t\(.value)"),
+    "tags",
+    ((.tags // [])[] | "  \(.)"),
+    "cacheRefs",
+    ((.cacheRefs // {}) | to_entries[] | "  \(.key)\t\(.value)")
+  ' <<<"$out"
+}
+
+cmd="${1:-up}"
+[[ $# -gt 0 ]] && shift
+case "$cmd" in
+  up)
+    if [[ "${IF_SKIP_BOOTSTRAP:-0}" != 1 ]]; then bash "$REPO_ROOT/scripts/bootstrap.sh"; fi
+    prepare_stack
+    log "local: pulumi up --stack $STACK"
+    # No separate preview pass: docker-build builds during previews too, so it would build twice.
+    pulumi_stack up --yes --skip-preview --non-interactive "$@"
+    print_outputs
+    ;;
+  preview)
+    prepare_stack
+    pulumi_stack preview --non-interactive "$@"
+    ;;
+  outputs)
+    pulumi --cwd "$PROJECT_DIR" stack output --stack "$STACK" --json
+    ;;
+  destroy)
+    prepare_stack
+    pulumi_stack destroy --yes --non-interactive "$@"
+    ;;
+  pulumi)
+    [[ $# -gt 0 ]] || die "local.sh pulumi: name a pulumi command"
+    prepare_stack
+    pulumi_stack "$@"
+    ;;
+  *) die "local.sh: unknown command '$cmd' (expected up, preview, outputs, destroy or pulumi)" ;;
+esac

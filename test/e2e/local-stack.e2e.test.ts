@@ -1,0 +1,149 @@
+// The whole factory for real on this machine: the Pulumi engine (file backend, passphrase secrets),
+// the docker-build provider, buildkitd over mutual TLS (arm under QEMU) and the local registry, driven
+// through scripts/local.sh exactly as `npm run local` runs it — on a fresh stack in a temp directory.
+import { strict as assert } from "assert";
+import * as fs from "fs";
+import * as path from "path";
+import { localRegistryAuth, LOCAL_REGISTRY_USER, parseRef, RegistryClient } from "./lib/registry";
+import {
+    bootstrapOnce,
+    buildkitHistory,
+    copyApp,
+    findSecret,
+    headSha,
+    localStackConfig,
+    PreviewResult,
+    requireLocalStackTools,
+    TestStack,
+    urnType,
+} from "./lib/pulumiStack";
+
+interface StackOutputs {
+    imageName: string;
+    digest: string;
+    imageRef: string;
+    platformDigests: Record<string, string>;
+    tags: string[];
+    cacheRefs: Record<string, string>;
+}
+
+const PLATFORMS = ["linux/amd64", "linux/arm64", "linux/arm/v7"];
+
+/** Steps whose operation is not `same`, as `op type urn`. */
+function changes(p: PreviewResult): { op: string; type: string; urn: string }[] {
+    return (p.steps ?? []).filter((s) => s.op !== "same").map((s) => ({ op: s.op, type: urnType(s.urn), urn: s.urn }));
+}
+
+describe("local stack: real pulumi up on docker-build + BuildKit + registry", function () {
+    this.timeout(90 * 60_000);
+    const runId = `${Date.now().toString(36)}${process.pid.toString(36)}`;
+    const repository = `image-factory/e2e-${runId}`;
+    let stack: TestStack;
+    let appDir: string;
+    let outputs: StackOutputs;
+    let registry: RegistryClient;
+
+    before(async function () {
+        await bootstrapOnce();
+        requireLocalStackTools();
+        registry = new RegistryClient();
+        stack = new TestStack(`e2e-${runId}`, {});
+        appDir = copyApp(path.join(stack.dir, "app"));
+        stack.setConfig({
+            ...localStackConfig(),
+            "image-factory:imageName": `127.0.0.1:5000/${repository}`,
+            "image-factory:cache": { type: "registry", mode: "max", ref: `127.0.0.1:5000/${repository}-cache` },
+            "image-factory:appPath": appDir,
+            "image-factory:platforms": PLATFORMS,
+            "image-factory:gitRef": "refs/heads/main",
+            "image-factory:gitSha": await headSha(),
+        });
+        await stack.up();
+        outputs = await stack.outputs<StackOutputs>();
+    });
+
+    after(function () {
+        // The stack's backend and passphrase are throwaway; images stay in the registry (unique repo).
+        stack?.remove();
+    });
+
+    it("exports a manifest-list digest that resolves in the registry to exactly platformDigests", async function () {
+        assert.match(outputs.digest, /^sha256:[0-9a-f]{64}$/, `digest export: ${outputs.digest}`);
+        assert.equal(outputs.imageRef, `${outputs.imageName}@${outputs.digest}`);
+        assert.deepEqual(Object.keys(outputs.platformDigests).sort(), [...PLATFORMS].sort());
+        const list = await registry.manifestList(repository, outputs.digest);
+        assert.equal(list.digest, outputs.digest, "the registry serves the index under the exported digest");
+        const entries = Object.fromEntries(
+            list.body.manifests.map((m) => [[m.platform?.os, m.platform?.architecture, m.platform?.variant].filter(Boolean).join("/"), m.digest]),
+        );
+        assert.deepEqual(entries, outputs.platformDigests, "manifest list entries (platform → digest) equal the platformDigests export");
+    });
+
+    it("pushes each platform's image with the architecture its platform names", async function () {
+        for (const [platform, digest] of Object.entries(outputs.platformDigests)) {
+            const config = await registry.imageConfig(repository, digest);
+            const [osName, arch, variant] = platform.split("/");
+            assert.equal(config.os, osName, `${platform} image os`);
+            assert.equal(config.architecture, arch, `${platform} image architecture`);
+            if (variant !== undefined) assert.equal(config.variant, variant, `${platform} image variant`);
+        }
+    });
+
+    it("publishes every exported tag at the index digest", async function () {
+        assert.ok(outputs.tags.length >= 2, `tags export: ${JSON.stringify(outputs.tags)}`);
+        for (const ref of outputs.tags) {
+            const { repository: repo, reference } = parseRef(ref);
+            assert.equal(repo, repository, `tag ${ref} is in the stack's repository`);
+            assert.equal(await registry.head(repo, reference), outputs.digest, `tag ${ref} resolves to the index digest`);
+        }
+    });
+
+    it("exports a cache ref per platform and each exists in the registry", async function () {
+        assert.deepEqual(Object.keys(outputs.cacheRefs).sort(), [...PLATFORMS].sort());
+        for (const [platform, ref] of Object.entries(outputs.cacheRefs)) {
+            const { repository: repo, reference } = parseRef(ref);
+            assert.ok(await registry.head(repo, reference), `cache ref ${ref} for ${platform} exists in the registry`);
+        }
+    });
+
+    it("previews no change and builds nothing on an unchanged tree", async function () {
+        const before = await buildkitHistory();
+        const preview = await stack.preview();
+        const after = await buildkitHistory();
+        assert.deepEqual(changes(preview), [], "no resource changes (a spurious contextHash diff would show an Image update)");
+        assert.deepEqual(Object.keys(preview.changeSummary ?? {}), ["same"], `change summary: ${JSON.stringify(preview.changeSummary)}`);
+        assert.deepEqual(after.filter((r) => !before.includes(r)), [], "BuildKit recorded no build during the preview");
+    });
+
+    it("previews exactly the image updates a source change implies", async function () {
+        const sources = path.join(appDir, "src");
+        const file = fs.readdirSync(sources).filter((f) => f.endsWith(".ts")).sort()[0];
+        assert.ok(file, `no TypeScript source in ${sources}`);
+        fs.appendFileSync(path.join(sources, file), `\n// e2e source change ${runId}\n`);
+        const preview = await stack.preview();
+        const changed = changes(preview);
+        const images = changed.filter((c) => c.type === "docker-build:index:Image");
+        assert.equal(images.length, PLATFORMS.length, `every platform Image changes: ${JSON.stringify(changed, null, 2)}`);
+        for (const c of changed) {
+            assert.ok(["update", "replace", "create-replacement", "delete-replaced"].includes(c.op) || c.type !== "docker-build:index:Image", `${c.urn}: ${c.op}`);
+            assert.notEqual(c.op, "delete", `${c.urn} must not be deleted by a source change`);
+            // Only images and what is derived from their digests (the manifest lists) may change.
+            assert.ok(
+                ["docker-build:index:Image", "docker-build:index:Index", "pulumi:pulumi:Stack"].includes(c.type) || c.type.startsWith("pulumi-nodejs:dynamic:"),
+                `unexpected change ${c.op} ${c.urn}`,
+            );
+        }
+    });
+
+    it("never writes the registry token to the state, the exports or the logs", async function () {
+        const { password } = localRegistryAuth();
+        const texts = [
+            ...stack.stateFiles().map((f) => ({ name: f.file, text: f.text })),
+            { name: "stack outputs", text: JSON.stringify(await stack.outputs()) },
+            { name: "stack export", text: JSON.stringify(await stack.exportState()) },
+            ...stack.logs.map((text, i) => ({ name: `log ${i}`, text })),
+        ];
+        assert.ok(texts.some((t) => t.name.endsWith(".json")), "the backend holds a checkpoint file to search");
+        assert.deepEqual(findSecret(password, LOCAL_REGISTRY_USER, texts), [], "the registry token appears nowhere");
+    });
+});

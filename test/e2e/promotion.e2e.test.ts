@@ -1,0 +1,113 @@
+// Promotion by digest on real stacks: a source stack builds and pushes (real pulumi up on BuildKit),
+// a second stack with `promoteFrom` publishes its release tags at the source's index digest without
+// building anything, and a stack promoting from a source that has no digest is refused clearly.
+// All stacks share one temp file backend, as dev and prod share one backend in real use.
+import { strict as assert } from "assert";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { parseRef, RegistryClient } from "./lib/registry";
+import { bootstrapOnce, buildkitHistory, copyApp, headSha, localStackConfig, requireLocalStackTools, TestStack } from "./lib/pulumiStack";
+
+interface StackOutputs {
+    imageName: string;
+    digest: string;
+    imageRef: string;
+    platformDigests: Record<string, string>;
+    tags: string[];
+}
+
+describe("promotion: a stack with promoteFrom republishes another stack's digest", function () {
+    this.timeout(60 * 60_000);
+    const runId = `${Date.now().toString(36)}${process.pid.toString(36)}`;
+    const repository = `image-factory/e2e-promo-${runId}`;
+    let root: string;
+    let source: TestStack;
+    let sourceOutputs: StackOutputs;
+    let registry: RegistryClient;
+    let sha: string;
+
+    // Stacks of one backend: `IF_LOCAL_DIR` is shared, each has its own config file and name.
+    const stackIn = (name: string, config: Record<string, unknown>): TestStack => new TestStack(name, config, path.join(root, name));
+    const shareBackend = (s: TestStack): void => {
+        fs.rmSync(s.localDir, { recursive: true, force: true });
+        fs.symlinkSync(path.join(root, "backend"), s.localDir);
+    };
+
+    before(async function () {
+        await bootstrapOnce();
+        requireLocalStackTools();
+        registry = new RegistryClient();
+        sha = await headSha();
+        root = fs.mkdtempSync(path.join(os.tmpdir(), "if-promotion-"));
+        fs.mkdirSync(path.join(root, "backend"));
+        const appDir = copyApp(path.join(root, "app"));
+        // One platform keeps the source build short; promotion copies whatever index it finds.
+        source = stackIn(`src-${runId}`, {
+            ...localStackConfig(),
+            "image-factory:imageName": `127.0.0.1:5000/${repository}`,
+            "image-factory:cache": { type: "registry", mode: "max", ref: `127.0.0.1:5000/${repository}-cache` },
+            "image-factory:appPath": appDir,
+            "image-factory:platforms": ["linux/amd64"],
+            "image-factory:gitRef": "refs/heads/main",
+            "image-factory:gitSha": sha,
+        });
+        shareBackend(source);
+        await source.up();
+        sourceOutputs = await source.outputs<StackOutputs>();
+        assert.match(sourceOutputs.digest, /^sha256:[0-9a-f]{64}$/, "the source stack exports an index digest");
+    });
+
+    after(function () {
+        if (root !== undefined) fs.rmSync(root, { recursive: true, force: true });
+    });
+
+    const promotingConfig = (from: string): Record<string, unknown> => ({
+        ...localStackConfig(),
+        "image-factory:imageName": `127.0.0.1:5000/${repository}`,
+        "image-factory:promoteFrom": from,
+        "image-factory:gitRef": "refs/tags/v1.4.2",
+        "image-factory:gitSha": sha,
+    });
+
+    it("publishes the release tags at the source digest, with no Image and no build", async function () {
+        const prod = stackIn(`prod-${runId}`, promotingConfig(source.stack));
+        shareBackend(prod);
+        const before = await buildkitHistory();
+        await prod.up();
+        const after = await buildkitHistory();
+        const out = await prod.outputs<StackOutputs>();
+
+        assert.equal(out.digest, sourceOutputs.digest, "the promoted digest is the source stack's digest");
+        assert.equal(out.imageRef, `127.0.0.1:5000/${repository}@${sourceOutputs.digest}`);
+        const tagNames = out.tags.map((t) => parseRef(t).reference).sort();
+        assert.deepEqual(tagNames, ["1", "1.4", "1.4.2", "latest"], `release tags: ${JSON.stringify(out.tags)}`);
+        for (const ref of out.tags) {
+            const { repository: repo, reference } = parseRef(ref);
+            assert.equal(await registry.head(repo, reference), sourceOutputs.digest, `${ref} points at the source digest`);
+        }
+
+        const state = await prod.exportState();
+        const types = (state.deployment.resources ?? []).map((r) => r.type);
+        assert.deepEqual(types.filter((t) => t === "docker-build:index:Image"), [], "the promoting stack has no Image resource");
+        assert.ok(types.includes("docker-build:index:Index"), `the promoting stack publishes with Index resources: ${types.join(", ")}`);
+        assert.deepEqual(after.filter((r) => !before.includes(r)), [], "BuildKit recorded no build during the promotion");
+    });
+
+    it("refuses to promote from a stack that has no digest, naming the stack and the export", async function () {
+        const empty = stackIn(`empty-${runId}`, promotingConfig("nowhere"));
+        shareBackend(empty);
+        // A stack that exists but was never deployed: it has no outputs at all.
+        const init = await empty.local(["pulumi", "stack", "ls"]);
+        assert.equal(init.code, 0, `stack ${empty.stack} is created: ${init.stderr}`);
+
+        const prod = stackIn(`prod-empty-${runId}`, promotingConfig(empty.stack));
+        shareBackend(prod);
+        const tagsBefore = await registry.tagDigests(repository);
+        const r = await prod.local(["up"]);
+        const output = `${r.stdout}\n${r.stderr}`;
+        assert.notEqual(r.code, 0, "pulumi up must fail");
+        assert.match(output, new RegExp(`source stack "${empty.stack}" has no "digest" output`), output.slice(-3000));
+        assert.deepEqual(await registry.tagDigests(repository), tagsBefore, "no tag moved in the registry");
+    });
+});
