@@ -14,7 +14,9 @@
 # --build-arg BASE_IMAGE=127.0.0.1:5000/image-factory/node-base:22 ...`: without --pull, Docker
 # 20.10 may take a local image of another platform (see untag_local_list).
 # Usage: scripts/base-images.sh [--force]
+# shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=SCRIPTDIR/base/versions.env
 source "$REPO_ROOT/scripts/base/versions.env"
 
 FORCE=false
@@ -127,10 +129,10 @@ build_rootfs() { # platform suffix nodepkg nodeversion debarch -> path of rootfs
   nodetgz="$(npm_fetch "$nodepkg" "$nodever")"
   npmtgz="$(npm_fetch npm "$BASE_NPM_VERSION")"
   root="$(mktemp -d)"
-  local deb
+  local deb pkg ver
   for deb in "libc6 $BASE_LIBC6_VERSION" "libgcc-s1 $BASE_GCC_LIBS_VERSION" "libstdc++6 $BASE_GCC_LIBS_VERSION" "libatomic1 $BASE_GCC_LIBS_VERSION" "busybox-static $BASE_BUSYBOX_VERSION"; do
-    set -- $deb
-    dpkg-deb -x "$(deb_fetch "$1" "$debarch" "$2")" "$root"
+    read -r pkg ver <<<"$deb"
+    dpkg-deb -x "$(deb_fetch "$pkg" "$debarch" "$ver")" "$root"
   done
   # Docs, locales and package metadata are not needed at runtime.
   rm -rf "$root"/usr/share/doc "$root"/usr/share/man "$root"/usr/share/locale "$root"/usr/share/lintian \
@@ -199,6 +201,11 @@ DOCKERFILE
   log "base: building $ref ($platform)"
   "$DOCKER" build --quiet --network host --platform "$platform" -t "$ref" "$ctx" >/dev/null ||
     die "base-images.sh: docker build of $ref for $platform failed"
+  # A real run (under QEMU for arm): node starts with its libraries and reports the architecture.
+  want_arch="$(case "$suffix" in amd64) echo x64 ;; arm64) echo arm64 ;; armv7) echo arm ;; esac)"
+  got_arch="$("$DOCKER" run --rm --network host --platform "$platform" "$ref" sh -c 'node -p process.arch && npm --version >/dev/null' 2>&1)" ||
+    die "base-images.sh: $ref does not run on $platform: $got_arch"
+  [[ "$got_arch" == "$want_arch" ]] || die "base-images.sh: node in $ref reports arch '$got_arch', expected '$want_arch'"
   log "base: pushing $ref"
   "$DOCKER" push --quiet "$ref" >/dev/null 2>"$BASE/push.err" ||
     die "base-images.sh: docker push $ref failed: $(tail -n 3 "$BASE/push.err")"

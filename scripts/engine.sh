@@ -8,6 +8,7 @@
 #        scripts/engine.sh stop     stop the dockerd this script started (pid file)
 # Use the Debian client /usr/bin/docker with DOCKER_BUILDKIT=1: /usr/local/bin/docker (28.x) refuses
 # BuildKit builds without a buildx plugin.
+# shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 DOCKER=/usr/bin/docker
@@ -26,12 +27,18 @@ binfmt_ok() {
 # Addresses in 10/8, 172.16/12, 192.168/16 (the network rule forbids creating any).
 private_addrs() { ip -o -4 addr show | awk '{print $4}' | grep -E '^(10\.|172\.(1[6-9]|2[0-9]|3[01])\.|192\.168\.)' || true; }
 
+# The pid in our pid file, only when that process really is dockerd (pids get reused).
+our_dockerd_pid() {
+  local pid
+  pid="$(cat "$STATE/dockerd.pid" 2>/dev/null)" || return 1
+  [[ -n "$pid" && "$(cat "/proc/$pid/comm" 2>/dev/null)" == dockerd ]] || return 1
+  echo "$pid"
+}
+
 case "${1:-up}" in
   status) engine_up && binfmt_ok; exit ;;
   stop)
-    if [[ -f "$STATE/dockerd.pid" ]] && kill -0 "$(cat "$STATE/dockerd.pid")" 2>/dev/null; then
-      kill "$(cat "$STATE/dockerd.pid")"; log "engine: dockerd stopping"
-    fi
+    if our_dockerd_pid >/dev/null; then kill "$(our_dockerd_pid)"; log "engine: dockerd stopping"; fi
     exit 0 ;;
   up) ;;
   *) die "engine.sh: unknown command '$1' (expected up, status or stop)" ;;
@@ -43,6 +50,9 @@ command -v update-binfmts >/dev/null || die "engine.sh: update-binfmts missing: 
 if engine_up; then
   log "engine: dockerd already running"
 else
+  # Left over from a dockerd that is gone (a new session or CI run): dockerd refuses a pid file
+  # naming a live process, and a reused pid would be one.
+  our_dockerd_pid >/dev/null || rm -f "$STATE/dockerd.pid"
   before="$(private_addrs)"
   log "engine: starting dockerd (no bridge, no iptables)"
   # setsid: dockerd must outlive the shell (and the test run) that started it.

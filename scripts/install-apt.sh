@@ -3,6 +3,7 @@
 # pinned version is already installed it returns at once without touching apt; `apt-get update`
 # runs only when a pinned version is not known to apt yet.
 # Usage: scripts/install-apt.sh [list-file]   (default: scripts/apt-packages.txt)
+# shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 LIST="${1:-$REPO_ROOT/scripts/apt-packages.txt}"

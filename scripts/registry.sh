@@ -8,6 +8,7 @@
 #        scripts/registry.sh status   exit 0 when the registry answers with auth
 #        scripts/registry.sh stop     stop the registry this script started (pid file)
 # Tests read the address from IF_REGISTRY (127.0.0.1:5000), the user `factory` and the password file.
+# shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ADDR=127.0.0.1:5000
@@ -25,10 +26,18 @@ http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 3 "$@" "http://$
 # `curl --config -` keeps the password off the command line (ps shows arguments).
 authed_code() { printf 'user = "%s:%s"\n' "$USER_NAME" "$(cat "$PASSWORD_FILE")" | http_code --config -; }
 registry_up() { [[ -f "$PASSWORD_FILE" ]] && [[ "$(authed_code)" == 200 ]]; }
+# The pid in our pid file, only when that process really is the registry (pids get reused).
+our_registry_pid() {
+  local pid
+  pid="$(cat "$PIDFILE" 2>/dev/null)" || return 1
+  [[ -n "$pid" && "$(cat "/proc/$pid/comm" 2>/dev/null)" == docker-registry ]] || return 1
+  echo "$pid"
+}
 stop_registry() {
-  if [[ -f "$PIDFILE" ]] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
-    kill "$(cat "$PIDFILE")"
-    for _ in $(seq 1 50); do kill -0 "$(cat "$PIDFILE")" 2>/dev/null || break; sleep 0.1; done
+  local pid
+  if pid="$(our_registry_pid)"; then
+    kill "$pid"
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     log "registry: stopped"
   fi
   rm -f "$PIDFILE"
