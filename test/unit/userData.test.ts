@@ -390,6 +390,47 @@ interface WorkerInfo {
 }
 
 describe("buildkitd with the generated buildkitd.toml", () => {
+  it("is really parsed: the same buildkitd refuses a malformed GC value", async function () {
+    this.timeout(60_000);
+    const buildkitd = requireTool(
+      path.join(IF_BIN, "buildkitd"),
+      "build it with scripts/install-go-tools.sh buildkit",
+    );
+    const dir = tmpdir("buildkitd-bad-config-");
+    try {
+      const config = path.join(dir, "buildkitd.toml");
+      fs.writeFileSync(
+        config,
+        renderBuildkitdToml({ port: 1234, volumeGb: 10 }).replace(
+          /^ {2}maxUsedSpace = \d+$/m,
+          '  maxUsedSpace = "lots"',
+        ),
+      );
+      const r = spawnSync(
+        buildkitd,
+        [
+          "--config",
+          config,
+          "--addr",
+          `unix://${path.join(dir, "s.sock")}`,
+          "--root",
+          path.join(dir, "root"),
+          "--oci-worker-net",
+          "host",
+        ],
+        { encoding: "utf8", timeout: 30_000 },
+      );
+      assert.equal(
+        r.status,
+        1,
+        `buildkitd should exit 1 on a bad config, got ${String(r.status)} (${String(r.signal)})`,
+      );
+      assert.match(r.stderr, /invalid disk space lots/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("loads it, serves mutual TLS with its cert paths and applies its GC policy", async function () {
     this.timeout(120_000);
     const buildkitd = requireTool(
