@@ -17,6 +17,8 @@ import {
 } from "../../components/supplyChain";
 import type { GatesConfig } from "../../components/types";
 import {
+  REPO_ROOT,
+  run,
   APP_DIR,
   APP_SECRETS,
   PLATFORMS,
@@ -193,5 +195,131 @@ describe("supply-chain evidence on real images (e2e)", function () {
       return true;
     });
     fs.rmSync(inputs.outputDir, { recursive: true, force: true });
+  });
+
+  describe("through the real Pulumi engine (file backend)", function () {
+    let project: string;
+    let env: NodeJS.ProcessEnv;
+    const binDir = path.join(process.env.IMAGE_FACTORY_CACHE ?? path.join(os.homedir(), ".cache", "image-factory"), "bin");
+
+    async function pulumiCli(args: string[]): Promise<{ code: number; output: string }> {
+      const r = await run(path.join(binDir, "pulumi"), [...args, "--non-interactive"], { cwd: project, env });
+      return { code: r.code, output: `${r.stdout}\n${r.stderr}` };
+    }
+
+    before(async function () {
+      this.timeout(600_000);
+      for (const tool of ["pulumi", "pulumi-language-nodejs", "pulumi-resource-pulumi-nodejs"]) {
+        if (!fs.existsSync(path.join(binDir, tool))) {
+          throw new Error(`${tool} is not installed in ${binDir}: run scripts/install-go-tools.sh (the Pulumi CLI, its Node.js language host and dynamic-provider host)`);
+        }
+      }
+      // Inside the repository so that @pulumi/pulumi and ts-node resolve from its node_modules.
+      fs.mkdirSync(path.join(REPO_ROOT, ".local"), { recursive: true });
+      project = fs.mkdtempSync(path.join(REPO_ROOT, ".local", "sc-e2e-"));
+      fs.mkdirSync(path.join(project, "state"));
+      fs.writeFileSync(path.join(project, "Pulumi.yaml"), "name: sc-e2e\nruntime:\n  name: nodejs\n  options:\n    typescript: true\n");
+      fs.writeFileSync(path.join(project, "package.json"), JSON.stringify({ name: "sc-e2e", private: true, main: "index.ts" }));
+      fs.writeFileSync(
+        path.join(project, "index.ts"),
+        [
+          `import * as pulumi from "@pulumi/pulumi";`,
+          `import { SupplyChainEvidence } from ${JSON.stringify(path.join(REPO_ROOT, "components", "supplyChain"))};`,
+          `const cfg = new pulumi.Config("e2e");`,
+          `const ev = new SupplyChainEvidence("sc", {`,
+          `  imageName: cfg.require("imageName"),`,
+          `  platformDigests: cfg.requireObject<Record<string, string>>("platformDigests"),`,
+          `  registryUsername: cfg.require("registryUsername"),`,
+          `  registryToken: cfg.requireSecret("registryToken"),`,
+          `  dockerfile: ${JSON.stringify(path.join(APP_DIR, "Dockerfile"))},`,
+          `  gates: { maxImageSizeMb: cfg.requireNumber("maxImageSizeMb"), minCoverage: 80, maxCritical: 0, minEfficiency: ${DEFAULT_GATES.minEfficiency}, maxWastedMb: ${DEFAULT_GATES.maxWastedMb} },`,
+          `  outputDir: ".local/evidence/e2e",`,
+          `});`,
+          `export const sbomLocations = ev.sbomLocations;`,
+          `export const gateResults = ev.gateResults;`,
+          "",
+        ].join("\n"),
+      );
+      env = {
+        PATH: `${binDir}${path.delimiter}${process.env.PATH ?? ""}`,
+        PULUMI_HOME: path.join(project, ".pulumi-home"),
+        PULUMI_BACKEND_URL: `file://${path.join(project, "state")}`,
+        PULUMI_CONFIG_PASSPHRASE: "supply-chain-e2e",
+        PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+        PULUMI_SKIP_UPDATE_CHECK: "true",
+        IMAGE_FACTORY_PROJECT_DIR: project,
+      };
+      const init = await pulumiCli(["stack", "init", "e2e"]);
+      assert.equal(init.code, 0, init.output);
+      const settings: Array<[string, string, boolean]> = [
+        ["e2e:imageName", `${stack.registry}/${REPO}`, false],
+        ["e2e:registryUsername", stack.auth.username, false],
+        ["e2e:maxImageSizeMb", "500", false],
+        ["image-factory:platforms", JSON.stringify(["linux/amd64", "linux/arm64"]), false],
+      ];
+      for (const [key, value] of settings) {
+        const r = await pulumiCli(["config", "set", "--stack", "e2e", key, value]);
+        assert.equal(r.code, 0, r.output);
+      }
+      const digest = await pulumiCli(["config", "set", "--stack", "e2e", "--path", `e2e:platformDigests["linux/amd64"]`, digests["linux/amd64"]]);
+      assert.equal(digest.code, 0, digest.output);
+      // The secret goes in through stdin, never on a command line.
+      const secret = await run(path.join(binDir, "pulumi"), ["config", "set", "--stack", "e2e", "--secret", "e2e:registryToken", "--non-interactive"], {
+        cwd: project,
+        env,
+        input: stack.auth.password,
+      });
+      assert.equal(secret.code, 0, `${secret.stdout}\n${secret.stderr}`);
+    });
+
+    after(async () => {
+      if (project !== undefined) fs.rmSync(project, { recursive: true, force: true });
+    });
+
+    it("pulumi up publishes sbomLocations and gateResults; the state never holds the token", async () => {
+      const up = await pulumiCli(["up", "--stack", "e2e", "--yes", "--skip-preview"]);
+      assert.equal(up.code, 0, up.output);
+      const out = await pulumiCli(["stack", "output", "--stack", "e2e", "--json"]);
+      const outputs = JSON.parse(out.output.slice(out.output.indexOf("{"), out.output.lastIndexOf("}") + 1)) as {
+        sbomLocations: Record<string, string>;
+        gateResults: { passed: boolean; notRun: string[] };
+      };
+      const location = outputs.sbomLocations["linux/amd64"];
+      assert.match(location, /^file:\/\/.*\/\.local\/evidence\/e2e\/sbom\/linux-amd64\.spdx\.json$/);
+      const doc = JSON.parse(fs.readFileSync(location.slice("file://".length), "utf8")) as SpdxDocument;
+      assert.equal(doc.spdxVersion, "SPDX-2.3");
+      assert.equal(outputs.gateResults.passed, true);
+      assert.deepEqual(outputs.gateResults.notRun, ["criticalVulnerabilities[linux/amd64]"]);
+      const stateFiles = (await run("find", [path.join(project, "state"), "-type", "f", "-name", "*.json"])).stdout.split("\n").filter((f) => f !== "");
+      assert.ok(stateFiles.length > 0, "no state file written");
+      for (const f of stateFiles) {
+        assert.ok(!fs.readFileSync(f, "utf8").includes(stack.auth.password), `registry token in ${f}`);
+      }
+      assert.ok(!up.output.includes(stack.auth.password), "registry token in the pulumi up output");
+      // A second preview on unchanged inputs rescans nothing.
+      const preview = await pulumiCli(["preview", "--stack", "e2e", "--diff"]);
+      assert.equal(preview.code, 0, preview.output);
+      assert.doesNotMatch(preview.output, /~ .*supplychain:Evidence|\+ .*supplychain:Evidence/);
+    });
+
+    it("a failing gate fails pulumi up with the gate, the measured value and the limit", async () => {
+      const set = await pulumiCli(["config", "set", "--stack", "e2e", "e2e:maxImageSizeMb", "50"]);
+      assert.equal(set.code, 0, set.output);
+      const up = await pulumiCli(["up", "--stack", "e2e", "--yes", "--skip-preview"]);
+      assert.notEqual(up.code, 0, "pulumi up passed with a size gate below the image size");
+      assert.match(up.output, /gate imageSize\[linux\/amd64\] failed: measured \d+(\.\d+)? MB, limit 50 MB/);
+    });
+
+    it("the policy pack refuses a preview that builds none of the configured platforms, and passes a promotion stack", async () => {
+      const bad = await pulumiCli(["preview", "--stack", "e2e", "--policy-pack", path.join(REPO_ROOT, "policy")]);
+      assert.notEqual(bad.code, 0, bad.output);
+      assert.match(bad.output, /every-platform-built/);
+      assert.match(bad.output, /configured platforms linux\/amd64, linux\/arm64 not built by any docker-build Image/);
+      const promote = await pulumiCli(["config", "set", "--stack", "e2e", "image-factory:promoteFrom", "dev"]);
+      assert.equal(promote.code, 0, promote.output);
+      const good = await pulumiCli(["preview", "--stack", "e2e", "--policy-pack", path.join(REPO_ROOT, "policy")]);
+      assert.doesNotMatch(good.output, /mandatory/);
+      assert.match(good.output, /image-factory-policy/);
+    });
   });
 });
