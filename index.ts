@@ -32,6 +32,7 @@ export const platformDigests = out.platformDigests;
 export const tags = out.tags;
 export const sbomLocations = out.sbomLocations;
 export const buildHosts = out.buildHosts;
+export const builderCommands = out.builderCommands;
 export const cacheRefs = out.cacheRefs;
 export const gateResults = out.gateResults;
 export const release = out.release;

@@ -14,6 +14,7 @@ import {
   type GithubConfig,
   type Platform,
 } from "./types";
+import { validateBuildHosts } from "./buildHosts";
 import { DEFAULT_GATES, validateGates } from "./gates";
 import { parseRef, validateSha } from "./tags";
 
@@ -390,6 +391,11 @@ export function validateConfig(raw: Record<string, unknown>, ctx: ConfigContext)
   const git = resolveGit(raw, ctx, problems);
   const cache = validateCache(raw.cache, imageName, problems);
   const buildHosts = defaultBuildHosts(raw.buildHosts, ctx.stack, problems);
+  try {
+    validateBuildHosts(buildHosts);
+  } catch (e) {
+    problems.push(...(e as Error).message.split("\n").slice(1).map((l) => `${NAMESPACE}:${l.trim()}`));
+  }
   let gates: GatesConfig = { ...DEFAULT_GATES };
   try {
     gates = validateGates(raw.gates, `${NAMESPACE}:gates`);

@@ -3,14 +3,16 @@
 import * as fs from "node:fs";
 import * as pulumi from "@pulumi/pulumi";
 import { BuildCache } from "./buildCache";
+import { BuildHosts } from "./buildHosts";
 import type { ValidatedConfig } from "./config";
 import { GhcrPackage } from "./ghcrPackage";
 import { MultiPlatformImage } from "./multiPlatformImage";
 import { builderName } from "./naming";
 import { PromotedImage, promotionTags } from "./promotion";
 import { RegistryCredentials } from "./registryCredentials";
+import { SupplyChainEvidence } from "./supplyChain";
 import { computeTags, type TagPlan } from "./tags";
-import type { HostArch } from "./types";
+import { HOST_ARCH, type HostArch } from "./types";
 
 export interface FactoryArgs extends ValidatedConfig {
   stack: string;
@@ -27,6 +29,8 @@ export interface FactoryOutputs {
   tags: pulumi.Output<string[]>;
   sbomLocations: pulumi.Output<Record<string, string>>;
   buildHosts?: pulumi.Output<Record<string, string>>;
+  /** `docker buildx create --driver remote …` per architecture, for CI (no secret material). */
+  builderCommands?: pulumi.Output<Record<string, string>>;
   cacheRefs: pulumi.Output<Record<string, string>>;
   gateResults?: pulumi.Output<unknown>;
   /** What the tags were computed from, for humans reading `pulumi stack output`. */
@@ -105,6 +109,21 @@ export function createFactory(cfg: FactoryArgs, opts?: { parent?: pulumi.Resourc
   const secrets: Record<string, pulumi.Input<string>> | undefined =
     cfg.npmCaFile !== undefined ? { npm_ca: fs.readFileSync(cfg.npmCaFile, "utf8") } : undefined;
 
+  // Native hosts, only for the architectures the configured platforms need.
+  const hosts =
+    cfg.buildHosts.enabled && cfg.buildHosts.localBuilder === undefined
+      ? new BuildHosts(
+          "buildhosts",
+          {
+            config: cfg.buildHosts,
+            stack: cfg.stack,
+            architectures: [...new Set(cfg.platforms.map((p) => HOST_ARCH[p]))],
+            cacheBucketArn: cache.bucket?.arn,
+          },
+          { parent },
+        )
+      : undefined;
+
   const image = new MultiPlatformImage(
     "image",
     {
@@ -121,6 +140,24 @@ export function createFactory(cfg: FactoryArgs, opts?: { parent?: pulumi.Resourc
       push: cfg.push,
       secrets,
     },
+    // The builders exist once CI has run the hosts' builderCommands (see docs/delivery.md).
+    { parent, dependsOn: hosts !== undefined ? [hosts] : [] },
+  );
+
+  // Evidence from the pushed bytes, by digest: SBOM per platform, scans, gates. A failing gate
+  // fails the update, and promotion refuses a stack whose gateResults did not pass.
+  const evidence = new SupplyChainEvidence(
+    "evidence",
+    {
+      imageName: cfg.imageName,
+      platformDigests: image.platformDigests,
+      registryUsername: cfg.registryUsername,
+      registryToken: creds?.token,
+      dockerfile: `${cfg.appPath}/Dockerfile`,
+      contextDir: cfg.appPath,
+      gates: cfg.gates,
+      outputDir: `.local/evidence/${cfg.stack}`,
+    },
     { parent },
   );
 
@@ -130,7 +167,10 @@ export function createFactory(cfg: FactoryArgs, opts?: { parent?: pulumi.Resourc
     imageRef: image.imageRef,
     platformDigests: image.platformDigests,
     tags: image.tags,
-    sbomLocations: pulumi.output<Record<string, string>>({}),
+    sbomLocations: evidence.sbomLocations,
+    gateResults: evidence.gateResults,
+    buildHosts: hosts?.endpoints,
+    builderCommands: hosts?.builderCommands,
     cacheRefs: cache.cacheRefs,
     release,
   };

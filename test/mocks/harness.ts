@@ -21,6 +21,8 @@ export interface Harness {
   byType(type: string): Registered[];
 }
 
+const pem = (kind: string, seed: string): string => `-----BEGIN ${kind}-----\n${Buffer.from(seed).toString("base64")}\n-----END ${kind}-----\n`;
+
 export const fakeDigest = (seed: string): string => `sha256:${crypto.createHash("sha256").update(seed).digest("hex")}`;
 
 export async function installMocks(project = "image-factory", stack = "dev", preview = false): Promise<Harness> {
@@ -35,7 +37,8 @@ export async function installMocks(project = "image-factory", stack = "dev", pre
       newResource(args: pulumi.runtime.MockResourceArgs): { id: string; state: Record<string, unknown> } {
         const inputs = args.inputs as Record<string, unknown>;
         h.resources.push({ type: args.type, name: args.name, inputs });
-        switch (args.type) {
+        // Dynamic resources are typed `pulumi-nodejs:dynamic/<module>:<Type>`.
+        switch (args.type.startsWith("pulumi-nodejs:dynamic") ? "pulumi-nodejs:dynamic:Resource" : args.type) {
           case "docker-build:index:Image": {
             const digest = fakeDigest(`image:${args.name}:${JSON.stringify(inputs.buildArgs ?? {})}`);
             const tags = (inputs.tags as string[] | undefined) ?? [];
@@ -52,6 +55,28 @@ export async function installMocks(project = "image-factory", stack = "dev", pre
           case "pulumi:pulumi:StackReference": {
             const name = inputs.name as string;
             return { id: name, state: { ...inputs, outputs: h.stackOutputs[name] ?? {}, secretOutputNames: [] } };
+          }
+          case "pulumi-nodejs:dynamic:Resource": {
+            // SupplyChainEvidence runs real scanners in its dynamic provider; e2e tests cover that.
+            // Here it answers with the shape of its outputs so the program's wiring is checked.
+            const digests = (inputs.platformDigests ?? {}) as Record<string, string>;
+            const image = inputs.imageName as string;
+            const sbomLocations = Object.fromEntries(Object.entries(digests).map(([p, d]) => [p, `oci://${image}@${d}#sbom`]));
+            return { id: args.name, state: { ...inputs, sbomLocations, gateResults: { passed: true, checks: [] }, platforms: {} } };
+          }
+          case "tls:index/privateKey:PrivateKey":
+            return { id: args.name, state: { ...inputs, privateKeyPem: pem("PRIVATE KEY", args.name), publicKeyPem: pem("PUBLIC KEY", args.name) } };
+          case "tls:index/certRequest:CertRequest":
+            return { id: args.name, state: { ...inputs, certRequestPem: pem("CERTIFICATE REQUEST", args.name) } };
+          case "tls:index/selfSignedCert:SelfSignedCert":
+          case "tls:index/locallySignedCert:LocallySignedCert":
+            return { id: args.name, state: { ...inputs, certPem: pem("CERTIFICATE", args.name) } };
+          case "aws:iam/role:Role":
+          case "aws:iam/instanceProfile:InstanceProfile":
+            return { id: args.name, state: { ...inputs, name: args.name, arn: `arn:aws:iam::123456789012:${args.type.includes("role") ? "role" : "instance-profile"}/${args.name}` } };
+          case "aws:ebs/volume:Volume": {
+            const id = `vol-0${crypto.createHash("sha256").update(args.name).digest("hex").slice(0, 16)}`;
+            return { id, state: { ...inputs, arn: `arn:aws:ec2:eu-west-1:123456789012:volume/${id}` } };
           }
           case "aws:ec2/instance:Instance":
             return { id: `i-${args.name}`, state: { ...inputs, publicIp: "198.51.100.10", privateIp: "198.51.100.11", arn: `arn:aws:ec2:::instance/${args.name}` } };
@@ -81,6 +106,8 @@ export async function installMocks(project = "image-factory", stack = "dev", pre
             return { partition: "aws", dnsSuffix: "amazonaws.com", id: "aws" };
           case "aws:ec2/getVpc:getVpc":
             return { id: "vpc-123", cidrBlock: "198.51.100.0/24" };
+          case "aws:ec2/getSubnet:getSubnet":
+            return { id: inputs.id, vpcId: "vpc-123", availabilityZone: "eu-west-1a" };
           case "aws:ec2/getSubnets:getSubnets":
             return { ids: ["subnet-1", "subnet-2"], id: "subnets" };
           default:

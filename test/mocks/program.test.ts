@@ -133,6 +133,23 @@ describe("program under mocks: dev stack (build on main)", function () {
     });
   });
 
+  it("provisions one native BuildKit host per architecture and exports their endpoints", () => {
+    const instances = run.h.byType("aws:ec2/instance:Instance");
+    assert.equal(instances.length, 2);
+    assert.deepEqual(Object.keys(run.exports.buildHosts ?? {}).sort(), ["amd64", "arm64"]);
+    for (const ep of Object.values(run.exports.buildHosts ?? {})) assert.match(ep, /^tcp:\/\/[^:]+:1234$/);
+    const types = instances.map((i) => i.inputs.instanceType).sort();
+    assert.deepEqual(types, ["c7g.xlarge", "c7i.xlarge"]);
+  });
+
+  it("collects supply-chain evidence for every pushed platform digest", () => {
+    const evidence = run.h.resources.filter((r) => r.type === "pulumi-nodejs:dynamic/supplychain:Evidence");
+    assert.equal(evidence.length, 1);
+    assert.deepEqual(evidence[0].inputs.platformDigests, run.exports.platformDigests);
+    assert.deepEqual(Object.keys(run.exports.sbomLocations).sort(), ["linux/amd64", "linux/arm/v7", "linux/arm64"]);
+    assert.ok(isSecretInput(evidence[0].inputs.registryToken), "the scanners' registry token must be a secret input");
+  });
+
   it("never exports the token", () => {
     assert.ok(!JSON.stringify(run.exports).includes(TOKEN));
   });
