@@ -28,9 +28,11 @@ buildctl_tls() {
     --tlscert "$CERTS/client.pem" --tlskey "$CERTS/client-key.pem" "$@"
 }
 daemon_up() { [[ -f "$CERTS/client.pem" ]] && buildctl_tls debug workers >/dev/null 2>&1; }
-builder_ok() {
-  docker buildx inspect "$BUILDER" 2>/dev/null | grep -q "Endpoint: *$ADDR" &&
-    docker buildx inspect "$BUILDER" 2>/dev/null | grep -q "servername=$SERVER_NAME"
+builder_ok() { # the builder exists and points at this daemon with this machine's client certificate
+  local info
+  info="$(docker buildx inspect "$BUILDER" 2>/dev/null)" || return 1
+  grep -q "Endpoint: *$ADDR\$" <<<"$info" && grep -qF "cacert=\"$CERTS/ca.pem\"" <<<"$info" &&
+    grep -qF "cert=\"$CERTS/client.pem\"" <<<"$info" && grep -qF "servername=\"$SERVER_NAME\"" <<<"$info"
 }
 stop_daemon() {
   if [[ -f "$PIDFILE" ]] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then

@@ -51,6 +51,7 @@ build_tool() {
     start=$(date +%s)
     if ! OUT="$dir.tmp/bin" "$@" >"$LOG_DIR/$name.log" 2>&1; then
       tail -n 30 "$LOG_DIR/$name.log" >&2
+      rm -rf "$dir.tmp"
       die "building $name ($key) failed; full log: $LOG_DIR/$name.log"
     fi
     end=$(date +%s)
