@@ -118,8 +118,17 @@ const MAX_GP3_GIB = 16384;
 /** Checks a BuildHostsConfig; throws one Error listing every problem, each naming its key and
  *  value. A disabled config is accepted as is: nothing will be created from it. */
 export function validateBuildHosts(cfg: BuildHostsConfig): void {
-  if (!cfg.enabled) return;
+  const problems = buildHostsProblems(cfg);
+  if (problems.length > 0) {
+    throw new Error(`invalid buildHosts configuration:\n  ${problems.join("\n  ")}`);
+  }
+}
+
+/** The same checks as validateBuildHosts, as a list (for config validation that collects every
+ *  problem of every key before failing). Empty for a disabled config. */
+export function buildHostsProblems(cfg: BuildHostsConfig): string[] {
   const problems: string[] = [];
+  if (!cfg.enabled) return problems;
   const seen = new Map<string, number>();
   cfg.allowedCidrs.forEach((cidr, i) => {
     const key = `buildHosts.allowedCidrs[${i}]`;
@@ -175,8 +184,7 @@ export function validateBuildHosts(cfg: BuildHostsConfig): void {
   if (cfg.subnetId !== undefined && !/^subnet-[0-9a-f]{8,17}$/.test(cfg.subnetId)) {
     problems.push(`buildHosts.subnetId: '${cfg.subnetId}' is not a subnet id (subnet-<hex>)`);
   }
-  if (problems.length > 0)
-    throw new Error(`invalid buildHosts configuration:\n  ${problems.join("\n  ")}`);
+  return problems;
 }
 
 /** Paths on the CI runner where it writes `caCertPem`, `clientCertPem` and `clientKeyPem` before

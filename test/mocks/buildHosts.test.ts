@@ -227,6 +227,15 @@ describe("validateBuildHosts", () => {
     });
   }
 
+  it("lists the problems for config validation that collects them", async () => {
+    assert.deepEqual(mod.buildHostsProblems(config()), []);
+    assert.deepEqual(mod.buildHostsProblems(config({ enabled: false, port: -1 })), []);
+    assert.deepEqual(mod.buildHostsProblems(config({ port: 22, allowedCidrs: ["::/0"] })), [
+      "buildHosts.allowedCidrs[0]: '::/0' opens the BuildKit port to the whole internet; list your CI's addresses instead",
+      "buildHosts.port: 22 is refused: the hosts have no SSH, and BuildKit on 22 would look like it",
+    ]);
+  });
+
   it("reports every problem at once", async () => {
     assert.throws(
       () =>
