@@ -15,8 +15,6 @@ import {
     containerProcessIds,
     copyAppContext,
     docker,
-    freePort,
-    httpGet,
     ImageConfig,
     imageFileList,
     inspectImage,
@@ -27,13 +25,11 @@ import {
     pushImage,
     removeContainer,
     removeImage,
-    runContainer,
+    runAppContainer,
     stopContainer,
     tempDockerConfig,
     TempDockerConfig,
     touchAppSource,
-    waitFor,
-    waitHealthy,
 } from "./lib";
 
 /** The factory's default size gate (gates.maxImageSizeMb). */
@@ -127,19 +123,9 @@ describe("app image on a real engine: amd64, arm64 and arm/v7 (emulated)", funct
                 requireBuild(platform);
                 const name = `if-${runId}-${slug}`;
                 containers.push(name);
-                const port = await freePort();
-                await runContainer({ image: tagOf(platform), name, platform, env: { PORT: String(port), HOST: "127.0.0.1" } });
-                const health = await waitFor(
-                    `GET /health on port ${port} (${platform})`,
-                    async () => {
-                        const r = await httpGet(`http://127.0.0.1:${port}/health`);
-                        return r.status === 200 ? r : undefined;
-                    },
-                    180_000,
-                );
-                assert.strictEqual(health.status, 200);
-                const state = await waitHealthy(name, 180_000);
-                assert.strictEqual(state.Health?.Status, "healthy");
+                const app = await runAppContainer({ image: tagOf(platform), name, platform });
+                assert.strictEqual(app.health.status, 200);
+                assert.strictEqual(app.state.Health?.Status, "healthy");
                 const ids = await containerProcessIds(name);
                 assert.deepStrictEqual(ids, { uid: 10001, gid: 10001 }, "the service must not run as root");
             });

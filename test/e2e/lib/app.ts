@@ -3,8 +3,10 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { REPO_ROOT } from "./exec";
-import { CA_BUNDLE } from "./stack";
+import { buildImage, BuildResult, ContainerState, pushImage, runContainer, waitHealthy } from "./docker";
+import { REPO_ROOT, waitFor } from "./exec";
+import { freePort, httpGet, HttpResult } from "./http";
+import { CA_BUNDLE, LocalStack } from "./stack";
 
 export const APP_DIR = path.join(REPO_ROOT, "app");
 export const PLATFORMS = ["linux/amd64", "linux/arm64", "linux/arm/v7"] as const;
@@ -68,3 +70,81 @@ export function appBuildArgs(baseImage: string, version = "0.0.0-e2e"): Record<s
 }
 
 export const APP_SECRETS: Record<string, string> = { npm_ca: CA_BUNDLE };
+
+export interface MultiPlatformPush {
+    /** Digest of the manifest list at `<registry>/<repository>:<tag>`. */
+    listDigest: string;
+    /** platform → digest of its image manifest (pushed as `<tag>-<slug>`). */
+    platformDigests: Record<string, string>;
+    builds: Record<string, BuildResult>;
+}
+
+/**
+ * Builds app/ (or a copy of it) for each platform against the offline base, pushes each image as
+ * `<tag>-<slug>` with the given credential (default: the machine's docker login), and merges them
+ * into one manifest list at `<tag>`.
+ */
+export async function buildPushMerge(opts: {
+    stack: LocalStack;
+    context: string;
+    repository: string;
+    tag: string;
+    platforms?: readonly string[];
+    env?: NodeJS.ProcessEnv;
+}): Promise<MultiPlatformPush> {
+    const platforms = opts.platforms ?? PLATFORMS;
+    const platformDigests: Record<string, string> = {};
+    const builds: Record<string, BuildResult> = {};
+    for (const platform of platforms) {
+        const ref = `${opts.stack.registry}/${opts.repository}:${opts.tag}-${platformSlug(platform)}`;
+        builds[platform] = await buildImage({
+            context: opts.context,
+            tag: ref,
+            platform,
+            buildArgs: appBuildArgs(opts.stack.baseImage),
+            secrets: APP_SECRETS,
+            env: opts.env,
+        });
+        platformDigests[platform] = await pushImage(ref, opts.env);
+    }
+    const list = await opts.stack.client.createManifestList(
+        opts.repository,
+        opts.tag,
+        platforms.map((platform) => ({ reference: platformDigests[platform], platform })),
+    );
+    return { listDigest: list.digest, platformDigests, builds };
+}
+
+export interface RunningApp {
+    name: string;
+    port: number;
+    /** The first 200 answer of GET /health. */
+    health: HttpResult;
+    state: ContainerState;
+}
+
+/**
+ * Runs the app image on the host network on a free loopback port (HOST=127.0.0.1), then waits for
+ * GET /health to answer 200 and for Docker to report the HEALTHCHECK healthy. Emulated platforms
+ * start slowly, hence the generous default timeout. The caller removes the container.
+ */
+export async function runAppContainer(opts: { image: string; platform: string; name: string; timeoutMs?: number; env?: Record<string, string> }): Promise<RunningApp> {
+    const port = await freePort();
+    const timeoutMs = opts.timeoutMs ?? 180_000;
+    await runContainer({
+        image: opts.image,
+        name: opts.name,
+        platform: opts.platform,
+        env: { ...(opts.env ?? {}), PORT: String(port), HOST: "127.0.0.1" },
+    });
+    const health = await waitFor(
+        `GET /health on 127.0.0.1:${port} (${opts.name}, ${opts.platform})`,
+        async () => {
+            const r = await httpGet(`http://127.0.0.1:${port}/health`);
+            return r.status === 200 ? r : undefined;
+        },
+        timeoutMs,
+    );
+    const state = await waitHealthy(opts.name, timeoutMs);
+    return { name: opts.name, port, health, state };
+}
