@@ -33,6 +33,8 @@ export const tags = out.tags;
 export const sbomLocations = out.sbomLocations;
 export const buildHosts = out.buildHosts;
 export const builderCommands = out.builderCommands;
+// CI reads these with `pulumi stack output --show-secrets builderTls` to reach the hosts.
+export const builderTls = out.builderTls;
 export const cacheRefs = out.cacheRefs;
 export const gateResults = out.gateResults;
 export const release = out.release;

@@ -14,7 +14,7 @@ import {
   type GithubConfig,
   type Platform,
 } from "./types";
-import { validateBuildHosts } from "./buildHosts";
+import { buildHostsProblems } from "./buildHosts";
 import { DEFAULT_GATES, validateGates } from "./gates";
 import { parseRef, validateSha } from "./tags";
 
@@ -391,11 +391,7 @@ export function validateConfig(raw: Record<string, unknown>, ctx: ConfigContext)
   const git = resolveGit(raw, ctx, problems);
   const cache = validateCache(raw.cache, imageName, problems);
   const buildHosts = defaultBuildHosts(raw.buildHosts, ctx.stack, problems);
-  try {
-    validateBuildHosts(buildHosts);
-  } catch (e) {
-    problems.push(...(e as Error).message.split("\n").slice(1).map((l) => `${NAMESPACE}:${l.trim()}`));
-  }
+  problems.push(...buildHostsProblems(buildHosts).map((p) => `${NAMESPACE}:${p}`));
   let gates: GatesConfig = { ...DEFAULT_GATES };
   try {
     gates = validateGates(raw.gates, `${NAMESPACE}:gates`);

@@ -31,6 +31,8 @@ export interface FactoryOutputs {
   buildHosts?: pulumi.Output<Record<string, string>>;
   /** `docker buildx create --driver remote …` per architecture, for CI (no secret material). */
   builderCommands?: pulumi.Output<Record<string, string>>;
+  /** What CI writes to the builderCommands' cert paths; the client key is a secret. */
+  builderTls?: { caCertPem: pulumi.Output<string>; clientCertPem: pulumi.Output<string>; clientKeyPem: pulumi.Output<string> };
   cacheRefs: pulumi.Output<Record<string, string>>;
   gateResults?: pulumi.Output<unknown>;
   /** What the tags were computed from, for humans reading `pulumi stack output`. */
@@ -171,6 +173,10 @@ export function createFactory(cfg: FactoryArgs, opts?: { parent?: pulumi.Resourc
     gateResults: evidence.gateResults,
     buildHosts: hosts?.endpoints,
     builderCommands: hosts?.builderCommands,
+    builderTls:
+      hosts !== undefined
+        ? { caCertPem: hosts.caCertPem, clientCertPem: hosts.clientCertPem, clientKeyPem: pulumi.secret(hosts.clientKeyPem) }
+        : undefined,
     cacheRefs: cache.cacheRefs,
     release,
   };

@@ -142,6 +142,14 @@ describe("program under mocks: dev stack (build on main)", function () {
     assert.deepEqual(types, ["c7g.xlarge", "c7i.xlarge"]);
   });
 
+  it("hands CI the builder TLS material with the client key as a secret", async () => {
+    const tls = run.out.builderTls;
+    assert.ok(tls !== undefined);
+    assert.equal(await pulumi.isSecret(tls.clientKeyPem), true);
+    assert.equal(await pulumi.isSecret(tls.caCertPem), false);
+    assert.match(await resolve(tls.caCertPem), /BEGIN CERTIFICATE/);
+  });
+
   it("collects supply-chain evidence for every pushed platform digest", () => {
     const evidence = run.h.resources.filter((r) => r.type === "pulumi-nodejs:dynamic/supplychain:Evidence");
     assert.equal(evidence.length, 1);
