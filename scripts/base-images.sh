@@ -231,4 +231,6 @@ remote="$(remote_list_digest)"
 [[ "$remote" == "$digest" ]] || die "base-images.sh: registry serves $remote for $LIST, expected $digest"
 rm -f "$BASE"/pushed-*
 echo "$digest" >"$STAMP"
+# Rootfs tarballs of older pins are no longer referenced.
+find "$BASE/rootfs" -mindepth 1 -maxdepth 1 -type d ! -name "$KEY" -exec rm -rf {} +
 log "base: $LIST = $digest (amd64, arm64, arm/v7)"
