@@ -223,7 +223,7 @@ export function trivyCacheDir(): string {
   return path.join(path.dirname(toolBinDir()), "trivy-cache");
 }
 
-const TRIVY_OFFLINE_FLAGS = ["--skip-check-update", "--skip-version-check", "--quiet", "--format", "json"];
+const TRIVY_OFFLINE_FLAGS = ["--skip-check-update", "--skip-version-check", "--disable-telemetry", "--quiet", "--format", "json"];
 
 function misconfigFindings(report: TrivyReport, severities: string[]): Finding[] {
   return (report.Results ?? []).flatMap((res) =>
@@ -315,11 +315,15 @@ export async function runTrivyImage(opts: {
   return { secrets: secretFindings(report), misconfigurations: misconfigFindings(report, opts.severities ?? ["HIGH", "CRITICAL"]), seconds: r.seconds, reportPath: opts.reportPath };
 }
 
-/** Whether Trivy's vulnerability DB is usable: present in the cache, or downloadable now. Returns
- *  the reason when it is not, so the check is reported as not run (never as passed). */
-export async function ensureTrivyDb(opts: { timeoutMs?: number } = {}): Promise<{ ok: true } | { ok: false; reason: string }> {
+/** Whether Trivy's vulnerability DB is usable: present in the cache, or downloaded now when
+ *  `download` allows it (CI; offline machines must not even try to reach the DB's registry).
+ *  Returns the reason when it is not, so the check is reported as not run (never as passed). */
+export async function ensureTrivyDb(opts: { download: boolean; timeoutMs?: number }): Promise<{ ok: true } | { ok: false; reason: string }> {
   const dbFile = path.join(trivyCacheDir(), "db", "trivy.db");
   if (fs.existsSync(dbFile)) return { ok: true };
+  if (!opts.download) {
+    return { ok: false, reason: `Trivy vulnerability DB not in ${path.dirname(dbFile)} and downloading it is off here (it is downloaded in CI: GITHUB_ACTIONS=true or TRIVY_DB_DOWNLOAD=true)` };
+  }
   const trivy = findTool("trivy");
   if (trivy === undefined) return { ok: false, reason: "trivy not installed" };
   const r = await execTool(trivy, ["image", "--download-db-only", "--cache-dir", trivyCacheDir(), "--quiet"], { timeoutMs: opts.timeoutMs ?? 120_000 });
@@ -613,8 +617,10 @@ export interface EvidenceRunInputs {
   sbomStore: SbomStore;
   /** Gate names that must run (not-run → failed). */
   requiredChecks: string[];
-  /** Try Trivy's vulnerability DB (download or cache). */
+  /** Scan for vulnerabilities when Trivy's DB is cached, or downloadable (see `dbDownload`). */
   vulnerabilityScan: boolean;
+  /** May download Trivy's DB (CI only). */
+  dbDownload?: boolean;
 }
 
 export interface PlatformEvidence {
@@ -676,7 +682,7 @@ export async function runEvidence(inp: EvidenceRunInputs): Promise<EvidenceRunOu
     secrets = notRun(errMessage(e));
   }
   const coverage = inp.coverageSummaryPath !== undefined ? readCoverage(path.resolve(inp.coverageSummaryPath)) : notRun<number>("no coverage summary path given");
-  const db = inp.vulnerabilityScan ? await ensureTrivyDb() : ({ ok: false, reason: "vulnerability scanning disabled for this stack" } as const);
+  const db = inp.vulnerabilityScan ? await ensureTrivyDb({ download: inp.dbDownload ?? false }) : ({ ok: false, reason: "vulnerability scanning disabled for this stack" } as const);
 
   const platforms: Record<string, PlatformEvidence> = {};
   const perPlatform: Record<string, PlatformMeasurements> = {};
@@ -784,7 +790,7 @@ interface ProviderInputs extends EvidenceRunInputs {
   contentHash: string;
 }
 
-const DIFF_KEYS: Array<keyof ProviderInputs> = ["imageName", "platformDigests", "gates", "sbomStore", "requiredChecks", "vulnerabilityScan", "contentHash", "outputDir", "dockerfile", "registryUsername"];
+const DIFF_KEYS: Array<keyof ProviderInputs> = ["imageName", "platformDigests", "gates", "sbomStore", "requiredChecks", "vulnerabilityScan", "dbDownload", "contentHash", "outputDir", "dockerfile", "registryUsername"];
 
 function stableJson(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(stableJson).join(",")}]`;
@@ -890,6 +896,8 @@ export interface SupplyChainEvidenceArgs {
   vulnerabilityScan?: boolean;
   /** Also fail when the vulnerability scan could not run. @default GITHUB_ACTIONS === "true" */
   requireVulnerabilityScan?: boolean;
+  /** Download Trivy's DB when it is not cached. @default GITHUB_ACTIONS === "true" || TRIVY_DB_DOWNLOAD === "true" */
+  vulnerabilityDbDownload?: boolean;
 }
 
 /** Gates that must run unless told otherwise: everything measured offline. */
@@ -933,6 +941,7 @@ export class SupplyChainEvidence extends pulumi.ComponentResource {
       sbomStore: pulumi.output(args.imageName).apply((n) => args.sbomStore ?? (isLoopbackRegistry(registryOf(n)) ? "file" : "oci")),
       requiredChecks: required,
       vulnerabilityScan: args.vulnerabilityScan ?? true,
+      dbDownload: args.vulnerabilityDbDownload ?? (process.env.GITHUB_ACTIONS === "true" || process.env.TRIVY_DB_DOWNLOAD === "true"),
       contentHash,
     };
     const res = new EvidenceResource(`${name}-evidence`, inputs, { parent: this, additionalSecretOutputs: ["registryToken"] });
