@@ -84,6 +84,8 @@ export function createFactory(cfg: FactoryArgs, opts?: { parent?: pulumi.Resourc
         imageName: cfg.imageName,
         tags: promotionTags(plan.tags, plan.prerelease),
         prerelease: plan.prerelease,
+        // The release tag must name the commit dev built; otherwise a later dev deploy would ship.
+        expectedRevision: cfg.git.sha,
         registry: { address: cfg.registry, username: cfg.registryUsername ?? "", password: creds.token },
       },
       { parent },

@@ -329,7 +329,9 @@ export class PromotedImage extends pulumi.ComponentResource {
             push: true,
             registry,
           },
-          { parent: this },
+          // A replaced Index is deleted BY DIGEST by docker-build, which would remove the released
+          // image under every tag (and rollbacks with it). Retention belongs to the registry.
+          { parent: this, retainOnDelete: true },
         ),
     );
 

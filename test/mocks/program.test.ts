@@ -175,7 +175,8 @@ describe("program under mocks: prod stack (promotion by digest on a release tag)
         imageRef: `ghcr.io/acme/shop-api@${devDigest}`,
         platformDigests: { "linux/amd64": fakeDigest("a"), "linux/arm64": fakeDigest("b"), "linux/arm/v7": fakeDigest("c") },
         sbomLocations: { "linux/amd64": "s3://x/a.spdx.json" },
-        gateResults: { passed: true, checks: [] },
+        gateResults: { passed: true, checks: [{ gate: "imageSize", status: "passed" }] },
+        release: { ref: "refs/heads/main", sha: SHA, version: "main-1a2b3c4", prerelease: false },
       };
     });
   });
