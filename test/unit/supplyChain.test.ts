@@ -58,6 +58,9 @@ describe("supplyChain: pure helpers", () => {
     assert.equal(r.pass, true);
     assert.equal(parseDiveCi(out.replace("Result:PASS", "Result:FAIL")).pass, false);
     assert.throws(() => parseDiveCi("no analysis here"), /dive output has no efficiency/);
+    // As Dive 0.13 prints it: coloured, even without a terminal.
+    const coloured = "\x1b[1mAnalyzing image...\x1b[0m\n  efficiency: 100.0000 %\n  wastedBytes: 0 bytes (0 B)\n  userWastedPercent: 0.0000 %\n\x1b[32mResult:PASS [Total:3] [Passed:2] [Failed:0] [Warn:0] [Skipped:1]\x1b[0m";
+    assert.deepEqual(parseDiveCi(coloured), { efficiency: 1, wastedBytes: 0, userWastedPercent: 0, pass: true });
   });
 
   it("reads c8 json-summary coverage, and reports a missing summary as not run", async () => {
