@@ -431,7 +431,6 @@ export interface DiveResult {
 /** Parses `dive --ci` output (efficiency, wastedBytes, userWastedPercent, Result). */
 export function parseDiveCi(rawOutput: string): Omit<DiveResult, "seconds" | "output"> {
   // Dive colours its CI report even without a terminal.
-  // eslint-disable-next-line no-control-regex
   const output = rawOutput.replace(/\x1b\[[0-9;]*m/g, "");
   const num = (re: RegExp, what: string): number => {
     const m = re.exec(output);
