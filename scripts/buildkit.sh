@@ -15,6 +15,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ADDR=tcp://127.0.0.1:1234
 SERVER_NAME=localhost
 BUILDER=image-factory-local
+IMAGETOOLS_BUILDER=image-factory-registries
 DIR="$IF_CACHE/buildkit"
 CERTS="$DIR/certs"
 CONFIG="$DIR/buildkitd.toml"
@@ -47,8 +48,8 @@ case "${1:-up}" in
   status) daemon_up && builder_ok; exit ;;
   stop) stop_daemon; exit 0 ;;
   env)
-    printf 'BUILDKIT_HOST=%s\nBUILDKIT_TLS_SERVER_NAME=%s\nBUILDKIT_TLS_CA=%s\nBUILDKIT_TLS_CERT=%s\nBUILDKIT_TLS_KEY=%s\nBUILDKIT_BUILDER=%s\n' \
-      "$ADDR" "$SERVER_NAME" "$CERTS/ca.pem" "$CERTS/client.pem" "$CERTS/client-key.pem" "$BUILDER"
+    printf 'BUILDKIT_HOST=%s\nBUILDKIT_TLS_SERVER_NAME=%s\nBUILDKIT_TLS_CA=%s\nBUILDKIT_TLS_CERT=%s\nBUILDKIT_TLS_KEY=%s\nBUILDKIT_BUILDER=%s\nBUILDX_BUILDER=%s\n' \
+      "$ADDR" "$SERVER_NAME" "$CERTS/ca.pem" "$CERTS/client.pem" "$CERTS/client-key.pem" "$BUILDER" "$IMAGETOOLS_BUILDER"
     exit 0 ;;
   up) ;;
   *) die "buildkit.sh: unknown command '$1' (expected up, status, stop or env)" ;;
@@ -96,6 +97,9 @@ extendedKeyUsage=clientAuth"
 fi
 
 # --- daemon -----------------------------------------------------------------------------------
+# The TLS twin of the local registry (scripts/registry-tls.sh) is trusted through its CA.
+bash "$REPO_ROOT/scripts/registry-tls.sh" certs
+REGISTRY_CA="$IF_CACHE/registry-tls/ca.pem"
 cat >"$CONFIG.new" <<TOML
 # Written by scripts/buildkit.sh; the cloud build hosts' cloud-init writes the same shape.
 root = "$DIR/root"
@@ -127,6 +131,10 @@ insecure-entitlements = ["network.host"]
 [registry."localhost:5000"]
   http = true
   insecure = true
+# BuildKit would try plain HTTP first on a loopback address; this one speaks only TLS.
+[registry."127.0.0.1:5443"]
+  http = false
+  ca = ["$REGISTRY_CA"]
 TOML
 if ! cmp -s "$CONFIG.new" "$CONFIG"; then mv "$CONFIG.new" "$CONFIG"; stop_daemon; else rm -f "$CONFIG.new"; fi
 
@@ -163,3 +171,24 @@ else
 fi
 docker buildx inspect --bootstrap "$BUILDER" >/dev/null 2>&1 ||
   die "buildkit.sh: buildx builder $BUILDER cannot reach $ADDR (docker buildx inspect --bootstrap $BUILDER)"
+
+# --- registry settings for `buildx imagetools` ------------------------------------------------
+# docker-build's Index runs `buildx imagetools create` on the default builder (BUILDX_BUILDER), and
+# imagetools speaks plain HTTP to every loopback registry unless that builder's buildkitd config
+# says otherwise; a remote builder cannot carry such a config. This docker-container builder is never
+# started: it only holds the registry settings (TLS for 127.0.0.1:5443) that scripts/local.sh points
+# BUILDX_BUILDER at.
+IMAGETOOLS_TOML="$DIR/imagetools.toml"
+printf '# Registry settings for buildx imagetools (scripts/buildkit.sh).\n[registry."127.0.0.1:5443"]\n  http = false\n  ca = ["%s"]\n' \
+  "$REGISTRY_CA" >"$IMAGETOOLS_TOML.new"
+stamp="$(cat "$IMAGETOOLS_TOML.new" "$REGISTRY_CA" | sha256sum | cut -c1-16)"
+if [[ "$(cat "$DIR/imagetools.stamp" 2>/dev/null)" != "$stamp" ]] || ! docker buildx inspect "$IMAGETOOLS_BUILDER" >/dev/null 2>&1; then
+  mv "$IMAGETOOLS_TOML.new" "$IMAGETOOLS_TOML"
+  docker buildx rm "$IMAGETOOLS_BUILDER" >/dev/null 2>&1 || true
+  docker buildx create --name "$IMAGETOOLS_BUILDER" --driver docker-container --buildkitd-config "$IMAGETOOLS_TOML" >/dev/null ||
+    die "buildkit.sh: docker buildx create $IMAGETOOLS_BUILDER failed"
+  echo "$stamp" >"$DIR/imagetools.stamp"
+  log "buildkit: buildx builder $IMAGETOOLS_BUILDER holds the registry settings for imagetools (never started)"
+else
+  rm -f "$IMAGETOOLS_TOML.new"
+fi

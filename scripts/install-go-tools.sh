@@ -59,7 +59,10 @@ build_tool() {
     rm -rf "$dir" && mv "$dir.tmp" "$dir"
     log "built $name in $((end - start)) s"
   fi
-  for b in "${bins[@]}"; do ln -sfn "$dir/bin/$b" "$IF_BIN/$b"; done
+  # Hard links, not symlinks: the CLI looks for its language host and the dynamic-provider script
+  # beside its own (resolved) path, and otherwise warns "using ... from $PATH" on every run.
+  [[ "$key" == docker-build-* ]] && return 0 # a Pulumi plugin, installed into the plugin directory
+  for b in "${bins[@]}"; do ln -f "$dir/bin/$b" "$IF_BIN/$b"; done
 }
 
 # --- Pulumi CLI -------------------------------------------------------------------------------

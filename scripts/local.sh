@@ -6,6 +6,10 @@
 # `pulumi up --stack local --yes`, and prints the exports (index digest, digest per platform, tags,
 # cache refs).
 #
+# The stack's registry is https://127.0.0.1:5443, the TLS twin of http://127.0.0.1:5000
+# (scripts/registry-tls.sh; same storage and users), because docker-build reads pushed indexes back
+# over HTTPS.
+#
 # Usage: scripts/local.sh [up]            bootstrap + pulumi up + print the exports (default)
 #        scripts/local.sh preview [args]  pulumi preview on the stack (e.g. --json, --diff)
 #        scripts/local.sh outputs         print the exports as JSON
@@ -44,6 +48,13 @@ export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 export PULUMI_SKIP_UPDATE_CHECK=true
 export PULUMI_SKIP_CONFIRMATIONS=true
 export PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK=true
+# Go programs (the docker-build provider, buildx, scanners) trust the local registry's CA through
+# this bundle (the system CAs plus the local CA); Node through NODE_EXTRA_CA_CERTS.
+export SSL_CERT_FILE="$IF_CACHE/registry-tls/ca-bundle.pem"
+export NODE_EXTRA_CA_CERTS="${NODE_EXTRA_CA_CERTS:-$IF_CACHE/registry-tls/ca-bundle.pem}"
+# docker-build's Index runs `buildx imagetools` on this builder, which only holds the registry
+# settings (TLS for 127.0.0.1:5443; see scripts/buildkit.sh). Images name their builder explicitly.
+export BUILDX_BUILDER=image-factory-registries
 
 # pulumi_stack <command...>: a pulumi command on this stack; --config-file where pulumi accepts it.
 pulumi_stack() {
@@ -56,6 +67,8 @@ pulumi_stack() {
 }
 
 prepare_stack() {
+  # The stack's registry is the TLS twin of the local registry (see scripts/registry-tls.sh).
+  bash "$REPO_ROOT/scripts/registry-tls.sh" >&2 || die "local.sh: scripts/registry-tls.sh failed"
   command -v pulumi >/dev/null || die "local.sh: pulumi is not on PATH: run scripts/install-go-tools.sh"
   command -v pulumi-language-nodejs >/dev/null || die "local.sh: pulumi-language-nodejs is not on PATH: run scripts/install-go-tools.sh"
   [[ -f "$BASE_CONFIG" ]] || die "local.sh: stack config $BASE_CONFIG does not exist"
