@@ -3,7 +3,8 @@
 //   total image size, base size, the app's own layers (uncompressed and as pushed, compressed);
 //   emulated/native cold build-time ratio (arm64 and arm/v7 run under QEMU, amd64 natively).
 // Goals (issue 3): warm <= 10 % of cold; app layers <= 10 MB over the base.
-// Usage: npm run bench:image [-- --platforms linux/amd64,linux/arm64]
+// Usage: npm run bench:image [-- --platforms linux/amd64,linux/arm64] [--repeat 3]
+// Build times are the median of --repeat rounds (default 3): the machine is shared and noisy.
 // "Cold" is a builder with nothing cached: --no-cache for every layer, and BuildKit's cache mounts
 // (npm's download cache) pruned first; the base image itself comes from the local registry.
 import {
@@ -11,6 +12,7 @@ import {
     appBuildArgs,
     BASE_REPOSITORY,
     buildImage,
+    BuildResult,
     BuildStep,
     bringUpLocalStack,
     copyAppContext,
@@ -42,18 +44,36 @@ interface Row {
     warmSlowest: string;
 }
 
-function parseArgs(argv: string[]): string[] {
-    const i = argv.indexOf("--platforms");
-    if (i < 0) return [...PLATFORMS];
-    const value = argv[i + 1] ?? "";
-    const list = value.split(",").filter((p) => p !== "");
-    for (const p of list) {
+interface Args {
+    platforms: string[];
+    repeat: number;
+}
+
+function parseArgs(argv: string[]): Args {
+    const value = (flag: string): string | undefined => {
+        const i = argv.indexOf(flag);
+        return i < 0 ? undefined : (argv[i + 1] ?? "");
+    };
+    const platformsArg = value("--platforms");
+    const platforms = platformsArg === undefined ? [...PLATFORMS] : platformsArg.split(",").filter((p) => p !== "");
+    for (const p of platforms) {
         if (!(PLATFORMS as readonly string[]).includes(p)) {
             throw new Error(`--platforms: '${p}' is not one of ${PLATFORMS.join(", ")}`);
         }
     }
-    if (list.length === 0) throw new Error(`--platforms: '${value}' names no platform`);
-    return list;
+    if (platforms.length === 0) throw new Error(`--platforms: '${platformsArg}' names no platform`);
+    const repeatArg = value("--repeat") ?? "3";
+    const repeat = Number(repeatArg);
+    if (!Number.isInteger(repeat) || repeat < 1 || repeat > 20) {
+        throw new Error(`--repeat: '${repeatArg}' is not a whole number from 1 to 20`);
+    }
+    return { platforms, repeat };
+}
+
+function median(values: number[]): number {
+    const sorted = [...values].sort((a, b) => a - b);
+    const mid = Math.floor(sorted.length / 2);
+    return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 function slowestStep(steps: BuildStep[]): string {
@@ -66,7 +86,7 @@ const mb = (bytes: number) => bytes / 1e6;
 const fmt = (n: number, d = 1) => n.toFixed(d);
 
 async function main(): Promise<void> {
-    const platforms = parseArgs(process.argv.slice(2));
+    const { platforms, repeat } = parseArgs(process.argv.slice(2));
     const stack = await bringUpLocalStack();
     const creds = tempDockerConfig(stack.registry, stack.auth);
     const imageName = `${stack.registry}/${REPOSITORY}`;
@@ -83,21 +103,28 @@ async function main(): Promise<void> {
             dirs.push(context);
             const tag = `${imageName}:${runId}-${slug}`;
             cleanup.push(tag);
-            // A fresh builder has no npm download cache either: drop BuildKit's cache mounts (only
-            // unused ones are removed; they are a cache, so other builds just refill them).
-            await docker(["builder", "prune", "--force", "--filter", "type=exec.cachemount"], { what: "docker builder prune" });
-            process.stderr.write(`bench: ${platform}: cold build (--no-cache, empty npm cache)\n`);
-            const cold = await buildImage({ context, tag, platform, buildArgs: appBuildArgs(stack.baseImage), secrets: APP_SECRETS, noCache: true });
+            const colds: number[] = [];
+            const warms: number[] = [];
+            let warm: BuildResult | undefined;
+            for (let r = 1; r <= repeat; r++) {
+                // A fresh builder has no npm download cache either: drop BuildKit's cache mounts (only
+                // unused ones are removed; they are a cache, so other builds just refill them).
+                await docker(["builder", "prune", "--force", "--filter", "type=exec.cachemount"], { what: "docker builder prune" });
+                process.stderr.write(`bench: ${platform} (${r}/${repeat}): cold build (--no-cache, empty npm cache)\n`);
+                const cold = await buildImage({ context, tag, platform, buildArgs: appBuildArgs(stack.baseImage), secrets: APP_SECRETS, noCache: true });
+                colds.push(cold.durationMs / 1000);
 
-            const changed = copyAppContext();
-            dirs.push(changed);
-            // A marker per platform: the build stage runs on the builder's own platform, so an identical
-            // change would let a later platform reuse the first one's compile.
-            touchAppSource(changed, `${runId}-${slug}`);
-            const warmTag = `${tag}-warm`;
-            cleanup.push(warmTag);
-            process.stderr.write(`bench: ${platform}: warm rebuild after a source-only change\n`);
-            const warm = await buildImage({ context: changed, tag: warmTag, platform, buildArgs: appBuildArgs(stack.baseImage), secrets: APP_SECRETS });
+                const changed = copyAppContext();
+                dirs.push(changed);
+                // A new marker per platform and round: the build stage runs on the builder's own
+                // platform, so an identical change would let a later build reuse an earlier compile.
+                touchAppSource(changed, `${runId}-${slug}-${r}`);
+                const warmTag = `${tag}-warm`;
+                if (!cleanup.includes(warmTag)) cleanup.push(warmTag);
+                process.stderr.write(`bench: ${platform} (${r}/${repeat}): warm rebuild after a source-only change\n`);
+                warm = await buildImage({ context: changed, tag: warmTag, platform, buildArgs: appBuildArgs(stack.baseImage), secrets: APP_SECRETS });
+                warms.push(warm.durationMs / 1000);
+            }
 
             // The base for this platform, by the digest its list entry names (never the list tag).
             const entry = baseList.body.manifests.find(
@@ -119,13 +146,13 @@ async function main(): Promise<void> {
 
             rows.push({
                 platform,
-                coldS: cold.durationMs / 1000,
-                warmS: warm.durationMs / 1000,
+                coldS: median(colds),
+                warmS: median(warms),
                 totalMb: mb(image.Size),
                 baseMb: mb(base.Size),
                 appMb: mb(image.Size - base.Size),
                 appCompressedMb: mb(appCompressed),
-                warmSlowest: slowestStep(warm.steps),
+                warmSlowest: warm === undefined ? "none" : slowestStep(warm.steps),
             });
         }
     } finally {
@@ -161,7 +188,7 @@ async function main(): Promise<void> {
                 `app layers ≤ ${GOAL_APP_MB} MB over the base: ${appOk ? "met" : "NOT met"}; warm's slowest step: ${r.warmSlowest}`,
         );
     }
-    console.log("cold = docker build --no-cache after pruning npm's cache mount; sizes are uncompressed unless marked (gz)");
+    console.log(`times: median of ${repeat} round(s); cold = docker build --no-cache after pruning npm's cache mount; sizes uncompressed unless marked (gz)`);
 }
 
 main().catch((e: unknown) => {
