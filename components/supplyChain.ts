@@ -816,8 +816,11 @@ async function createOrUpdate(inputs: ProviderInputs): Promise<pulumi.dynamic.Cr
     throw err;
   }
   const id = sha256(stableJson(inputs.platformDigests)).slice(7, 23);
-  // Outputs repeat no input that could be secret: only what the evidence run produced.
-  return { id, outs: { sbomLocations: result.sbomLocations, gateResults: result.gateResults, platforms: result.platforms, evidenceDir: result.evidenceDir, notes: result.notes } };
+  // The dynamic-provider host hands diff() the old *outputs*, so the inputs that decide a rescan
+  // are repeated here — every one except the token, which no output ever carries.
+  const compared: Record<string, unknown> = {};
+  for (const k of DIFF_KEYS) compared[k] = inputs[k];
+  return { id, outs: { ...compared, sbomLocations: result.sbomLocations, gateResults: result.gateResults, platforms: result.platforms, evidenceDir: result.evidenceDir, notes: result.notes } };
 }
 
 /** Module-level and capture-free: Pulumi serializes this object into the state (`__provider`), so
