@@ -141,6 +141,28 @@ function insecureOf(auth: RegistryAuth | undefined): boolean {
   return auth?.insecure ?? (auth ? isLoopbackRegistry(auth.registry) : false);
 }
 
+/** Whether a registry speaks plain HTTP. Asked, not guessed from the address: the local stack has
+ *  a plain registry (127.0.0.1:5000) and a TLS one with a local CA (127.0.0.1:5443). Only loopback
+ *  registries may be plain HTTP; a TLS certificate this process does not trust is an error that
+ *  says how to trust it. */
+export async function probeInsecure(registry: string): Promise<boolean> {
+  try {
+    await fetch(`https://${registry}/v2/`, { signal: AbortSignal.timeout(10_000) });
+    return false;
+  } catch (e) {
+    const code = String((e as { cause?: { code?: unknown } }).cause?.code ?? "");
+    if (/CERT|SELF_SIGNED|VERIFY|ALTNAME/.test(code)) {
+      throw new Error(
+        `registry ${registry} serves TLS with a certificate this process does not trust (${code}); trust its CA with NODE_EXTRA_CA_CERTS and SSL_CERT_FILE (the local stack: scripts/registry-tls.sh env)`,
+      );
+    }
+    if (!isLoopbackRegistry(registry)) {
+      throw new Error(`registry ${registry} is not reachable over HTTPS: ${code || (e instanceof Error ? e.message : String(e))}`);
+    }
+    return true;
+  }
+}
+
 export interface SyftResult {
   spdxPath: string;
   cyclonedxPath: string;
@@ -661,7 +683,7 @@ export async function runEvidence(inp: EvidenceRunInputs): Promise<EvidenceRunOu
   fs.mkdirSync(sbomDir, { recursive: true });
   fs.mkdirSync(reportDir, { recursive: true });
   const registry = registryOf(inp.imageName);
-  const auth: RegistryAuth = { registry, username: inp.registryUsername, password: inp.registryToken };
+  const auth: RegistryAuth = { registry, username: inp.registryUsername, password: inp.registryToken, insecure: await probeInsecure(registry) };
   const notes: string[] = [];
 
   // Build-context checks (once).
