@@ -4,7 +4,8 @@
 // Stack config: engines that pass it in PULUMI_CONFIG are used as is. Current engines send it only
 // through the analyzer's ConfigureStack call, which @pulumi/policy 1.21 does not expose (it keeps
 // the tags), so the pack reads `Pulumi.<stack>.yaml` of the project (this folder's parent, or
-// IMAGE_FACTORY_PROJECT_DIR), the stack name coming from the resources' URNs.
+// IMAGE_FACTORY_PROJECT_DIR), the stack name coming from the resources' URNs; or the file named by
+// IMAGE_FACTORY_STACK_CONFIG when the stack runs with `--config-file`.
 import * as fs from "fs";
 import * as path from "path";
 import { PolicyPack, ReportViolation, ResourceValidationArgs, StackValidationArgs } from "@pulumi/policy";
@@ -34,7 +35,8 @@ function configFor(urn: string): PolicyStackConfig {
   const stack = stackFromUrn(urn) ?? "";
   let cfg = cache.get(stack);
   if (cfg === undefined) {
-    const file = path.join(projectDir, `Pulumi.${stack}.yaml`);
+    // A stack run with `--config-file` (scripts/local.sh) names that file in IMAGE_FACTORY_STACK_CONFIG.
+    const file = process.env.IMAGE_FACTORY_STACK_CONFIG ?? path.join(projectDir, `Pulumi.${stack}.yaml`);
     const values = fs.existsSync(file) ? configValuesFromStackFile(YAML.parse(fs.readFileSync(file, "utf8"))) : {};
     cfg = stackConfigFromValues(values);
     cache.set(stack, cfg);
