@@ -322,4 +322,16 @@ describe("supply-chain evidence on real images (e2e)", function () {
       assert.match(good.output, /image-factory-policy/);
     });
   });
+
+  it("the policy pack passes a real preview of the local stack (scripts/local.sh)", async () => {
+    await runScript("bootstrap.sh", [], { timeoutMs: 3_500_000 });
+    const r = await run("bash", [path.join(REPO_ROOT, "scripts", "local.sh"), "preview", "--policy-pack", path.join(REPO_ROOT, "policy")], {
+      env: { CI: "true", IMAGE_FACTORY_STACK_CONFIG: path.join(REPO_ROOT, ".local", "stacks", "Pulumi.local.yaml") },
+      timeoutMs: 3_000_000,
+    });
+    const output = `${r.stdout}\n${r.stderr}`;
+    assert.equal(r.code, 0, output.slice(-4000));
+    assert.match(output, /✅ image-factory-policy@v[0-9.]+/);
+    assert.doesNotMatch(output, /\[mandatory\]/);
+  });
 });
