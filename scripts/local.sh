@@ -49,9 +49,21 @@ export PULUMI_SKIP_UPDATE_CHECK=true
 export PULUMI_SKIP_CONFIRMATIONS=true
 export PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK=true
 # Go programs (the docker-build provider, buildx, scanners) trust the local registry's CA through
-# this bundle (the system CAs plus the local CA); Node through NODE_EXTRA_CA_CERTS.
-export SSL_CERT_FILE="$IF_CACHE/registry-tls/ca-bundle.pem"
-export NODE_EXTRA_CA_CERTS="${NODE_EXTRA_CA_CERTS:-$IF_CACHE/registry-tls/ca-bundle.pem}"
+# SSL_CERT_FILE, Node (the program, dynamic providers) through NODE_EXTRA_CA_CERTS: both point at the
+# system CAs plus the local CA, plus whatever bundles the environment already named (this machine
+# names its TLS proxy's bundle there).
+trust_bundle() {
+  bash "$REPO_ROOT/scripts/registry-tls.sh" certs >&2
+  local out="$LOCAL_DIR/ca-bundle.pem" f
+  {
+    cat "$IF_CACHE/registry-tls/ca-bundle.pem"
+    for f in "${SSL_CERT_FILE:-}" "${NODE_EXTRA_CA_CERTS:-}"; do
+      [[ -n "$f" && -f "$f" && "$f" != /etc/ssl/certs/ca-certificates.crt && "$f" != "$out" ]] && cat "$f"
+    done
+  } >"$out.new"
+  mv "$out.new" "$out"
+  export SSL_CERT_FILE="$out" NODE_EXTRA_CA_CERTS="$out"
+}
 # docker-build's Index runs `buildx imagetools` on this builder, which only holds the registry
 # settings (TLS for 127.0.0.1:5443; see scripts/buildkit.sh). Images name their builder explicitly.
 export BUILDX_BUILDER=image-factory-registries
@@ -69,6 +81,7 @@ pulumi_stack() {
 prepare_stack() {
   # The stack's registry is the TLS twin of the local registry (see scripts/registry-tls.sh).
   bash "$REPO_ROOT/scripts/registry-tls.sh" >&2 || die "local.sh: scripts/registry-tls.sh failed"
+  trust_bundle
   command -v pulumi >/dev/null || die "local.sh: pulumi is not on PATH: run scripts/install-go-tools.sh"
   command -v pulumi-language-nodejs >/dev/null || die "local.sh: pulumi-language-nodejs is not on PATH: run scripts/install-go-tools.sh"
   [[ -f "$BASE_CONFIG" ]] || die "local.sh: stack config $BASE_CONFIG does not exist"

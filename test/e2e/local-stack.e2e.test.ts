@@ -6,6 +6,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { localRegistryAuth, LOCAL_REGISTRY_USER, parseRef, RegistryClient } from "./lib/registry";
 import {
+    STACK_REGISTRY,
     bootstrapOnce,
     buildkitHistory,
     copyApp,
@@ -51,8 +52,8 @@ describe("local stack: real pulumi up on docker-build + BuildKit + registry", fu
         appDir = copyApp(path.join(stack.dir, "app"));
         stack.setConfig({
             ...localStackConfig(),
-            "image-factory:imageName": `127.0.0.1:5000/${repository}`,
-            "image-factory:cache": { type: "registry", mode: "max", ref: `127.0.0.1:5000/${repository}-cache` },
+            "image-factory:imageName": `${STACK_REGISTRY}/${repository}`,
+            "image-factory:cache": { type: "registry", mode: "max", ref: `${STACK_REGISTRY}/${repository}-cache` },
             "image-factory:appPath": appDir,
             "image-factory:platforms": PLATFORMS,
             "image-factory:gitRef": "refs/heads/main",
@@ -63,8 +64,9 @@ describe("local stack: real pulumi up on docker-build + BuildKit + registry", fu
     });
 
     after(function () {
-        // The stack's backend and passphrase are throwaway; images stay in the registry (unique repo).
-        stack?.remove();
+        // The stack's backend and passphrase are throwaway (IF_E2E_KEEP=1 keeps them to debug);
+        // images stay in the registry under a repository unique to this run.
+        if (process.env.IF_E2E_KEEP !== "1") stack?.remove();
     });
 
     it("exports a manifest-list digest that resolves in the registry to exactly platformDigests", async function () {
@@ -127,9 +129,10 @@ describe("local stack: real pulumi up on docker-build + BuildKit + registry", fu
         for (const c of changed) {
             assert.ok(["update", "replace", "create-replacement", "delete-replaced"].includes(c.op) || c.type !== "docker-build:index:Image", `${c.urn}: ${c.op}`);
             assert.notEqual(c.op, "delete", `${c.urn} must not be deleted by a source change`);
-            // Only images and what is derived from their digests (the manifest lists) may change.
+            // Only images and what is derived from their digests may change: the manifest lists and
+            // the supply-chain evidence (a dynamic resource over the image digests).
             assert.ok(
-                ["docker-build:index:Image", "docker-build:index:Index", "pulumi:pulumi:Stack"].includes(c.type) || c.type.startsWith("pulumi-nodejs:dynamic:"),
+                ["docker-build:index:Image", "docker-build:index:Index", "pulumi:pulumi:Stack"].includes(c.type) || c.type.startsWith("pulumi-nodejs:dynamic"),
                 `unexpected change ${c.op} ${c.urn}`,
             );
         }

@@ -7,7 +7,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { parseRef, RegistryClient } from "./lib/registry";
-import { bootstrapOnce, buildkitHistory, copyApp, headSha, localStackConfig, requireLocalStackTools, TestStack } from "./lib/pulumiStack";
+import { STACK_REGISTRY, bootstrapOnce, buildkitHistory, copyApp, headSha, localStackConfig, requireLocalStackTools, TestStack } from "./lib/pulumiStack";
 
 interface StackOutputs {
     imageName: string;
@@ -45,8 +45,8 @@ describe("promotion: a stack with promoteFrom republishes another stack's digest
         // One platform keeps the source build short; promotion copies whatever index it finds.
         source = stackIn(`src-${runId}`, {
             ...localStackConfig(),
-            "image-factory:imageName": `127.0.0.1:5000/${repository}`,
-            "image-factory:cache": { type: "registry", mode: "max", ref: `127.0.0.1:5000/${repository}-cache` },
+            "image-factory:imageName": `${STACK_REGISTRY}/${repository}`,
+            "image-factory:cache": { type: "registry", mode: "max", ref: `${STACK_REGISTRY}/${repository}-cache` },
             "image-factory:appPath": appDir,
             "image-factory:platforms": ["linux/amd64"],
             "image-factory:gitRef": "refs/heads/main",
@@ -59,12 +59,12 @@ describe("promotion: a stack with promoteFrom republishes another stack's digest
     });
 
     after(function () {
-        if (root !== undefined) fs.rmSync(root, { recursive: true, force: true });
+        if (root !== undefined && process.env.IF_E2E_KEEP !== "1") fs.rmSync(root, { recursive: true, force: true });
     });
 
     const promotingConfig = (from: string): Record<string, unknown> => ({
         ...localStackConfig(),
-        "image-factory:imageName": `127.0.0.1:5000/${repository}`,
+        "image-factory:imageName": `${STACK_REGISTRY}/${repository}`,
         "image-factory:promoteFrom": from,
         "image-factory:gitRef": "refs/tags/v1.4.2",
         "image-factory:gitSha": sha,
@@ -79,7 +79,7 @@ describe("promotion: a stack with promoteFrom republishes another stack's digest
         const out = await prod.outputs<StackOutputs>();
 
         assert.equal(out.digest, sourceOutputs.digest, "the promoted digest is the source stack's digest");
-        assert.equal(out.imageRef, `127.0.0.1:5000/${repository}@${sourceOutputs.digest}`);
+        assert.equal(out.imageRef, `${STACK_REGISTRY}/${repository}@${sourceOutputs.digest}`);
         const tagNames = out.tags.map((t) => parseRef(t).reference).sort();
         assert.deepEqual(tagNames, ["1", "1.4", "1.4.2", "latest"], `release tags: ${JSON.stringify(out.tags)}`);
         for (const ref of out.tags) {

@@ -8,6 +8,10 @@ import { parse, stringify } from "yaml";
 import { REPO_ROOT, run, RunResult, tail } from "./exec";
 import { cacheDir } from "./registry";
 
+/** The local stack's registry: the TLS twin (scripts/registry-tls.sh) of 127.0.0.1:5000, which the
+ *  tests read back through (same storage, plain HTTP). */
+export const STACK_REGISTRY = "127.0.0.1:5443";
+
 /** Pinned tools the local stack needs, by the name scripts/install-go-tools.sh links into $IF_BIN. */
 export const LOCAL_STACK_TOOLS = ["pulumi", "pulumi-language-nodejs", "pulumi-language-nodejs-upstream", "buildkitd", "buildctl", "docker-buildx"];
 
