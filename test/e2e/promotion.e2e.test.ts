@@ -80,8 +80,10 @@ describe("promotion: a stack with promoteFrom republishes another stack's digest
 
         assert.equal(out.digest, sourceOutputs.digest, "the promoted digest is the source stack's digest");
         assert.equal(out.imageRef, `${STACK_REGISTRY}/${repository}@${sourceOutputs.digest}`);
-        const tagNames = out.tags.map((t) => parseRef(t).reference).sort();
-        assert.deepEqual(tagNames, ["1", "1.4", "1.4.2", "latest"], `release tags: ${JSON.stringify(out.tags)}`);
+        const tagNames = out.tags.map((t) => parseRef(t).reference);
+        for (const t of ["1.4.2", "1.4", "1", "latest"]) {
+            assert.ok(tagNames.includes(t), `release tag ${t} is published: ${JSON.stringify(out.tags)}`);
+        }
         for (const ref of out.tags) {
             const { repository: repo, reference } = parseRef(ref);
             assert.equal(await registry.head(repo, reference), sourceOutputs.digest, `${ref} points at the source digest`);
