@@ -55,8 +55,9 @@ case "${1:-up}" in
   *) die "buildkit.sh: unknown command '$1' (expected up, status, stop or env)" ;;
 esac
 
-command -v buildkitd >/dev/null && command -v buildctl >/dev/null ||
+if ! command -v buildkitd >/dev/null || ! command -v buildctl >/dev/null; then
   die "buildkit.sh: buildkitd/buildctl missing: run scripts/install-go-tools.sh buildkit first"
+fi
 docker buildx version >/dev/null 2>&1 || die "buildkit.sh: docker buildx missing: run scripts/install-go-tools.sh buildx first"
 [[ -x "$RUNC" ]] || die "buildkit.sh: $RUNC missing: run scripts/install-apt.sh first (package runc)"
 [[ "$(id -u)" == 0 ]] || die "buildkit.sh: buildkitd runs as root with the runc worker; run as root"

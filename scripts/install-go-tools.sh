@@ -112,7 +112,8 @@ docker_build_key() {
 install_docker_build_plugin() {
   local version="${DOCKER_BUILD_PROVIDER_VERSION#v}"
   local plugin_dir="${PULUMI_HOME:-$HOME/.pulumi}/plugins/resource-docker-build-v$version"
-  local src="$TOOLS_CACHE/docker-build-$DOCKER_BUILD_PROVIDER_VERSION-$(docker_build_key)/bin/pulumi-resource-docker-build"
+  local src
+  src="$TOOLS_CACHE/docker-build-$DOCKER_BUILD_PROVIDER_VERSION-$(docker_build_key)/bin/pulumi-resource-docker-build"
   if [[ -x "$plugin_dir/pulumi-resource-docker-build" ]] && cmp -s "$src" "$plugin_dir/pulumi-resource-docker-build"; then
     return 0
   fi
