@@ -58,7 +58,7 @@ trust_bundle() {
   {
     cat "$IF_CACHE/registry-tls/ca-bundle.pem"
     for f in "${SSL_CERT_FILE:-}" "${NODE_EXTRA_CA_CERTS:-}"; do
-      [[ -n "$f" && -f "$f" && "$f" != /etc/ssl/certs/ca-certificates.crt && "$f" != "$out" ]] && cat "$f"
+      if [[ -n "$f" && -f "$f" && "$f" != /etc/ssl/certs/ca-certificates.crt && "$f" != "$out" ]]; then cat "$f"; fi
     done
   } >"$out.new"
   mv "$out.new" "$out"
