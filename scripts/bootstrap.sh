@@ -18,6 +18,7 @@ step install-scanners.sh
 step install-actionlint.sh
 step engine.sh
 step registry.sh
+step registry-tls.sh
 step base-images.sh
 step buildkit.sh
 log "bootstrap: ready in $(( $(date +%s) - t0 ))s"

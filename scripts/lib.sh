@@ -10,3 +10,5 @@ mkdir -p "$IF_BIN"
 export PATH="$IF_BIN:$PATH"
 log() { printf '[image-factory] %s\n' "$*" >&2; }
 die() { printf '[image-factory] error: %s\n' "$*" >&2; exit 1; }
+# The Pulumi engine must never download a plugin: every plugin comes from install-go-tools.sh.
+export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
