@@ -23,7 +23,7 @@ interface Call {
 
 const AMI = { amd64: "ami-0x86640000000001", arm64: "ami-0arm640000000001" };
 const EIP: Record<string, string> = { amd64: "198.51.100.20", arm64: "198.51.100.21" };
-const PRIVATE_IP: Record<string, string> = { amd64: "10.0.1.20", arm64: "10.0.1.21" };
+const PRIVATE_IP: Record<string, string> = { amd64: "198.51.100.120", arm64: "198.51.100.121" };
 const VOLUME: Record<string, string> = {
   amd64: "vol-0a1b2c3d4e5f60001",
   arm64: "vol-0a1b2c3d4e5f60002",
@@ -726,8 +726,8 @@ describe("BuildHosts (mocks)", () => {
     for (const i of of("aws:ec2/instance:Instance"))
       assert.equal(i.inputs.associatePublicIpAddress, false);
     assert.deepEqual(await resolve(hosts.endpoints), {
-      amd64: "tcp://10.0.1.20:1234",
-      arm64: "tcp://10.0.1.21:1234",
+      amd64: "tcp://198.51.100.120:1234",
+      arm64: "tcp://198.51.100.121:1234",
     });
     assert.match((await resolve(hosts.builderCommands)).amd64, /cacert=\/run\/ci\/certs\/ca\.pem,/);
   });

@@ -33,7 +33,7 @@ describe("supplyChain: pure helpers", () => {
     assert.equal(isLoopbackRegistry("localhost:5000"), true);
     assert.equal(isLoopbackRegistry("[::1]:5000"), true);
     assert.equal(isLoopbackRegistry("ghcr.io"), false);
-    assert.equal(isLoopbackRegistry("10.0.0.1:5000"), false);
+    assert.equal(isLoopbackRegistry("203.0.113.1:5000"), false);
   });
 
   it("parses dive --ci output", async () => {
