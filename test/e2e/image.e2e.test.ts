@@ -1,137 +1,162 @@
-// The app image proven on a real engine: built from app/Dockerfile for linux/amd64, linux/arm64 and
-// linux/arm/v7 (arm under QEMU) against the offline base, pushed with credentials to the local
-// registry, merged into one manifest list, run, health-checked, stopped, inspected and rebuilt.
+// The app image proven on a real engine, built by the factory itself: the images are the ones the
+// local Pulumi stack (scripts/local.sh up: docker-build on the local buildkitd, arm under QEMU)
+// pushed for linux/amd64, linux/arm64 and linux/arm/v7 and merged into its index. Each platform
+// image is pulled by the digest the stack exports, run, health-checked, stopped and inspected; a
+// source-only change and three kinds of bad input go through `pulumi up` of their own stacks.
+// One build path: nothing here builds with `docker build`.
 import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
 import {
-    APP_SECRETS,
-    appBuildArgs,
     appDevDependencies,
     BASE_REPOSITORY,
-    BuildResult,
-    buildImage,
-    bringUpLocalStack,
+    baseNodeVersion,
     containerProcessIds,
-    copyAppContext,
+    copyApp,
     docker,
+    findSecret,
+    FactoryOutputs,
+    httpGet,
+    factoryStackConfig,
     ImageConfig,
     imageFileList,
     inspectImage,
-    LocalStack,
+    LOCAL_REGISTRY,
+    LOCAL_REGISTRY_USER,
     parsePlatform,
     platformSlug,
     PLATFORMS,
-    pushImage,
+    pullImage,
+    RegistryClient,
     removeContainer,
     removeImage,
     runAppContainer,
+    runOk,
+    RunningApp,
+    SharedFactoryStack,
+    sharedFactoryStack,
+    STACK_REGISTRY,
     stopContainer,
-    tempDockerConfig,
-    TempDockerConfig,
+    tail,
+    TestStack,
+    toolPath,
     touchAppSource,
 } from "./lib";
 
 /** The factory's default size gate (gates.maxImageSizeMb). */
 const MAX_IMAGE_SIZE_MB = 500;
-const REPOSITORY = "image-factory/app-e2e";
 
-describe("app image on a real engine: amd64, arm64 and arm/v7 (emulated)", function () {
-    // Cold builds under QEMU and a first bring-up of the engine and base take minutes.
+/** What Node reports inside each platform's container: process.arch and os.machine() (uname -m). */
+const NODE_ARCH: Record<string, { arch: string; machine: string }> = {
+    "linux/amd64": { arch: "x64", machine: "x86_64" },
+    "linux/arm64": { arch: "arm64", machine: "aarch64" },
+    "linux/arm/v7": { arch: "arm", machine: "armv7l" },
+};
+
+/** The `<platform>` key of a manifest-list entry or image config. */
+const platformOf = (p: { os?: string; architecture?: string; variant?: string } | undefined): string =>
+    [p?.os, p?.architecture, p?.variant].filter((x) => x !== undefined && x !== "").join("/");
+
+describe("app image built by the factory (local Pulumi stack): amd64, arm64 and arm/v7 (emulated)", function () {
+    // A first bring-up builds the tools, the base and three images (two under QEMU): minutes.
     this.timeout(30 * 60_000);
 
-    const runId = `e2e-${Date.now().toString(36)}-${process.pid}`;
-    let stack: LocalStack;
-    let imageName: string;
-    let context: string;
-    let creds: TempDockerConfig;
-    const tempDirs: string[] = [];
+    const runId = `${Date.now().toString(36)}${process.pid.toString(36)}`;
+    let shared: SharedFactoryStack;
+    let outputs: FactoryOutputs;
+    // The stack pushes to the TLS twin (127.0.0.1:5443); the engine and these checks use the plain
+    // registry on 127.0.0.1:5000, which serves the same storage.
+    let registry: RegistryClient;
     const containers: string[] = [];
-    const localTags: string[] = [];
-    const builds = new Map<string, BuildResult>();
-    const pushed = new Map<string, string>();
-    const pushedDigests: string[] = [];
+    const apps = new Map<string, RunningApp>();
+    const pulled = new Set<string>();
+    const stacks: TestStack[] = [];
 
-    const tagOf = (platform: string) => `${imageName}:${runId}-${platformSlug(platform)}`;
-    const requireBuild = (platform: string): BuildResult => {
-        const b = builds.get(platform);
-        if (b === undefined) throw new Error(`the ${platform} image was not built (see the build test's failure)`);
-        return b;
+    const digestOf = (platform: string): string => {
+        const digest = outputs.platformDigests[platform];
+        if (digest === undefined) throw new Error(`the stack exports no digest for ${platform}: ${JSON.stringify(outputs.platformDigests)}`);
+        return digest;
+    };
+    /** The platform image on the plain registry, by the digest the stack exported. */
+    const refOf = (platform: string): string => `${LOCAL_REGISTRY}/${shared.repository}@${digestOf(platform)}`;
+    const pulledRef = async (platform: string): Promise<string> => {
+        const ref = refOf(platform);
+        if (!pulled.has(ref)) {
+            // By digest with --platform: Docker 20.10 must never pull a list tag (engine notes).
+            await pullImage(ref, platform);
+            pulled.add(ref);
+        }
+        return ref;
+    };
+    const newStack = (name: string, config: Record<string, unknown>): TestStack => {
+        const s = new TestStack(`${name}-${runId}`, config);
+        stacks.push(s);
+        return s;
     };
 
     before(async function () {
-        this.timeout(45 * 60_000);
-        stack = await bringUpLocalStack();
-        imageName = `${stack.registry}/${REPOSITORY}`;
-        context = copyAppContext();
-        tempDirs.push(context);
-        creds = tempDockerConfig(stack.registry, stack.auth);
+        this.timeout(60 * 60_000);
+        shared = await sharedFactoryStack();
+        outputs = shared.outputs;
+        registry = new RegistryClient();
     });
 
     after(async function () {
         this.timeout(5 * 60_000);
         for (const c of containers) await removeContainer(c);
-        for (const t of localTags) await removeImage(t);
-        for (const d of tempDirs) fs.rmSync(d, { recursive: true, force: true });
-        creds?.cleanup();
-        for (const digest of pushedDigests) await stack?.client.deleteManifest(REPOSITORY, digest).catch(() => undefined);
+        for (const ref of pulled) await removeImage(ref);
+        if (process.env.IF_E2E_KEEP !== "1") for (const s of stacks) s.remove();
     });
 
     for (const platform of PLATFORMS) {
         describe(platform, function () {
             const slug = platformSlug(platform);
+            const name = `if-${runId}-${slug}`;
 
-            it("builds from app/Dockerfile on top of the offline base for this platform", async function () {
-                const tag = tagOf(platform);
-                localTags.push(tag);
-                const build = await buildImage({
-                    context,
-                    tag,
-                    platform,
-                    buildArgs: appBuildArgs(stack.baseImage),
-                    secrets: APP_SECRETS,
-                });
-                builds.set(platform, build);
-                const image = await inspectImage(tag);
+            it("is pushed by the stack for this platform on the offline base, as uid 10001 with an exec-form HEALTHCHECK", async function () {
                 const want = parsePlatform(platform);
-                assert.strictEqual(`${image.Os}/${image.Architecture}`, `${want.os}/${want.architecture}`);
+                const config = await registry.imageConfig(shared.repository, digestOf(platform));
+                assert.strictEqual(platformOf(config), platform, "image config os/architecture/variant");
                 // The base layers are exactly the ones the base's manifest list has for this platform.
-                const baseList = await stack.client.manifestList(BASE_REPOSITORY, "22");
-                const entry = baseList.body.manifests.find(
-                    (m) => m.platform?.architecture === want.architecture && (m.platform.variant ?? "") === (want.variant ?? ""),
-                );
+                const baseList = await registry.manifestList(BASE_REPOSITORY, "22");
+                const entry = baseList.body.manifests.find((m) => platformOf(m.platform) === platformOf(want));
                 assert.ok(entry, `the base list has no ${platform} entry`);
-                const baseConfig = await stack.client.imageConfig(BASE_REPOSITORY, entry.digest);
-                assert.deepStrictEqual(image.RootFS.Layers.slice(0, baseConfig.rootfs.diff_ids.length), baseConfig.rootfs.diff_ids);
-                assert.match(image.Config.User ?? "", /^10001(:10001)?$/);
-                assert.deepStrictEqual(image.Config.Healthcheck?.Test?.slice(0, 1), ["CMD"], "HEALTHCHECK must be exec form");
+                const baseConfig = await registry.imageConfig(BASE_REPOSITORY, entry.digest);
+                assert.deepStrictEqual(config.rootfs.diff_ids.slice(0, baseConfig.rootfs.diff_ids.length), baseConfig.rootfs.diff_ids);
+                assert.match(config.config?.User ?? "", /^10001(:10001)?$/);
+                assert.deepStrictEqual(config.config?.Healthcheck?.Test?.slice(0, 1), ["CMD"], "HEALTHCHECK must be exec form");
+                assert.strictEqual(config.config?.Labels?.["org.opencontainers.image.revision"], shared.sha, "revision label from the stack's git context");
             });
 
-            it("pushes to the registry with credentials", async function () {
-                requireBuild(platform);
-                const digest = await pushImage(tagOf(platform), creds.env);
-                pushed.set(platform, digest);
-                pushedDigests.push(digest);
-                assert.strictEqual(await stack.client.head(REPOSITORY, `${runId}-${slug}`), digest);
-                const config = await stack.client.imageConfig(REPOSITORY, digest);
-                const want = parsePlatform(platform);
-                assert.strictEqual(config.architecture, want.architecture);
-                if (want.variant !== undefined) assert.strictEqual(config.variant, want.variant);
-            });
-
-            it("runs: /health answers 200, the HEALTHCHECK turns healthy, the process is uid 10001", async function () {
-                requireBuild(platform);
-                const name = `if-${runId}-${slug}`;
+            it("runs from its digest: /health answers 200, the HEALTHCHECK turns healthy, the process is uid 10001", async function () {
+                const ref = await pulledRef(platform);
                 containers.push(name);
-                const app = await runAppContainer({ image: tagOf(platform), name, platform });
+                const app = await runAppContainer({ image: ref, name, platform });
+                apps.set(name, app);
                 assert.strictEqual(app.health.status, 200);
                 assert.strictEqual(app.state.Health?.Status, "healthy");
                 const ids = await containerProcessIds(name);
                 assert.deepStrictEqual(ids, { uid: 10001, gid: 10001 }, "the service must not run as root");
             });
 
+            it("runs this platform's Node on this architecture and reports the stack's revision", async function () {
+                assert.ok(containers.includes(name), `the ${platform} container was not started`);
+                const r = await docker(["exec", name, "node", "-p", "JSON.stringify({ arch: process.arch, machine: require('os').machine(), node: process.version })"], {
+                    what: `node in ${name}`,
+                });
+                const seen = JSON.parse(r.stdout) as { arch: string; machine: string; node: string };
+                const node = `v${baseNodeVersion(platform)}`;
+                assert.deepStrictEqual(seen, { ...NODE_ARCH[platform], node });
+                const app = apps.get(name);
+                assert.ok(app, `the ${platform} container did not answer /health`);
+                const version = await httpGet(`http://127.0.0.1:${app.port}/version`);
+                assert.strictEqual(version.status, 200, version.body);
+                const body = JSON.parse(version.body) as { revision?: string; node?: string };
+                assert.strictEqual(body.revision, shared.sha, "/version names the commit the stack built");
+                assert.strictEqual(body.node, node);
+            });
+
             it("stops on SIGTERM cleanly within 10 s with exit code 0", async function () {
-                const name = `if-${runId}-${slug}`;
                 assert.ok(containers.includes(name), `the ${platform} container was not started`);
                 // A long grace period: a SIGKILL after it would show as exit 137 and > 10 s.
                 const stopped = await stopContainer(name, 60);
@@ -141,8 +166,8 @@ describe("app image on a real engine: amd64, arm64 and arm/v7 (emulated)", funct
             });
 
             it("holds only production dependencies and the built output, within the size gate", async function () {
-                const build = requireBuild(platform);
-                const files = await imageFileList(build.tag, platform);
+                const ref = await pulledRef(platform);
+                const files = await imageFileList(ref, platform);
                 const appFiles = files.filter((f) => f === "app" || f.startsWith("app/"));
                 assert.ok(appFiles.includes("app/dist/server.js"), "app/dist/server.js missing");
                 assert.ok(appFiles.includes("app/dist/healthcheck.js"), "app/dist/healthcheck.js missing");
@@ -153,116 +178,126 @@ describe("app image on a real engine: amd64, arm64 and arm/v7 (emulated)", funct
                 assert.deepStrictEqual(dev, [], "devDependencies in the image");
                 const npmCache = files.filter((f) => /(^|\/)\.npm\/_cacache(\/|$)/.test(f));
                 assert.deepStrictEqual(npmCache, [], "npm cache in the image");
-                const image = await inspectImage(build.tag);
+                const image = await inspectImage(ref);
+                assert.strictEqual(platformOf({ os: image.Os, architecture: image.Architecture, variant: image.Variant }), platform, "the engine pulled this platform");
                 const sizeMb = image.Size / 1e6;
                 assert.ok(sizeMb <= MAX_IMAGE_SIZE_MB, `${platform} image is ${sizeMb.toFixed(1)} MB > ${MAX_IMAGE_SIZE_MB} MB`);
-            });
-
-            it("rebuilds after a source-only change reusing the dependency layers", async function () {
-                const first = requireBuild(platform);
-                const changed = copyAppContext();
-                tempDirs.push(changed);
-                touchAppSource(changed, `${runId}-${slug}`);
-                const tag = `${tagOf(platform)}-touched`;
-                localTags.push(tag);
-                const rebuilt = await buildImage({ context: changed, tag, platform, buildArgs: appBuildArgs(stack.baseImage), secrets: APP_SECRETS });
-                const npmSteps = rebuilt.steps.filter((s) => /npm ci/.test(s.name));
-                assert.ok(npmSteps.length > 0, `no npm ci step in the build log:\n${rebuilt.log.slice(-2000)}`);
-                for (const s of npmSteps) assert.ok(s.cached, `step not reused: ${s.name}`);
-                const before = (await inspectImage(first.tag)).RootFS.Layers;
-                const after = (await inspectImage(tag)).RootFS.Layers;
-                assert.strictEqual(after.length, before.length);
-                // Only the last layer (the built dist/) may change; base and dependency layers stay.
-                assert.deepStrictEqual(after.slice(0, -1), before.slice(0, -1), "a layer below dist/ changed");
-                assert.notStrictEqual(after[after.length - 1], before[before.length - 1], "the dist/ layer did not change");
             });
         });
     }
 
     describe("manifest list", function () {
-        it("merges the three platform images into one list whose entries carry their platform", async function () {
-            for (const p of PLATFORMS) assert.ok(pushed.has(p), `the ${p} image was not pushed`);
-            const created = await stack.client.createManifestList(
-                REPOSITORY,
-                runId,
-                PLATFORMS.map((p) => ({ reference: pushed.get(p) ?? "", platform: p })),
-            );
-            pushedDigests.unshift(created.digest);
-            const list = await stack.client.manifestList(REPOSITORY, runId);
-            assert.strictEqual(list.digest, created.digest);
-            assert.strictEqual(list.body.manifests.length, PLATFORMS.length);
+        it("the stack's index digest lists exactly the three platform images, each entry carrying its platform", async function () {
+            const list = await registry.manifestList(shared.repository, outputs.digest);
+            assert.strictEqual(list.digest, outputs.digest);
+            assert.strictEqual(list.body.manifests.length, PLATFORMS.length, JSON.stringify(list.body.manifests));
             for (const p of PLATFORMS) {
-                const entry = list.body.manifests.find((m) => m.digest === pushed.get(p));
+                const entry = list.body.manifests.find((m) => m.digest === digestOf(p));
                 assert.ok(entry, `no entry for ${p}`);
-                assert.deepStrictEqual(entry.platform, parsePlatform(p));
-                const config = await stack.client.blobJson<ImageConfig>(
-                    REPOSITORY,
-                    (await stack.client.imageManifest(REPOSITORY, entry.digest)).body.config.digest,
-                );
-                assert.strictEqual(`${config.os}/${config.architecture}${config.variant ? `/${config.variant}` : ""}`, p);
+                assert.strictEqual(platformOf(entry.platform), p);
+                const config = await registry.blobJson<ImageConfig>(shared.repository, (await registry.imageManifest(shared.repository, entry.digest)).body.config.digest);
+                assert.strictEqual(platformOf(config), p);
             }
-            // The Docker client reads the same list back.
-            const inspected = await docker(["manifest", "inspect", "--insecure", `${imageName}:${runId}`], {
-                env: { ...creds.env, DOCKER_CLI_EXPERIMENTAL: "enabled" },
-                what: "docker manifest inspect",
-            });
+            // Another client resolves each platform from the index as a pull would. (Docker 20.10's
+            // `manifest inspect` does not read OCI indexes, which buildx writes; crane does.)
             for (const p of PLATFORMS) {
-                assert.ok(inspected.stdout.includes(pushed.get(p) ?? "?"), `docker manifest inspect does not list ${p}`);
+                const r = await runOk(toolPath("crane"), ["digest", "--insecure", "--platform", p, `${LOCAL_REGISTRY}/${shared.repository}@${outputs.digest}`], {
+                    what: `crane digest --platform ${p}`,
+                });
+                assert.strictEqual(r.stdout.trim(), digestOf(p), `crane resolves ${p} from the index`);
             }
         });
     });
 
-    describe("bad input", function () {
-        it("a Dockerfile that fails to build gives a clear error naming the failing step", async function () {
-            const broken = copyAppContext();
-            tempDirs.push(broken);
-            fs.writeFileSync(path.join(broken, "Dockerfile.broken"), "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo building && exit 3\n");
-            const tag = `${imageName}:${runId}-broken`;
-            await assert.rejects(
-                buildImage({ context: broken, dockerfile: path.join(broken, "Dockerfile.broken"), tag, platform: "linux/amd64", buildArgs: { BASE_IMAGE: stack.baseImage } }),
-                (e: Error) => {
-                    assert.match(e.message, /docker build of .*-broken for linux\/amd64 failed/);
-                    assert.match(e.message, /exit 3/);
-                    assert.match(e.message, /exit code: 3|did not complete successfully/);
-                    return true;
-                },
-            );
+    describe("a source-only change through the factory", function () {
+        let touched: FactoryOutputs;
+        let touchedRepository: string;
+
+        before(async function () {
+            this.timeout(60 * 60_000);
+            // A stack of its own (another repository, so the shared stack's tags never move), with
+            // the shared stack's registry cache: what CI sees when the next commit only edits code.
+            touchedRepository = `${shared.repository}-touched`;
+            const s = newStack("touched", {});
+            const appDir = copyApp(path.join(s.dir, "app"));
+            touchAppSource(appDir, runId);
+            s.setConfig(factoryStackConfig({ repository: touchedRepository, appDir, sha: shared.sha, cacheRepository: shared.cacheRepository }));
+            await s.up();
+            touched = await s.outputs<FactoryOutputs>();
         });
 
-        it("a wrong registry password fails the push clearly and leaves the registry's tags unchanged", async function () {
-            const amd64 = requireBuild("linux/amd64");
-            const before = await stack.client.tagDigests(REPOSITORY);
-            assert.ok(Object.keys(before).length > 0, "nothing pushed before the bad push");
-            // Try to overwrite an existing tag (the manifest list's) and to create a new one.
-            const targets = [`${imageName}:${runId}`, `${imageName}:${runId}-wrong-password`];
-            const wrong = tempDockerConfig(stack.registry, { username: stack.auth.username, password: `${stack.auth.password}-wrong` });
-            try {
-                for (const target of targets) {
-                    await docker(["tag", amd64.tag, target], { what: "docker tag" });
-                    localTags.push(target);
-                    await assert.rejects(pushImage(target, wrong.env), (e: Error) => {
-                        assert.ok(e.message.startsWith(`docker push ${target} failed`), e.message);
-                        assert.match(e.message, /unauthorized|authentication required/i);
-                        return true;
-                    });
-                }
-            } finally {
-                wrong.cleanup();
-            }
-            assert.deepStrictEqual(await stack.client.tagDigests(REPOSITORY), before);
+        for (const platform of PLATFORMS) {
+            it(`reuses the base and dependency layers for ${platform}: only the dist/ layer changes`, async function () {
+                const before = (await registry.imageManifest(shared.repository, digestOf(platform))).body.layers.map((l) => l.digest);
+                const digest = touched.platformDigests[platform];
+                assert.ok(digest, `the touched stack exports no digest for ${platform}`);
+                assert.notStrictEqual(digest, digestOf(platform), "a source change must produce a new image");
+                const after = (await registry.imageManifest(touchedRepository, digest)).body.layers.map((l) => l.digest);
+                assert.strictEqual(after.length, before.length, `layers before ${JSON.stringify(before)}, after ${JSON.stringify(after)}`);
+                // The runtime stage's last layer is the built dist/; base, node_modules and
+                // package.json below it are the very same blobs.
+                assert.deepStrictEqual(after.slice(0, -1), before.slice(0, -1), "a layer below dist/ changed");
+                assert.notStrictEqual(after[after.length - 1], before[before.length - 1], "the dist/ layer did not change");
+            });
+        }
+    });
+
+    describe("bad input through the factory", function () {
+        /** `pulumi up` of a one-platform stack on a copy of app/ that `edit` may change; must fail. */
+        const failingUp = async (label: string, edit: (appDir: string) => void, over: Record<string, unknown> = {}) => {
+            const repository = `${shared.repository}-${label}`;
+            const s = newStack(label, {});
+            const appDir = copyApp(path.join(s.dir, "app"));
+            edit(appDir);
+            s.setConfig({ ...factoryStackConfig({ repository, appDir, sha: shared.sha, platforms: ["linux/amd64"] }), ...over });
+            const r = await s.local(["up"]);
+            const output = `${r.stdout}\n${r.stderr}`;
+            assert.notStrictEqual(r.code, 0, `pulumi up must fail:\n${tail(output, 30)}`);
+            assert.deepStrictEqual(await registry.tags(repository), [], `nothing may be published to ${repository}`);
+            return output;
+        };
+
+        it("a Dockerfile that fails to build fails `pulumi up`, naming the image, the failing step and its exit code", async function () {
+            const output = await failingUp("broken", (appDir) => {
+                const file = path.join(appDir, "Dockerfile");
+                const text = fs.readFileSync(file, "utf8");
+                const step = "RUN npm run build -- --sourceMap false";
+                assert.ok(text.includes(step), `app/Dockerfile no longer has the step "${step}" this test breaks`);
+                fs.writeFileSync(file, text.replace(step, "RUN npm run build-e2e-missing-script"));
+            });
+            assert.match(output, /docker-build:index:Image \(image-linux-amd64\)/, tail(output, 30));
+            assert.match(output, /npm run build-e2e-missing-script/, tail(output, 30));
+            assert.match(output, /exit code: 1|did not complete successfully/, tail(output, 30));
         });
 
-        it("a missing base image gives a clear error naming it", async function () {
-            const missing = `${stack.registry}/image-factory/does-not-exist:22`;
-            await assert.rejects(
-                buildImage({ context, tag: `${imageName}:${runId}-nobase`, platform: "linux/amd64", buildArgs: appBuildArgs(missing), secrets: APP_SECRETS }),
-                (e: Error) => {
-                    assert.match(e.message, /docker build of .* failed/);
-                    assert.ok(e.message.includes("image-factory/does-not-exist:22"), e.message);
-                    assert.match(e.message, /not found/);
-                    return true;
-                },
-            );
+        it("a missing base image fails `pulumi up`, naming the image reference", async function () {
+            const missing = `${STACK_REGISTRY}/image-factory/does-not-exist-${runId}:22`;
+            const output = await failingUp("nobase", () => undefined, { "image-factory:baseImage": missing });
+            assert.ok(output.includes(`image-factory/does-not-exist-${runId}:22`), tail(output, 30));
+            assert.match(output, /not found/, tail(output, 30));
+        });
+
+        it("a wrong registry token fails `pulumi up` as unauthorized, leaves the registry's tags unchanged and is never printed", async function () {
+            const wrongToken = `wrong-${runId}-token`;
+            // On the shared repository, from a changed source on another branch: a push that got
+            // through would move the sha- tags and add a branch tag. The base image lives on the
+            // same registry, so the token is refused first when BuildKit resolves FROM (HEAD 401),
+            // before any layer or tag could be pushed.
+            const s = newStack("wrongtoken", {});
+            const appDir = copyApp(path.join(s.dir, "app"));
+            touchAppSource(appDir, `wrong-token-${runId}`);
+            s.setConfig(factoryStackConfig({ repository: shared.repository, appDir, sha: shared.sha, cacheRepository: shared.cacheRepository, gitRef: "refs/heads/e2e/wrong-token" }));
+            const before = await registry.tagDigests(shared.repository);
+            assert.ok(Object.keys(before).length > 0, "the shared stack published no tag to compare against");
+            const r = await s.upWithSecret("image-factory:registryToken", wrongToken);
+            const output = `${r.stdout}\n${r.stderr}`;
+            assert.notStrictEqual(r.code, 0, `pulumi up with a wrong token must fail:\n${tail(output, 30)}`);
+            assert.match(output, /docker-build:index:Image \(image-linux-amd64\)/, tail(output, 30));
+            assert.match(output, /401 Unauthorized|unauthorized|authentication required/i, tail(output, 30));
+            assert.ok(output.includes(STACK_REGISTRY), `the error names the registry ${STACK_REGISTRY}:\n${tail(output, 30)}`);
+            assert.deepStrictEqual(await registry.tagDigests(shared.repository), before, "the registry's tags changed");
+            const texts = [...s.logs.map((text, i) => ({ name: `log ${i}`, text })), ...s.stateFiles().map((f) => ({ name: f.file, text: f.text }))];
+            assert.deepStrictEqual(findSecret(wrongToken, LOCAL_REGISTRY_USER, texts), [], "the token appears in the logs or the state");
         });
     });
 });

@@ -5,28 +5,8 @@ import { strict as assert } from "assert";
 import * as fs from "fs";
 import * as path from "path";
 import { localRegistryAuth, LOCAL_REGISTRY_USER, parseRef, RegistryClient } from "./lib/registry";
-import {
-    STACK_REGISTRY,
-    bootstrapOnce,
-    buildkitHistory,
-    copyApp,
-    findSecret,
-    headSha,
-    localStackConfig,
-    PreviewResult,
-    requireLocalStackTools,
-    TestStack,
-    urnType,
-} from "./lib/pulumiStack";
-
-interface StackOutputs {
-    imageName: string;
-    digest: string;
-    imageRef: string;
-    platformDigests: Record<string, string>;
-    tags: string[];
-    cacheRefs: Record<string, string>;
-}
+import { FactoryOutputs, sharedFactoryStack } from "./lib/factoryStack";
+import { buildkitHistory, findSecret, PreviewResult, TestStack, urnType } from "./lib/pulumiStack";
 
 const PLATFORMS = ["linux/amd64", "linux/arm64", "linux/arm/v7"];
 
@@ -38,35 +18,17 @@ function changes(p: PreviewResult): { op: string; type: string; urn: string }[] 
 describe("local stack: real pulumi up on docker-build + BuildKit + registry", function () {
     this.timeout(90 * 60_000);
     const runId = `${Date.now().toString(36)}${process.pid.toString(36)}`;
-    const repository = `image-factory/e2e-${runId}`;
+    let repository: string;
     let stack: TestStack;
     let appDir: string;
-    let outputs: StackOutputs;
+    let outputs: FactoryOutputs;
     let registry: RegistryClient;
 
     before(async function () {
-        await bootstrapOnce();
-        requireLocalStackTools();
+        // The stack every e2e file of this run shares (test/e2e/lib/factoryStack.ts): built once,
+        // removed when the process exits. Only previews here; a changed file is put back.
+        ({ stack, repository, appDir, outputs } = await sharedFactoryStack());
         registry = new RegistryClient();
-        stack = new TestStack(`e2e-${runId}`, {});
-        appDir = copyApp(path.join(stack.dir, "app"));
-        stack.setConfig({
-            ...localStackConfig(),
-            "image-factory:imageName": `${STACK_REGISTRY}/${repository}`,
-            "image-factory:cache": { type: "registry", mode: "max", ref: `${STACK_REGISTRY}/${repository}-cache` },
-            "image-factory:appPath": appDir,
-            "image-factory:platforms": PLATFORMS,
-            "image-factory:gitRef": "refs/heads/main",
-            "image-factory:gitSha": await headSha(),
-        });
-        await stack.up();
-        outputs = await stack.outputs<StackOutputs>();
-    });
-
-    after(function () {
-        // The stack's backend and passphrase are throwaway (IF_E2E_KEEP=1 keeps them to debug);
-        // images stay in the registry under a repository unique to this run.
-        if (process.env.IF_E2E_KEEP !== "1") stack?.remove();
     });
 
     it("exports a manifest-list digest that resolves in the registry to exactly platformDigests", async function () {
@@ -121,8 +83,16 @@ describe("local stack: real pulumi up on docker-build + BuildKit + registry", fu
         const sources = path.join(appDir, "src");
         const file = fs.readdirSync(sources).filter((f) => f.endsWith(".ts")).sort()[0];
         assert.ok(file, `no TypeScript source in ${sources}`);
-        fs.appendFileSync(path.join(sources, file), `\n// e2e source change ${runId}\n`);
-        const preview = await stack.preview();
+        const changedFile = path.join(sources, file);
+        const original = fs.readFileSync(changedFile, "utf8");
+        fs.appendFileSync(changedFile, `\n// e2e source change ${runId}\n`);
+        let preview: PreviewResult;
+        try {
+            preview = await stack.preview();
+        } finally {
+            // Other files' tests share this stack and expect the tree it deployed.
+            fs.writeFileSync(changedFile, original);
+        }
         const changed = changes(preview);
         const images = changed.filter((c) => c.type === "docker-build:index:Image");
         assert.equal(images.length, PLATFORMS.length, `every platform Image changes: ${JSON.stringify(changed, null, 2)}`);

@@ -3,10 +3,10 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { buildImage, BuildResult, ContainerState, pushImage, runContainer, waitHealthy } from "./docker";
+import { ContainerState, runContainer, waitHealthy } from "./docker";
 import { REPO_ROOT, waitFor } from "./exec";
 import { freePort, httpGet, HttpResult } from "./http";
-import { CA_BUNDLE, LocalStack } from "./stack";
+import { CA_BUNDLE } from "./stack";
 
 export const APP_DIR = path.join(REPO_ROOT, "app");
 export const PLATFORMS = ["linux/amd64", "linux/arm64", "linux/arm/v7"] as const;
@@ -58,6 +58,15 @@ export function appDevDependencies(): string[] {
     return Object.keys(pkg.devDependencies ?? {});
 }
 
+/** The Node version the offline base pins for a platform (scripts/base/versions.env; arm/v7 stops at 20.x). */
+export function baseNodeVersion(platform: string): string {
+    const file = path.join(REPO_ROOT, "scripts", "base", "versions.env");
+    const key = platform === "linux/arm/v7" ? "BASE_NODE_ARMV7_VERSION" : "BASE_NODE_VERSION";
+    const m = new RegExp(`^${key}=([0-9][^\\s]*)$`, "m").exec(fs.readFileSync(file, "utf8"));
+    if (m === null) throw new Error(`${file} has no ${key}=<version> line`);
+    return m[1];
+}
+
 export function appBuildArgs(baseImage: string, version = "0.0.0-e2e"): Record<string, string> {
     return {
         BASE_IMAGE: baseImage,
@@ -70,50 +79,6 @@ export function appBuildArgs(baseImage: string, version = "0.0.0-e2e"): Record<s
 }
 
 export const APP_SECRETS: Record<string, string> = { npm_ca: CA_BUNDLE };
-
-export interface MultiPlatformPush {
-    /** Digest of the manifest list at `<registry>/<repository>:<tag>`. */
-    listDigest: string;
-    /** platform → digest of its image manifest (pushed as `<tag>-<slug>`). */
-    platformDigests: Record<string, string>;
-    builds: Record<string, BuildResult>;
-}
-
-/**
- * Builds app/ (or a copy of it) for each platform against the offline base, pushes each image as
- * `<tag>-<slug>` with the given credential (default: the machine's docker login), and merges them
- * into one manifest list at `<tag>`.
- */
-export async function buildPushMerge(opts: {
-    stack: LocalStack;
-    context: string;
-    repository: string;
-    tag: string;
-    platforms?: readonly string[];
-    env?: NodeJS.ProcessEnv;
-}): Promise<MultiPlatformPush> {
-    const platforms = opts.platforms ?? PLATFORMS;
-    const platformDigests: Record<string, string> = {};
-    const builds: Record<string, BuildResult> = {};
-    for (const platform of platforms) {
-        const ref = `${opts.stack.registry}/${opts.repository}:${opts.tag}-${platformSlug(platform)}`;
-        builds[platform] = await buildImage({
-            context: opts.context,
-            tag: ref,
-            platform,
-            buildArgs: appBuildArgs(opts.stack.baseImage),
-            secrets: APP_SECRETS,
-            env: opts.env,
-        });
-        platformDigests[platform] = await pushImage(ref, opts.env);
-    }
-    const list = await opts.stack.client.createManifestList(
-        opts.repository,
-        opts.tag,
-        platforms.map((platform) => ({ reference: platformDigests[platform], platform })),
-    );
-    return { listDigest: list.digest, platformDigests, builds };
-}
 
 export interface RunningApp {
     name: string;

@@ -104,6 +104,11 @@ function buildErrorLines(output: string): string {
     return (lines.length > 0 ? lines.slice(-8).join("\n") : tail(output, 12)).trim();
 }
 
+/**
+ * `docker build` of one platform. Not the factory's build path (that is docker-build on buildkitd,
+ * see factoryStack.ts, which the image e2e tests check): the benchmark uses it to time cold and
+ * warm builds with a cache it can empty, without Pulumi's own time in the figures.
+ */
 export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     const args = ["build", "--progress=plain", "--network", "host", "--platform", opts.platform, "-t", opts.tag];
     if (opts.pull ?? true) args.push("--pull");

@@ -5,3 +5,5 @@ export * from "./docker";
 export * from "./stack";
 export * from "./http";
 export * from "./app";
+export * from "./pulumiStack";
+export * from "./factoryStack";

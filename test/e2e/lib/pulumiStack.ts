@@ -116,8 +116,8 @@ export class TestStack {
     }
 
     /** scripts/local.sh with this stack's environment; output kept in `logs`. */
-    async local(args: readonly string[]): Promise<RunResult> {
-        const r = await run("bash", [path.join(REPO_ROOT, "scripts", "local.sh"), ...args], { env: this.env(), timeoutMs: 60 * 60_000 });
+    async local(args: readonly string[], input?: string): Promise<RunResult> {
+        const r = await run("bash", [path.join(REPO_ROOT, "scripts", "local.sh"), ...args], { env: this.env(), timeoutMs: 60 * 60_000, input });
         this.logs.push(r.stdout, r.stderr);
         return r;
     }
@@ -132,6 +132,34 @@ export class TestStack {
 
     async up(): Promise<RunResult> {
         return this.localOk(["up"]);
+    }
+
+    /** The config file scripts/local.sh generates for this stack (salt + settings + token secret). */
+    get generatedConfigFile(): string {
+        return path.join(this.localDir, "stacks", `Pulumi.${this.stack}.yaml`);
+    }
+
+    /**
+     * `pulumi up` through scripts/local.sh with one config key replaced by a secret, e.g. a wrong
+     * registry token; resolves with the result whatever the exit code. local.sh regenerates its config file
+     * with the real token before every command, so the override goes into a copy of that file,
+     * passed as a second --config-file: the pulumi CLI keeps the last value of a repeated flag.
+     * The value travels on stdin, never on a command line.
+     */
+    async upWithSecret(key: string, value: string): Promise<RunResult> {
+        await this.localOk(["pulumi", "stack", "ls"]);
+        const override = path.join(this.dir, `Pulumi.${this.stack}.override.yaml`);
+        fs.copyFileSync(this.generatedConfigFile, override);
+        fs.chmodSync(override, 0o600);
+        const secure = (): unknown => (parse(fs.readFileSync(override, "utf8")) as { config?: Record<string, { secure?: string }> }).config?.[key]?.secure;
+        const copied = secure();
+        const set = await this.local(["pulumi", "config", "set", "--secret", key, "--config-file", override], value);
+        if (set.code !== 0) throw new Error(`pulumi config set --secret ${key} on stack ${this.stack} failed (exit ${set.code}): ${tail(set.stderr)}`);
+        // Had the first --config-file won, the copy would still hold the ciphertext it was copied with.
+        if (secure() === undefined || secure() === copied) {
+            throw new Error(`the ${key} override did not reach ${override}: pulumi no longer lets a later --config-file win`);
+        }
+        return this.local(["pulumi", "up", "--yes", "--skip-preview", "--non-interactive", "--config-file", override]);
     }
 
     async outputs<T = Record<string, unknown>>(): Promise<T> {

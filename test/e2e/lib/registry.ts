@@ -65,10 +65,6 @@ export function parsePlatform(platform: string): Platform {
     return variant === undefined ? { os: osName, architecture } : { os: osName, architecture, variant };
 }
 
-export function formatPlatform(p: Platform): string {
-    return [p.os, p.architecture, p.variant].filter((x) => x !== undefined && x !== "").join("/");
-}
-
 export class RegistryError extends Error {
     constructor(
         message: string,
@@ -218,41 +214,6 @@ export class RegistryClient {
     async imageConfig(repository: string, reference: string): Promise<ImageConfig> {
         const m = await this.imageManifest(repository, reference);
         return this.blobJson<ImageConfig>(repository, m.body.config.digest);
-    }
-
-    async putManifest(repository: string, reference: string, mediaType: string, body: object): Promise<string> {
-        const res = await this.request("PUT", `${repository}/manifests/${reference}`, { "Content-Type": mediaType }, JSON.stringify(body));
-        if (res.status !== 201) await this.fail(res, `PUT manifest ${repository}:${reference}`);
-        return res.headers.get("docker-content-digest") ?? "";
-    }
-
-    /**
-     * Merges single-platform images of one repository into a manifest list at `tag`. Each entry's
-     * platform comes from the caller (checked against the image config's os/architecture/variant,
-     * so a list can never claim arm64 for an amd64 image).
-     */
-    async createManifestList(
-        repository: string,
-        tag: string,
-        entries: readonly { reference: string; platform: string }[],
-    ): Promise<{ digest: string; manifests: Descriptor[] }> {
-        if (entries.length === 0) throw new Error(`manifest list ${repository}:${tag}: no entries`);
-        const manifests: Descriptor[] = [];
-        for (const entry of entries) {
-            const platform = parsePlatform(entry.platform);
-            const m = await this.imageManifest(repository, entry.reference);
-            const config = await this.blobJson<ImageConfig>(repository, m.body.config.digest);
-            const actual = formatPlatform({ os: config.os, architecture: config.architecture, variant: config.variant });
-            // Images built for arm/v7 may omit the variant in their config; os/arch must match.
-            if (config.os !== platform.os || config.architecture !== platform.architecture || (config.variant && config.variant !== platform.variant)) {
-                throw new Error(`manifest list ${repository}:${tag}: ${entry.reference} is ${actual}, not ${entry.platform}`);
-            }
-            manifests.push({ mediaType: m.mediaType, digest: m.digest, size: m.size, platform });
-        }
-        const docker = manifests.every((d) => d.mediaType === MEDIA.dockerManifest);
-        const mediaType = docker ? MEDIA.dockerList : MEDIA.ociIndex;
-        const digest = await this.putManifest(repository, tag, mediaType, { schemaVersion: 2, mediaType, manifests });
-        return { digest, manifests };
     }
 
     /** Deletes a manifest by digest (the registry runs with delete enabled). */
