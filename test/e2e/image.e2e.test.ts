@@ -234,6 +234,12 @@ describe("app image built by the factory (local Pulumi stack): amd64, arm64 and 
                 assert.notStrictEqual(digest, digestOf(platform), "a source change must produce a new image");
                 const after = (await registry.imageManifest(touchedRepository, digest)).body.layers.map((l) => l.digest);
                 assert.strictEqual(after.length, before.length, `layers before ${JSON.stringify(before)}, after ${JSON.stringify(after)}`);
+                const baseList = await registry.manifestList(BASE_REPOSITORY, "22");
+                const baseEntry = baseList.body.manifests.find((m) => platformOf(m.platform) === platform);
+                assert.ok(baseEntry, `the base list has no ${platform} entry`);
+                const base = (await registry.imageManifest(BASE_REPOSITORY, baseEntry.digest)).body.layers.map((l) => l.digest);
+                assert.deepStrictEqual(after.slice(0, base.length), base, "the base layers");
+                assert.ok(before.length >= base.length + 2, `no dependency layer between the base and dist/: ${JSON.stringify(before)}`);
                 // The runtime stage's last layer is the built dist/; base, node_modules and
                 // package.json below it are the very same blobs.
                 assert.deepStrictEqual(after.slice(0, -1), before.slice(0, -1), "a layer below dist/ changed");
