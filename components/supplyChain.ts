@@ -420,24 +420,48 @@ export interface PulledImage {
   archivePath: string;
   sizeBytes: number;
   seconds: number;
+  /** The engine's image ID. */
+  imageId: string;
+  /** Whether this pull put the reference into the engine (it was not there before): only then
+   *  is it this run's to remove. */
+  added: boolean;
 }
 
 /** Pulls one platform image by digest into the local engine and saves it as a docker-archive for
- *  Dive. Returns the engine's (uncompressed) image size. */
+ *  Dive. Returns the engine's (uncompressed) image size. An image this call added is removed again
+ *  when a later step fails; on success the caller removes it (removePulledImage) once done. */
 export async function pullAndSave(opts: { imageRef: string; archivePath: string; auth?: RegistryAuth; timeoutMs?: number }): Promise<PulledImage> {
   const docker = requireTool("docker");
   const started = Date.now();
   return withDockerConfig(opts.auth, async (env) => {
     const redact = [opts.auth?.password ?? ""];
+    const present = (await execTool(docker, ["image", "inspect", "--format", "{{.Id}}", opts.imageRef], { env })).code === 0;
     const pull = await execTool(docker, ["pull", "-q", opts.imageRef], { env, timeoutMs: opts.timeoutMs ?? 600_000, redact });
     if (pull.code !== 0) throw new Error(`docker pull ${opts.imageRef} failed, exit ${pull.code}: ${lastLines(pull.stderr || pull.stdout)}`);
-    const inspect = await execTool(docker, ["image", "inspect", "--format", "{{.Size}}", opts.imageRef], { env });
-    if (inspect.code !== 0) throw new Error(`docker image inspect ${opts.imageRef} failed: ${lastLines(inspect.stderr)}`);
-    fs.mkdirSync(path.dirname(opts.archivePath), { recursive: true });
-    const save = await execTool(docker, ["save", "-o", opts.archivePath, opts.imageRef], { env, timeoutMs: opts.timeoutMs ?? 600_000 });
-    if (save.code !== 0) throw new Error(`docker save ${opts.imageRef} failed: ${lastLines(save.stderr)}`);
-    return { archivePath: opts.archivePath, sizeBytes: Number(inspect.stdout.trim()), seconds: (Date.now() - started) / 1000 };
+    try {
+      const inspect = await execTool(docker, ["image", "inspect", "--format", "{{.Id}} {{.Size}}", opts.imageRef], { env });
+      if (inspect.code !== 0) throw new Error(`docker image inspect ${opts.imageRef} failed: ${lastLines(inspect.stderr)}`);
+      const [imageId, size] = inspect.stdout.trim().split(" ");
+      fs.mkdirSync(path.dirname(opts.archivePath), { recursive: true });
+      const save = await execTool(docker, ["save", "-o", opts.archivePath, opts.imageRef], { env, timeoutMs: opts.timeoutMs ?? 600_000 });
+      if (save.code !== 0) throw new Error(`docker save ${opts.imageRef} failed: ${lastLines(save.stderr)}`);
+      return { archivePath: opts.archivePath, sizeBytes: Number(size), seconds: (Date.now() - started) / 1000, imageId, added: !present };
+    } catch (e) {
+      if (!present) await removePulledImage({ imageRef: opts.imageRef, added: true }).catch(() => undefined);
+      throw e;
+    }
   });
+}
+
+/** Removes what pullAndSave added to the engine: the pulled reference only, never by ID and never
+ *  forced, so an image another reference or a container still uses stays (the engine then just
+ *  drops this reference). A reference that was already there before the pull is left alone.
+ *  Without this every evidence run leaves each platform image behind (hundreds of MB a run). */
+export async function removePulledImage(pulled: { imageRef: string; added: boolean }): Promise<{ removed: boolean; error?: string }> {
+  if (!pulled.added) return { removed: false };
+  const r = await execTool(requireTool("docker"), ["image", "rm", pulled.imageRef], { timeoutMs: 120_000 });
+  if (r.code === 0 || /No such image/i.test(r.stderr)) return { removed: r.code === 0 };
+  return { removed: false, error: `docker image rm ${pulled.imageRef} failed, exit ${r.code}: ${lastLines(r.stderr || r.stdout, 3)}` };
 }
 
 export interface DiveResult {
@@ -770,6 +794,10 @@ export async function runEvidence(inp: EvidenceRunInputs): Promise<EvidenceRunOu
       } catch (e) {
         efficiency = notRun(errMessage(e));
         wastedBytes = notRun(errMessage(e));
+      } finally {
+        // Dive read the archive; the engine's copy was only for `docker save`.
+        const removed = await removePulledImage({ imageRef: ref, added: pulled.added });
+        if (removed.error !== undefined) notes.push(removed.error);
       }
     } catch (e) {
       sizeBytes = notRun(errMessage(e));
