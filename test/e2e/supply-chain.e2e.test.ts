@@ -1,123 +1,119 @@
-// Supply-chain evidence on real images: the app built for every platform on the real engine,
-// pushed to the local registry, then the SupplyChainEvidence provider — serialized and loaded back
-// exactly as Pulumi's dynamic-provider host does — runs the real Syft, Trivy, Hadolint and Dive.
+// Supply-chain evidence on the local stack: the SBOMs and gate results the shared stack's
+// `pulumi up` exported (SupplyChainEvidence running the real Syft, Trivy, Hadolint and Dive on
+// the images docker-build pushed), read back from where the exports say they are. The failing
+// cases need bad inputs of their own and go through `pulumi up` too: a planted secret and a root
+// user through the whole factory program on their own stack, a size limit below the image's real
+// size through a small program holding only SupplyChainEvidence over the shared stack's digests.
+// Nothing here builds with `docker build`.
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
-import * as pulumi from "@pulumi/pulumi";
 import { DEFAULT_GATES } from "../../components/gates";
+import type { GateResults } from "../../components/gates";
+import { platformSlug } from "../../components/naming";
+import { pullAndSave, removePulledImage, runHadolint, runTrivyConfig } from "../../components/supplyChain";
 import {
-  type EvidenceRunOutputs,
-  OFFLINE_REQUIRED_CHECKS,
-  evidenceProvider,
-  fetchSbomArtifact,
-  runHadolint,
-  runTrivyConfig,
-} from "../../components/supplyChain";
-import type { GatesConfig } from "../../components/types";
-import {
-  REPO_ROOT,
-  run,
   APP_DIR,
-  APP_SECRETS,
+  DOCKER,
+  LOCAL_REGISTRY,
   PLATFORMS,
-  appBuildArgs,
+  REPO_ROOT,
+  STACK_REGISTRY,
+  TestStack,
   appDevDependencies,
-  bringUpLocalStack,
-  buildImage,
-  copyAppContext,
-  platformSlug,
-  pushImage,
-  runScript,
-  type LocalStack,
+  cacheDir,
+  copyApp,
+  factoryStackConfig,
+  findSecret,
+  localRegistryAuth,
+  pullImage,
+  removeImage,
+  run,
+  sharedFactoryStack,
+  tail,
+  type FactoryOutputs,
+  type SharedFactoryStack,
 } from "./lib";
-
-const REPO = "image-factory/supply-chain-e2e";
 
 interface SpdxDocument {
   spdxVersion: string;
   packages: Array<{ name: string; versionInfo?: string }>;
 }
 
-type Provider = Required<Pick<pulumi.dynamic.ResourceProvider, "create">>;
-
-/** Serializes the provider the way `pulumi.dynamic.Resource` stores it in `__provider`, and loads
- *  it back the way the dynamic-provider host does (require-from-string + handler()). */
-async function loadSerializedProvider(): Promise<{ provider: Provider; text: string }> {
-  const serialized = await pulumi.runtime.serializeFunction(() => evidenceProvider, { allowSecrets: false });
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const requireFromString = require("require-from-string") as (code: string) => { handler: () => Provider };
-  return { provider: requireFromString(serialized.text).handler(), text: serialized.text };
-}
+type EvidenceOutputs = FactoryOutputs & { sbomLocations: Record<string, string>; gateResults: GateResults };
 
 function appProductionDependencies(): Record<string, string> {
   const pkg = JSON.parse(fs.readFileSync(path.join(APP_DIR, "package.json"), "utf8")) as { dependencies?: Record<string, string> };
   return pkg.dependencies ?? {};
 }
 
-async function buildAndPush(stack: LocalStack, context: string, platform: string, tag: string): Promise<string> {
-  const ref = `${stack.registry}/${REPO}:${tag}`;
-  await buildImage({ context, tag: ref, platform, buildArgs: appBuildArgs(stack.baseImage), secrets: APP_SECRETS });
-  return pushImage(ref);
+/** The program writes evidence under `.local/evidence/<stack>` of its working directory (the repository). */
+function evidenceDirOf(stack: string): string {
+  return path.join(REPO_ROOT, ".local", "evidence", stack);
 }
 
-function evidenceInputs(stack: LocalStack, digests: Record<string, string>, over: Record<string, unknown> = {}) {
-  return {
-    imageName: `${stack.registry}/${REPO}`,
-    platformDigests: digests,
-    registryUsername: stack.auth.username,
-    registryToken: stack.auth.password,
-    dockerfile: path.join(APP_DIR, "Dockerfile"),
-    contextDir: APP_DIR,
-    coverageSummaryPath: path.join(APP_DIR, "coverage", "coverage-summary.json"),
-    gates: DEFAULT_GATES as GatesConfig,
-    outputDir: fs.mkdtempSync(path.join(os.tmpdir(), "if-evidence-")),
-    sbomStore: "oci",
-    requiredChecks: OFFLINE_REQUIRED_CHECKS,
-    vulnerabilityScan: true,
-    contentHash: "e2e",
-    ...over,
-  };
+interface EngineImage {
+  id: string;
+  /** `repository@digest` and `repository:tag` references (`<none>` parts left out). */
+  refs: string[];
 }
 
-describe("supply-chain evidence on real images (e2e)", function () {
-  this.timeout(3_600_000);
-  let stack: LocalStack;
-  let provider: Provider;
-  let providerText: string;
-  const digests: Record<string, string> = {};
+/** Every image in the engine's store with its references: what an evidence run may add to. */
+async function engineImages(): Promise<EngineImage[]> {
+  const r = await run(DOCKER, ["image", "ls", "--all", "--digests", "--no-trunc", "--format", "{{.ID}} {{.Repository}} {{.Tag}} {{.Digest}}"]);
+  if (r.code !== 0) throw new Error(`docker image ls failed (exit ${r.code}): ${tail(r.stderr)}`);
+  const byId = new Map<string, string[]>();
+  for (const line of r.stdout.split("\n").filter((l) => l.trim() !== "")) {
+    const [id, repo, tag, digest] = line.trim().split(/\s+/);
+    const refs = byId.get(id) ?? [];
+    if (repo !== "<none>" && tag !== "<none>") refs.push(`${repo}:${tag}`);
+    if (repo !== "<none>" && digest !== "<none>") refs.push(`${repo}@${digest}`);
+    byId.set(id, refs);
+  }
+  return [...byId.entries()].map(([id, refs]) => ({ id, refs }));
+}
+
+/** Images in the engine with a reference into `repository` (`registry/repo`). */
+function imagesOf(images: EngineImage[], repository: string): EngineImage[] {
+  return images.filter((i) => i.refs.some((r) => r.startsWith(`${repository}@`) || r.startsWith(`${repository}:`)));
+}
+
+describe("supply-chain evidence on the local stack (e2e)", function () {
+  // A first bring-up builds the tools, the base and three images (two under QEMU): minutes.
+  this.timeout(60 * 60_000);
+  let shared: SharedFactoryStack;
+  let outputs: EvidenceOutputs;
+  const stacks: TestStack[] = [];
 
   before(async function () {
-    this.timeout(3_600_000);
-    stack = await bringUpLocalStack();
-    // Idempotent: a no-op when the pinned scanners are cached; builds them on a new machine.
-    await runScript("install-scanners.sh", [], { timeoutMs: 3_500_000 });
-    ({ provider, text: providerText } = await loadSerializedProvider());
-    const context = copyAppContext("if-sc-ctx-");
-    try {
-      for (const platform of PLATFORMS) {
-        digests[platform] = await buildAndPush(stack, context, platform, `ok-${platformSlug(platform)}`);
-      }
-    } finally {
-      fs.rmSync(context, { recursive: true, force: true });
+    this.timeout(60 * 60_000);
+    shared = await sharedFactoryStack();
+    outputs = shared.outputs as EvidenceOutputs;
+  });
+
+  after(function () {
+    if (process.env.IF_E2E_KEEP === "1") return;
+    for (const s of stacks) {
+      s.remove();
+      fs.rmSync(evidenceDirOf(s.stack), { recursive: true, force: true });
     }
   });
 
-  it("publishes an SPDX SBOM per platform naming the production dependencies and no devDependency", async () => {
-    const inputs = evidenceInputs(stack, digests);
-    const started = Date.now();
-    const { outs } = await provider.create(inputs);
-    const out = outs as EvidenceRunOutputs;
-    const seconds = (Date.now() - started) / 1000;
-    assert.deepEqual(Object.keys(out.sbomLocations).sort(), [...PLATFORMS].sort());
+  it("exports an SPDX SBOM per platform at sbomLocations, naming the production dependencies and no devDependency", async () => {
+    assert.ok(outputs.sbomLocations !== undefined, `the stack exports no sbomLocations: ${JSON.stringify(Object.keys(outputs))}`);
+    assert.deepEqual(Object.keys(outputs.sbomLocations).sort(), [...PLATFORMS].sort());
     const prod = appProductionDependencies();
     const dev = appDevDependencies();
     assert.ok(Object.keys(prod).length > 0, "app/package.json has no production dependency to look for");
+    assert.ok(dev.length > 0, "app/package.json has no devDependency to look for");
+    const sbomDir = path.join(evidenceDirOf(shared.stack.stack), "sbom");
     for (const platform of PLATFORMS) {
-      const location = out.sbomLocations[platform];
-      assert.match(location, new RegExp(`^oci://127\\.0\\.0\\.1:5000/${REPO}@sha256:[0-9a-f]{64}$`));
-      const doc = (await fetchSbomArtifact(location, { registry: stack.registry, username: stack.auth.username, password: stack.auth.password })) as SpdxDocument;
+      const location = outputs.sbomLocations[platform];
+      // On the local stack the SBOMs are files under the stack's evidence folder (sbomStore "file").
+      assert.equal(location, `file://${path.join(sbomDir, `${platformSlug(platform)}.spdx.json`)}`, `${platform}: unexpected SBOM location`);
+      const file = location.slice("file://".length);
+      assert.ok(fs.existsSync(file), `${platform}: no SBOM at the exported location ${location}`);
+      const doc = JSON.parse(fs.readFileSync(file, "utf8")) as SpdxDocument;
       assert.equal(doc.spdxVersion, "SPDX-2.3", `${platform}: not an SPDX 2.3 document`);
       const names = new Map(doc.packages.map((p) => [p.name, p.versionInfo]));
       for (const [name, version] of Object.entries(prod)) {
@@ -126,81 +122,119 @@ describe("supply-chain evidence on real images (e2e)", function () {
       for (const name of dev) {
         assert.ok(!names.has(name), `${platform}: SBOM names devDependency ${name}`);
       }
-      // The same SBOM is on disk under the stack's evidence folder.
-      const file = path.join(inputs.outputDir, "sbom", `${platform.replace(/\//g, "-")}.spdx.json`);
-      const onDisk = JSON.parse(fs.readFileSync(file, "utf8")) as SpdxDocument;
-      assert.equal(onDisk.packages.length, doc.packages.length);
-      assert.ok(fs.existsSync(file.replace(".spdx.json", ".cdx.json")), `${platform}: no CycloneDX SBOM`);
-      const p = out.platforms[platform];
-      console.log(
-        `      ${platform}: ${p.packageCount} packages, ${((p.sizeBytes ?? 0) / 1024 / 1024).toFixed(1)} MB, dive efficiency ${p.efficiency}, wasted ${p.wastedBytes} B, seconds ${JSON.stringify(p.seconds)}`,
-      );
+      assert.ok(fs.existsSync(file.replace(/\.spdx\.json$/, ".cdx.json")), `${platform}: no CycloneDX SBOM beside ${file}`);
+      console.log(`      ${platform}: ${doc.packages.length} SPDX packages`);
     }
-    console.log(`      evidence for ${PLATFORMS.length} platforms in ${seconds.toFixed(1)} s`);
-    // Gates: everything offline ran and passed; the vulnerability scan is reported not run.
-    assert.equal(out.gateResults.passed, true, JSON.stringify(out.gateResults.failed));
-    for (const platform of PLATFORMS) {
-      const vuln = out.gateResults.checks.find((c) => c.gate === `criticalVulnerabilities[${platform}]`);
-      assert.ok(vuln, "no vulnerability check");
-      assert.notEqual(vuln.status, "passed", "offline, the vulnerability check must not report passed");
-      assert.equal(vuln.passed, false);
-      const size = out.gateResults.checks.find((c) => c.gate === `imageSize[${platform}]`);
-      assert.equal(size?.status, "passed");
-    }
-    // The token stays out of what Pulumi would store: the serialized provider and the outputs.
-    assert.ok(!providerText.includes(stack.auth.password), "registry password in the serialized provider");
-    assert.ok(!JSON.stringify(outs).includes(stack.auth.password), "registry password in the resource outputs");
-    assert.ok(!fs.readFileSync(path.join(inputs.outputDir, "gate-results.json"), "utf8").includes(stack.auth.password));
-    fs.rmSync(inputs.outputDir, { recursive: true, force: true });
   });
 
-  it("fails the scan and lint gates on a Dockerfile with a planted AWS key and a root user", async () => {
-    const context = copyAppContext("if-sc-planted-");
+  it("exports gateResults: every offline gate ran and passed, the vulnerability scan is reported not run, never passed", async () => {
+    const results = outputs.gateResults;
+    assert.ok(results !== undefined, "the stack exports no gateResults");
+    assert.equal(results.passed, true, JSON.stringify(results.failed));
+    for (const platform of PLATFORMS) {
+      const size = results.checks.find((c) => c.gate === `imageSize[${platform}]`);
+      assert.equal(size?.status, "passed", `${platform}: ${JSON.stringify(size)}`);
+      assert.ok(size.measured !== null && size.measured <= DEFAULT_GATES.maxImageSizeMb, `${platform}: ${JSON.stringify(size)}`);
+      for (const gate of [`efficiency[${platform}]`, `wasted[${platform}]`, `imageSecrets[${platform}]`]) {
+        const check = results.checks.find((c) => c.gate === gate);
+        assert.equal(check?.status, "passed", `${gate}: ${JSON.stringify(check)}`);
+      }
+      const vuln = results.checks.find((c) => c.gate === `criticalVulnerabilities[${platform}]`);
+      assert.ok(vuln, `no vulnerability check for ${platform}`);
+      if (!fs.existsSync(path.join(cacheDir(), "trivy-cache", "db", "trivy.db"))) {
+        assert.notEqual(vuln.status, "passed", "offline, the vulnerability check must not report passed");
+        assert.equal(vuln.passed, false);
+        assert.ok(results.notRun.includes(vuln.gate), JSON.stringify(results.notRun));
+      }
+    }
+    for (const gate of ["dockerfileLint", "misconfigurations", "secrets"]) {
+      assert.equal(results.checks.find((c) => c.gate === gate)?.status, "passed", gate);
+    }
+    // The same results on disk beside the SBOMs, without the registry token.
+    const file = path.join(evidenceDirOf(shared.stack.stack), "gate-results.json");
+    const text = fs.readFileSync(file, "utf8");
+    assert.deepEqual((JSON.parse(text) as { gateResults: GateResults }).gateResults, results);
+    const auth = localRegistryAuth();
+    assert.deepEqual(findSecret(auth.password, auth.username, [{ name: file, text }]), [], "registry token in gate-results.json");
+  });
+
+  it("the evidence run removed the images it pulled for Dive from the engine", async () => {
+    // The stack's evidence pulled each platform image from the stack's registry by digest;
+    // nothing else in the tests pulls from that registry address for this repository.
+    const left = imagesOf(await engineImages(), `${STACK_REGISTRY}/${shared.repository}`);
+    assert.deepEqual(left, [], "images the evidence run pulled are still in the engine");
+  });
+
+  it("the evidence runner's pull removes only what it added: an image already in the engine stays", async function () {
+    const ref = `${LOCAL_REGISTRY}/${shared.repository}@${outputs.platformDigests["linux/amd64"]}`;
+    const auth = { registry: LOCAL_REGISTRY, ...localRegistryAuth(), insecure: true };
+    const archive = path.join(shared.stack.dir, "cleanup-check.tar");
+    const has = async (): Promise<boolean> => (await run(DOCKER, ["image", "inspect", ref])).code === 0;
+    assert.equal(await has(), false, `${ref} is already in the engine: another test left it behind`);
+    try {
+      // Not there before: the pull adds it and the cleanup takes it away again.
+      const fresh = await pullAndSave({ imageRef: ref, archivePath: archive, auth });
+      assert.equal(fresh.added, true);
+      assert.equal(await has(), true);
+      assert.deepEqual(await removePulledImage({ imageRef: ref, added: fresh.added }), { removed: true });
+      assert.equal(await has(), false, "the image the runner pulled is still in the engine");
+      // Already there (someone else pulled it): the runner leaves it where it was.
+      await pullImage(ref, "linux/amd64");
+      const existing = await pullAndSave({ imageRef: ref, archivePath: archive, auth });
+      assert.equal(existing.added, false);
+      assert.deepEqual(await removePulledImage({ imageRef: ref, added: existing.added }), { removed: false });
+      assert.equal(await has(), true, "the runner removed an image it had not added");
+    } finally {
+      fs.rmSync(archive, { force: true });
+      await removeImage(ref);
+    }
+  });
+
+  it("fails `pulumi up` at the scan and lint gates on a Dockerfile with a planted AWS key and a root user", async function () {
     // Built at run time so the repository itself never carries a key-shaped string.
     const key = `AKIA${"QX7ZJ2K4M9R3T8VW".split("").reverse().join("")}`;
-    const dockerfile = path.join(context, "Dockerfile");
+    const s = new TestStack(`planted-${shared.stack.stack}`, {});
+    stacks.push(s);
+    const appDir = copyApp(path.join(s.dir, "app"));
+    const dockerfile = path.join(appDir, "Dockerfile");
     fs.appendFileSync(dockerfile, `\nENV AWS_ACCESS_KEY_ID=${key}\nUSER root\n`);
-    try {
-      const lint = await runHadolint({ dockerfile });
-      assert.ok(lint.findings.some((f) => f.id === "DL3002"), `hadolint did not flag the root user: ${JSON.stringify(lint.findings)}`);
-      const scan = await runTrivyConfig({ dir: context, reportPath: path.join(context, "..", `${path.basename(context)}-trivy.json`) });
-      assert.ok(scan.secrets.some((f) => f.id === "aws-access-key-id"), `trivy found no AWS key: ${JSON.stringify(scan.secrets)}`);
 
-      const digest = await buildAndPush(stack, context, "linux/amd64", "planted-amd64");
-      const inputs = evidenceInputs(stack, { "linux/amd64": digest }, { dockerfile, contextDir: context, sbomStore: "file" });
-      await assert.rejects(provider.create(inputs), (e: unknown) => {
-        assert.ok(e instanceof Error);
-        assert.equal(e.name, "GateError");
-        assert.match(e.message, /gate dockerfileLint failed: measured \d+ findings, limit 0 findings .*DL3002/);
-        assert.match(e.message, /gate secrets failed: measured 1 findings, limit 0 findings .*aws-access-key-id/);
-        assert.match(e.message, /gate misconfigurations failed: .*(root|DS-?0*02)/i);
-        assert.match(e.message, /gate imageSecrets\[linux\/amd64\] failed/);
-        assert.ok(!e.message.includes(key), "the gate message repeats the secret");
-        return true;
-      });
-      const results = JSON.parse(fs.readFileSync(path.join(inputs.outputDir, "gate-results.json"), "utf8")) as EvidenceRunOutputs;
-      assert.equal(results.gateResults.passed, false);
-      fs.rmSync(inputs.outputDir, { recursive: true, force: true });
-    } finally {
-      fs.rmSync(context, { recursive: true, force: true });
-    }
+    // The tools on their own first, so a failure below points at the gate wiring, not the tool.
+    const lint = await runHadolint({ dockerfile });
+    assert.ok(lint.findings.some((f) => f.id === "DL3002"), `hadolint did not flag the root user: ${JSON.stringify(lint.findings)}`);
+    const scan = await runTrivyConfig({ dir: appDir, reportPath: path.join(s.dir, "trivy.json") });
+    assert.ok(scan.secrets.some((f) => f.id === "aws-access-key-id"), `trivy found no AWS key: ${JSON.stringify(scan.secrets)}`);
+
+    // One platform is enough for the gates; its layers come from BuildKit's cache of the shared build.
+    const repository = `${shared.repository}-planted`;
+    s.setConfig(factoryStackConfig({ repository, appDir, sha: shared.sha, platforms: ["linux/amd64"] }));
+    const r = await s.local(["up"]);
+    const output = `${r.stdout}\n${r.stderr}`;
+    assert.notEqual(r.code, 0, `pulumi up passed with a planted key and a root user:\n${tail(output, 30)}`);
+    assert.match(output, /quality gates? failed/, tail(output, 40));
+    assert.match(output, /gate dockerfileLint failed: measured \d+ findings, limit 0 findings .*DL3002/, tail(output, 40));
+    assert.match(output, /gate secrets failed: measured 1 findings, limit 0 findings .*aws-access-key-id/, tail(output, 40));
+    assert.match(output, /gate misconfigurations failed: .*(root|DS-?0*02)/i, tail(output, 40));
+    assert.match(output, /gate imageSecrets\[linux\/amd64\] failed/, tail(output, 40));
+    // The build log may echo the Dockerfile; the gate messages never repeat the secret.
+    const gateLines = output.split("\n").filter((l) => /gate \S+ failed/.test(l));
+    assert.ok(gateLines.length >= 4, tail(output, 40));
+    assert.ok(gateLines.every((l) => !l.includes(key)), "a gate message repeats the secret");
+    const results = JSON.parse(fs.readFileSync(path.join(evidenceDirOf(s.stack), "gate-results.json"), "utf8")) as { gateResults: GateResults };
+    assert.equal(results.gateResults.passed, false);
+    assert.ok(results.gateResults.failed.includes("secrets"), JSON.stringify(results.gateResults.failed));
+    // A failing run cleans up after Dive too.
+    assert.deepEqual(imagesOf(await engineImages(), `${STACK_REGISTRY}/${repository}`), [], "the failing evidence run left its pulled image in the engine");
   });
 
-  it("fails the size gate when the limit is below the image's real size", async () => {
-    const inputs = evidenceInputs(stack, { "linux/amd64": digests["linux/amd64"] }, { sbomStore: "file", gates: { ...DEFAULT_GATES, maxImageSizeMb: 50 } });
-    await assert.rejects(provider.create(inputs), (e: unknown) => {
-      assert.ok(e instanceof Error);
-      assert.match(e.message, /1 quality gate failed/);
-      assert.match(e.message, /gate imageSize\[linux\/amd64\] failed: measured \d+(\.\d+)? MB, limit 50 MB/);
-      return true;
-    });
-    fs.rmSync(inputs.outputDir, { recursive: true, force: true });
-  });
-
-  describe("through the real Pulumi engine (file backend)", function () {
+  describe("SupplyChainEvidence alone through the real Pulumi engine, over the shared stack's images", function () {
+    // A program with only the evidence resource: the size gate needs a limit the factory's
+    // stack must not be reconfigured with, and rebuilding images to change one number would
+    // only slow the proof down. The digests are the ones the shared stack pushed.
     let project: string;
     let env: NodeJS.ProcessEnv;
-    const binDir = path.join(process.env.IMAGE_FACTORY_CACHE ?? path.join(os.homedir(), ".cache", "image-factory"), "bin");
+    const binDir = path.join(cacheDir(), "bin");
+    const imageName = (): string => `${LOCAL_REGISTRY}/${shared.repository}`;
 
     async function pulumiCli(args: string[]): Promise<{ code: number; output: string }> {
       const r = await run(path.join(binDir, "pulumi"), [...args, "--non-interactive"], { cwd: project, env });
@@ -214,6 +248,7 @@ describe("supply-chain evidence on real images (e2e)", function () {
           throw new Error(`${tool} is not installed in ${binDir}: run scripts/install-go-tools.sh (the Pulumi CLI, its Node.js language host and dynamic-provider host)`);
         }
       }
+      const auth = localRegistryAuth();
       // Inside the repository so that @pulumi/pulumi and ts-node resolve from its node_modules.
       fs.mkdirSync(path.join(REPO_ROOT, ".local"), { recursive: true });
       project = fs.mkdtempSync(path.join(REPO_ROOT, ".local", "sc-e2e-"));
@@ -231,7 +266,7 @@ describe("supply-chain evidence on real images (e2e)", function () {
           `  platformDigests: cfg.requireObject<Record<string, string>>("platformDigests"),`,
           `  registryUsername: cfg.require("registryUsername"),`,
           `  registryToken: cfg.requireSecret("registryToken"),`,
-          `  dockerfile: ${JSON.stringify(path.join(APP_DIR, "Dockerfile"))},`,
+          `  dockerfile: ${JSON.stringify(path.join(shared.appDir, "Dockerfile"))},`,
           `  gates: { maxImageSizeMb: cfg.requireNumber("maxImageSizeMb"), minCoverage: 80, maxCritical: 0, minEfficiency: ${DEFAULT_GATES.minEfficiency}, maxWastedMb: ${DEFAULT_GATES.maxWastedMb} },`,
           `  outputDir: ".local/evidence/e2e",`,
           `});`,
@@ -251,63 +286,52 @@ describe("supply-chain evidence on real images (e2e)", function () {
       };
       const init = await pulumiCli(["stack", "init", "e2e"]);
       assert.equal(init.code, 0, init.output);
-      const settings: Array<[string, string, boolean]> = [
-        ["e2e:imageName", `${stack.registry}/${REPO}`, false],
-        ["e2e:registryUsername", stack.auth.username, false],
-        ["e2e:maxImageSizeMb", "500", false],
-        ["image-factory:platforms", JSON.stringify(["linux/amd64", "linux/arm64"]), false],
+      const settings: Array<[string, string]> = [
+        ["e2e:imageName", imageName()],
+        ["e2e:registryUsername", auth.username],
+        ["e2e:maxImageSizeMb", "50"],
+        ["image-factory:platforms", JSON.stringify(["linux/amd64", "linux/arm64"])],
       ];
       for (const [key, value] of settings) {
         const r = await pulumiCli(["config", "set", "--stack", "e2e", key, value]);
         assert.equal(r.code, 0, r.output);
       }
-      const digest = await pulumiCli(["config", "set", "--stack", "e2e", "--path", `e2e:platformDigests["linux/amd64"]`, digests["linux/amd64"]]);
-      assert.equal(digest.code, 0, digest.output);
+      const digest = outputs.platformDigests["linux/amd64"];
+      assert.match(digest ?? "", /^sha256:[0-9a-f]{64}$/, `the shared stack exports no linux/amd64 digest: ${JSON.stringify(outputs.platformDigests)}`);
+      const set = await pulumiCli(["config", "set", "--stack", "e2e", "--path", `e2e:platformDigests["linux/amd64"]`, digest]);
+      assert.equal(set.code, 0, set.output);
       // The secret goes in through stdin, never on a command line.
       const secret = await run(path.join(binDir, "pulumi"), ["config", "set", "--stack", "e2e", "--secret", "e2e:registryToken", "--non-interactive"], {
         cwd: project,
         env,
-        input: stack.auth.password,
+        input: auth.password,
       });
       assert.equal(secret.code, 0, `${secret.stdout}\n${secret.stderr}`);
     });
 
-    after(async () => {
+    after(() => {
       if (project !== undefined) fs.rmSync(project, { recursive: true, force: true });
     });
 
-    it("pulumi up publishes sbomLocations and gateResults; the state never holds the token", async () => {
-      const up = await pulumiCli(["up", "--stack", "e2e", "--yes", "--skip-preview"]);
-      assert.equal(up.code, 0, up.output);
-      const out = await pulumiCli(["stack", "output", "--stack", "e2e", "--json"]);
-      const outputs = JSON.parse(out.output.slice(out.output.indexOf("{"), out.output.lastIndexOf("}") + 1)) as {
-        sbomLocations: Record<string, string>;
-        gateResults: { passed: boolean; notRun: string[] };
-      };
-      const location = outputs.sbomLocations["linux/amd64"];
-      assert.match(location, /^file:\/\/.*\/\.local\/evidence\/e2e\/sbom\/linux-amd64\.spdx\.json$/);
-      const doc = JSON.parse(fs.readFileSync(location.slice("file://".length), "utf8")) as SpdxDocument;
-      assert.equal(doc.spdxVersion, "SPDX-2.3");
-      assert.equal(outputs.gateResults.passed, true);
-      assert.deepEqual(outputs.gateResults.notRun, ["criticalVulnerabilities[linux/amd64]"]);
-      const stateFiles = (await run("find", [path.join(project, "state"), "-type", "f", "-name", "*.json"])).stdout.split("\n").filter((f) => f !== "");
-      assert.ok(stateFiles.length > 0, "no state file written");
-      for (const f of stateFiles) {
-        assert.ok(!fs.readFileSync(f, "utf8").includes(stack.auth.password), `registry token in ${f}`);
-      }
-      assert.ok(!up.output.includes(stack.auth.password), "registry token in the pulumi up output");
-      // A second preview on unchanged inputs rescans nothing.
-      const preview = await pulumiCli(["preview", "--stack", "e2e", "--diff"]);
-      assert.equal(preview.code, 0, preview.output);
-      assert.doesNotMatch(preview.output, /~ .*supplychain:Evidence|\+ .*supplychain:Evidence/);
-    });
-
-    it("a failing gate fails pulumi up with the gate, the measured value and the limit", async () => {
-      const set = await pulumiCli(["config", "set", "--stack", "e2e", "e2e:maxImageSizeMb", "50"]);
-      assert.equal(set.code, 0, set.output);
+    it("a size limit below the image's size fails `pulumi up` naming the gate, the measured value and the limit; the engine keeps no pulled image", async () => {
+      const before = await engineImages();
       const up = await pulumiCli(["up", "--stack", "e2e", "--yes", "--skip-preview"]);
       assert.notEqual(up.code, 0, "pulumi up passed with a size gate below the image size");
-      assert.match(up.output, /gate imageSize\[linux\/amd64\] failed: measured \d+(\.\d+)? MB, limit 50 MB/);
+      assert.match(up.output, /gate imageSize\[linux\/amd64\] failed: measured \d+(\.\d+)? MB, limit 50 MB/, tail(up.output, 30));
+      assert.match(up.output, /1 quality gate failed/, tail(up.output, 30));
+      const auth = localRegistryAuth();
+      assert.deepEqual(findSecret(auth.password, auth.username, [{ name: "pulumi up output", text: up.output }]), [], "registry token in the pulumi up output");
+
+      // The run pulled linux/amd64 for Dive and must have removed it again, and nothing else.
+      const after = await engineImages();
+      const afterIds = new Set(after.map((i) => i.id));
+      const gone = before.filter((i) => !afterIds.has(i.id));
+      assert.deepEqual(gone, [], "the evidence run removed images it had not added");
+      const evidenceRepo = imageName();
+      assert.deepEqual(imagesOf(after, evidenceRepo).map((i) => i.id), imagesOf(before, evidenceRepo).map((i) => i.id), "the image list grew by the image the evidence run pulled");
+      const beforeIds = new Set(before.map((i) => i.id));
+      const added = after.filter((i) => !beforeIds.has(i.id));
+      console.log(`      engine images: ${before.length} before, ${after.length} after (${added.length} new, none of ${evidenceRepo})`);
     });
 
     it("the policy pack refuses a preview that builds none of the configured platforms, and passes a promotion stack", async () => {
@@ -323,14 +347,10 @@ describe("supply-chain evidence on real images (e2e)", function () {
     });
   });
 
-  it("the policy pack passes a real preview of the local stack (scripts/local.sh)", async () => {
-    await runScript("bootstrap.sh", [], { timeoutMs: 3_500_000 });
-    const r = await run("bash", [path.join(REPO_ROOT, "scripts", "local.sh"), "preview", "--policy-pack", path.join(REPO_ROOT, "policy")], {
-      env: { CI: "true", IMAGE_FACTORY_STACK_CONFIG: path.join(REPO_ROOT, ".local", "stacks", "Pulumi.local.yaml") },
-      timeoutMs: 3_000_000,
-    });
+  it("the policy pack passes a real preview of the shared local stack (scripts/local.sh)", async () => {
+    const r = await shared.stack.local(["preview", "--policy-pack", path.join(REPO_ROOT, "policy")]);
     const output = `${r.stdout}\n${r.stderr}`;
-    assert.equal(r.code, 0, output.slice(-4000));
+    assert.equal(r.code, 0, tail(output, 60));
     assert.match(output, /✅ image-factory-policy@v[0-9.]+/);
     assert.doesNotMatch(output, /\[mandatory\]/);
   });
