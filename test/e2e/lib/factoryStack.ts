@@ -3,6 +3,7 @@
 // every e2e file in a mocha process shares, so the images are built once per test run and the
 // container checks run against exactly what `npm run local` publishes.
 import * as path from "path";
+import type { GateResults } from "../../../components/gates";
 import { PLATFORMS } from "./app";
 import { bootstrapOnce, copyApp, headSha, localStackConfig, requireLocalStackTools, STACK_REGISTRY, TestStack } from "./pulumiStack";
 
@@ -15,6 +16,7 @@ export interface FactoryOutputs {
     tags: string[];
     cacheRefs: Record<string, string>;
     sbomLocations?: Record<string, string>;
+    gateResults?: GateResults;
 }
 
 export interface FactoryStackSettings {

@@ -202,8 +202,11 @@ export class TestStack {
         return out;
     }
 
+    /** Removes the stack's folder and the evidence (SBOMs, reports) its program wrote. */
     remove(): void {
         fs.rmSync(this.dir, { recursive: true, force: true });
+        // SupplyChainEvidence writes to `.local/evidence/<stack>` under the project directory.
+        fs.rmSync(path.join(REPO_ROOT, ".local", "evidence", this.stack), { recursive: true, force: true });
     }
 }
 
