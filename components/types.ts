@@ -1,6 +1,5 @@
-// The validated, plain shape of the factory's configuration. index.ts reads Pulumi config, checks
-// it with the validators in components/config.ts and hands these plain values to the components.
-import type * as pulumi from "@pulumi/pulumi";
+// Plain shapes shared by the config validation (components/config.ts, whose ValidatedConfig
+// gathers them) and the components that take them as arguments.
 
 /** Platforms the factory knows how to build. docker-build's Platform enum lacks `linux/arm/v7`;
  *  buildx parses the variant itself, so the string is passed through unchanged. */
@@ -86,27 +85,4 @@ export interface GatesConfig {
   minEfficiency: number;
   /** Dive wasted bytes upper bound in MB. @default 20 */
   maxWastedMb: number;
-}
-
-export interface FactoryConfig {
-  /** e.g. `ghcr.io/acme/shop-api` (lowercase, registry host first). */
-  imageName: string;
-  /** Registry host, derived from imageName (`ghcr.io`, `127.0.0.1:5000`). */
-  registry: string;
-  platforms: Platform[];
-  appPath: string;
-  defaultBranch: string;
-  git: GitContext;
-  cache: CacheConfig;
-  buildHosts: BuildHostsConfig;
-  registryUsername?: string;
-  /** Always a Pulumi secret. */
-  registryToken?: pulumi.Output<string>;
-  github?: GithubConfig;
-  promoteFrom?: string;
-  gates: GatesConfig;
-  /** Push images (false only for a build-only preview). @default true */
-  push: boolean;
-  /** Slack-compatible webhook URL, a secret; notifications skipped when unset. */
-  notifyWebhook?: pulumi.Output<string>;
 }
