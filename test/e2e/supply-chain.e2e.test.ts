@@ -11,7 +11,15 @@ import * as path from "node:path";
 import { DEFAULT_GATES } from "../../components/gates";
 import type { GateResults } from "../../components/gates";
 import { platformSlug } from "../../components/naming";
-import { pullAndSave, removePulledImage, runHadolint, runTrivyConfig } from "../../components/supplyChain";
+import {
+  fetchSbomArtifact,
+  headManifest,
+  pullAndSave,
+  pushSbomArtifact,
+  removePulledImage,
+  runHadolint,
+  runTrivyConfig,
+} from "../../components/supplyChain";
 import {
   APP_DIR,
   DOCKER,
@@ -125,6 +133,29 @@ describe("supply-chain evidence on the local stack (e2e)", function () {
       assert.ok(fs.existsSync(file.replace(/\.spdx\.json$/, ".cdx.json")), `${platform}: no CycloneDX SBOM beside ${file}`);
       console.log(`      ${platform}: ${doc.packages.length} SPDX packages`);
     }
+  });
+
+  it("publishes an SBOM as an OCI artifact whose subject is its platform image (the dev/prod store) and reads it back", async () => {
+    // dev/prod export oci:// locations (sbomStore "oci"); the same code path on the local registry's
+    // plain-HTTP door, which serves the storage the stack pushed to.
+    const platform = "linux/amd64";
+    const imageName = outputs.imageName.replace(STACK_REGISTRY, LOCAL_REGISTRY);
+    const auth = { registry: LOCAL_REGISTRY, ...localRegistryAuth() };
+    const digest = outputs.platformDigests[platform];
+    const subject = await headManifest(auth, imageName, digest);
+    const file = outputs.sbomLocations[platform].slice("file://".length);
+    const uri = await pushSbomArtifact({ imageName, subjectDigest: digest, subjectSize: subject.size, subjectMediaType: subject.mediaType, sbomPath: file, platform, auth });
+    const m = /^oci:\/\/127\.0\.0\.1:5000\/(.+)@(sha256:[0-9a-f]{64})$/.exec(uri);
+    assert.ok(m, `unexpected SBOM location ${uri}`);
+    assert.deepEqual(await fetchSbomArtifact(uri, auth), JSON.parse(fs.readFileSync(file, "utf8")));
+    const basic = Buffer.from(`${auth.username}:${auth.password}`).toString("base64");
+    const res = await fetch(`http://${LOCAL_REGISTRY}/v2/${m[1]}/manifests/${m[2]}`, {
+      headers: { authorization: `Basic ${basic}`, accept: "application/vnd.oci.image.manifest.v1+json" },
+    });
+    assert.equal(res.status, 200);
+    const manifest = (await res.json()) as { artifactType?: string; subject?: { digest: string } };
+    assert.equal(manifest.subject?.digest, digest, "the SBOM artifact does not refer to its image");
+    assert.match(manifest.artifactType ?? "", /spdx/);
   });
 
   it("exports gateResults: every offline gate ran and passed, the vulnerability scan is reported not run, never passed", async () => {
