@@ -35,14 +35,7 @@ builder_ok() { # the builder exists and points at this daemon with this machine'
   grep -q "Endpoint: *$ADDR\$" <<<"$info" && grep -qF "cacert=\"$CERTS/ca.pem\"" <<<"$info" &&
     grep -qF "cert=\"$CERTS/client.pem\"" <<<"$info" && grep -qF "servername=\"$SERVER_NAME\"" <<<"$info"
 }
-stop_daemon() {
-  if [[ -f "$PIDFILE" ]] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
-    kill "$(cat "$PIDFILE")"
-    for _ in $(seq 1 100); do kill -0 "$(cat "$PIDFILE")" 2>/dev/null || break; sleep 0.1; done
-    log "buildkit: buildkitd stopped"
-  fi
-  rm -f "$PIDFILE"
-}
+stop_daemon() { stop_pidfile "$PIDFILE" "buildkit: buildkitd" 100; }
 
 case "${1:-up}" in
   status) daemon_up && builder_ok; exit ;;

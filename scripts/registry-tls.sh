@@ -31,14 +31,7 @@ code() { # HTTP status of GET /v2/ over TLS with the local CA; extra curl args (
 }
 authed_code() { printf 'user = "factory:%s"\n' "$(cat "$PLAIN/password")" | code --config -; }
 tls_up() { [[ -f "$DIR/ca.pem" && -f "$PLAIN/password" ]] && [[ "$(authed_code)" == 200 ]]; }
-stop_tls() {
-  if [[ -f "$PIDFILE" ]] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
-    kill "$(cat "$PIDFILE")"
-    for _ in $(seq 1 50); do kill -0 "$(cat "$PIDFILE")" 2>/dev/null || break; sleep 0.1; done
-    log "registry-tls: stopped"
-  fi
-  rm -f "$PIDFILE"
-}
+stop_tls() { stop_pidfile "$PIDFILE" "registry-tls:"; }
 
 certs_ok() {
   [[ -s "$DIR/ca.pem" && -s "$DIR/ca-key.pem" && -s "$DIR/server.pem" && -s "$DIR/server-key.pem" && -s "$DIR/ca-bundle.pem" ]] &&

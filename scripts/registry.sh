@@ -33,14 +33,9 @@ our_registry_pid() {
   [[ -n "$pid" && "$(cat "/proc/$pid/comm" 2>/dev/null)" == docker-registry ]] || return 1
   echo "$pid"
 }
+# Only a pid that really is our registry is signalled (pids get reused).
 stop_registry() {
-  local pid
-  if pid="$(our_registry_pid)"; then
-    kill "$pid"
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    log "registry: stopped"
-  fi
-  rm -f "$PIDFILE"
+  if our_registry_pid >/dev/null; then stop_pidfile "$PIDFILE" "registry:"; else rm -f "$PIDFILE"; fi
 }
 
 case "${1:-up}" in
