@@ -8,6 +8,7 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type { PlatformCache } from "./buildCache";
 import { platformSlug } from "./naming";
+import { OCI_TAG } from "./tags";
 import { HOST_ARCH, type HostArch, type Platform } from "./types";
 
 export interface MultiPlatformImageArgs {
@@ -47,7 +48,7 @@ export function validateMultiPlatformImage(args: MultiPlatformImageArgs): void {
   }
   if (args.tags.length === 0) throw new Error(`MultiPlatformImage: tags must not be empty, got []`);
   for (const t of args.tags) {
-    if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(t)) throw new Error(`MultiPlatformImage: tag "${t}" is not a valid OCI tag`);
+    if (!OCI_TAG.test(t)) throw new Error(`MultiPlatformImage: tag "${t}" is not a valid OCI tag`);
   }
   if (args.imageName.includes("@") || /:[^/]*$/.test(args.imageName.split("/").slice(1).join("/"))) {
     throw new Error(`MultiPlatformImage: imageName must not carry a tag or digest, got "${args.imageName}"`);

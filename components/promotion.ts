@@ -5,6 +5,7 @@
 // source unchanged, so every tag resolves to the same digest).
 import * as pulumi from "@pulumi/pulumi";
 import * as dockerBuild from "@pulumi/docker-build";
+import { OCI_TAG } from "./tags";
 
 /** The registry a promoted tag is pushed to. */
 export interface PromotionRegistry {
@@ -55,8 +56,6 @@ export interface CheckedSource {
 }
 
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
-// OCI distribution spec tag grammar.
-const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 // Lowercase repository path with a registry host (optionally with a port) first.
 const IMAGE_NAME = /^[a-z0-9]+([.-][a-z0-9]+)*(:[0-9]+)?(\/[a-z0-9]+([._-][a-z0-9]+)*)+$/;
 // `stack`, `project/stack` or `org/project/stack`.
@@ -102,7 +101,7 @@ export function validatePromotion(
     );
   }
   for (const tag of tags) {
-    if (typeof tag !== "string" || !TAG.test(tag)) {
+    if (typeof tag !== "string" || !OCI_TAG.test(tag)) {
       fail(
         `tags: ${JSON.stringify(tag)} is not a valid tag name ([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}); pass tag names, not full refs`,
       );
