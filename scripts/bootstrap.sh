@@ -19,6 +19,7 @@ step install-actionlint.sh
 step engine.sh
 step registry.sh
 step registry-tls.sh
+step trivy-db.sh
 step base-images.sh
 step buildkit.sh
 log "bootstrap: ready in $(( $(date +%s) - t0 ))s"
