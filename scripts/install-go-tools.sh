@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Go tools the local stack needs from the Go module proxy, pinned in scripts/versions.env:
 # the Pulumi CLI and its Node.js language host, the docker-build provider (installed as a Pulumi
-# plugin), buildkitd + buildctl, buildx (as a docker CLI plugin) and crane.
+# plugin), buildkitd + buildctl, buildx (as a docker CLI plugin), crane and cosign.
 #
 # Each binary is cached under $IF_CACHE/go-tools/<tool>-<version>-<wrapper hash>/ and linked into
 # $IF_BIN, so a fresh clone on the same machine reuses it and a second run is a no-op in seconds.
@@ -9,7 +9,11 @@
 # `go install pkg@version` refuses; they are built from the wrapper modules under tools/.
 #
 # Usage: scripts/install-go-tools.sh [tool...]   (default: all; tools: pulumi language-nodejs
-#        docker-build buildkit buildx crane)
+#        docker-build buildkit buildx crane cosign)
+#
+# No `tls` resource plugin: key-mode signing keys would come from @pulumi/tls, but the module proxy
+# refuses github.com/pulumi/pulumi-tls/provider/v5 at every version (403 "This module version is not
+# available"), so components/signing.ts makes them with a node:crypto dynamic provider instead.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
@@ -151,6 +155,15 @@ build_crane() {
     "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION"
 }
 
+# --- cosign -----------------------------------------------------------------------------------
+# Signs and attests the published images (evidence/signing). The version is stamped where
+# `cosign version` reads it (its release builds do the same).
+build_cosign() {
+  GOBIN="$OUT" go install -trimpath \
+    -ldflags "-s -w -X sigs.k8s.io/release-utils/version.gitVersion=$COSIGN_VERSION" \
+    "github.com/sigstore/cosign/v3/cmd/cosign@$COSIGN_VERSION"
+}
+
 want() { # tool selected on the command line (or no selection = all)
   (( ${#SELECTED[@]} == 0 )) && return 0
   local t; for t in "${SELECTED[@]}"; do [[ "$t" == "$1" ]] && return 0; done
@@ -179,4 +192,7 @@ if want buildx; then
 fi
 if want crane; then
   build_tool "crane-$CRANE_VERSION" crane crane -- build_crane
+fi
+if want cosign; then
+  build_tool "cosign-$COSIGN_VERSION" cosign cosign -- build_cosign
 fi
