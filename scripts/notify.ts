@@ -1,19 +1,35 @@
-// Deploy notification: posts a Slack-compatible message (`{ text, blocks }`) about one stack's
-// deploy to the webhook in SLACK_WEBHOOK_URL. The workflows run it in an `if: always()` step with
-// everything passed through environment variables (never interpolated into the shell script), so
-// a tag or branch name cannot inject commands. The webhook URL is a credential (the token is its
-// path): it is never printed, not even in errors.
+// Deploy notification: tells Slack and/or Microsoft Teams about one stack's deploy. Which channels
+// get it depends on which webhook secrets are set: SLACK_WEBHOOK_URL (a Slack-compatible incoming
+// webhook, `{ text, blocks }`), TEAMS_WEBHOOK_URL (a Teams *workflow* webhook, the Power Automate
+// trigger "When a Teams webhook request is received", given a message with one Adaptive Card);
+// both set → both, none set → a log line. Both messages carry the same facts: stack, status,
+// image, digest, the tags moved, the gate summary (failed, waived and not-run checks by name) and
+// links to the workflow run and the review.
+//
+// The workflows run it in an `if: always()` step with everything passed through environment
+// variables (never interpolated into the shell script), so a tag or branch name cannot inject
+// commands. A webhook URL is a credential (the token is in its path or query): it is never
+// printed, not even in errors. A notification that cannot be delivered (HTTP error, connection
+// refused, timeout) is a warning and the exit code stays 0: it never turns a deploy red.
 //
 // Environment:
-//   SLACK_WEBHOOK_URL   webhook (secret); unset or empty = skip with a log line, exit 0
+//   SLACK_WEBHOOK_URL   Slack webhook (secret); unset or empty = no Slack message
+//   TEAMS_WEBHOOK_URL   Teams workflow webhook (secret); unset or empty = no Teams message
 //   NOTIFY_STACK        stack name, e.g. dev (required)
-//   NOTIFY_STATUS       success | failure | cancelled (GitHub's job.status)
+//   NOTIFY_STATUS       success | failure | cancelled (GitHub's job.status) (required)
 //   NOTIFY_DIGEST       manifest-list digest (optional; absent when the deploy failed early)
 //   NOTIFY_IMAGE        image name, e.g. ghcr.io/acme/shop-api (optional)
 //   NOTIFY_TAGS         JSON array or comma/whitespace separated list of tags (optional)
-//   NOTIFY_RUN_URL      link to the workflow run (optional)
-//   NOTIFY_TIMEOUT_MS   request timeout. @default 10000
+//   NOTIFY_GATES        the stack's gateResults export as JSON (optional; see review/gates.ts)
+//   NOTIFY_RUN_URL      link to the workflow run (optional, http(s))
+//   NOTIFY_REVIEW_URL   link to the review, e.g. the PR comment (optional, http(s))
+//   NOTIFY_TIMEOUT_MS   request timeout per webhook. @default 10000
+//   GITHUB_ACTIONS      "true" on a runner: warnings become `::warning::` annotations
+// Exit codes: 0 sent, skipped or not delivered (with a warning); 2 NOTIFY_STACK or NOTIFY_STATUS
+// missing or invalid (a workflow bug).
 // Usage: npm run notify   (or: npx ts-node scripts/notify.ts)
+import { checksWithStatus, parseGateResults } from "../review/gates";
+import { isUnavailable, type GateSummary, type Unavailable } from "../review/model";
 
 export type DeployStatus = "success" | "failure" | "cancelled";
 
@@ -23,7 +39,10 @@ export interface Notification {
   digest?: string;
   image?: string;
   tags: string[];
+  /** The deploy's gate results; unavailable when NOTIFY_GATES was given but unreadable. */
+  gates?: GateSummary | Unavailable;
   runUrl?: string;
+  reviewUrl?: string;
 }
 
 export interface SlackPayload {
@@ -31,7 +50,29 @@ export interface SlackPayload {
   blocks: Array<Record<string, unknown>>;
 }
 
+export interface TeamsPayload {
+  type: "message";
+  attachments: Array<{
+    contentType: "application/vnd.microsoft.card.adaptive";
+    content: {
+      $schema: "http://adaptivecards.io/schemas/adaptive-card.json";
+      type: "AdaptiveCard";
+      version: "1.4";
+      body: Array<Record<string, unknown>>;
+      actions?: Array<Record<string, unknown>>;
+    };
+  }>;
+}
+
+/** One fact both formats show: Slack as a field or section, Teams as a FactSet row. */
+export interface Fact {
+  title: string;
+  value: string;
+}
+
 const STATUSES: readonly DeployStatus[] = ["success", "failure", "cancelled"];
+/** Slack limits a text object to 3000 characters; Teams cards stay small the same way. */
+const MAX_VALUE = 2900;
 
 /** Parses NOTIFY_TAGS: a JSON array (pulumi/actions hands array outputs over as JSON) or a list
  *  separated by commas or whitespace. */
@@ -53,8 +94,41 @@ export function parseTags(raw: string | undefined): string[] {
   return text.split(/[\s,]+/).filter((t) => t !== "");
 }
 
-/** Reads and checks the notification from the environment; errors name the variable. */
-export function notificationFromEnv(env: NodeJS.ProcessEnv): Notification {
+/** Parses NOTIFY_GATES (the gateResults export as JSON): undefined when empty, `{ unavailable }`
+ *  with the reason when it cannot be read. */
+export function parseGates(raw: string | undefined): GateSummary | Unavailable | undefined {
+  const text = (raw ?? "").trim();
+  if (text === "") return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return { unavailable: "NOTIFY_GATES is not valid JSON" };
+  }
+  try {
+    return parseGateResults(parsed, "NOTIFY_GATES");
+  } catch (err) {
+    return { unavailable: (err as Error).message };
+  }
+}
+
+function httpUrl(name: string, raw: string | undefined, warnings: string[]): string | undefined {
+  const value = (raw ?? "").trim();
+  if (value === "") return undefined;
+  try {
+    const u = new URL(value);
+    if (u.protocol === "https:" || u.protocol === "http:") return value;
+  } catch {
+    // reported below
+  }
+  warnings.push(`${name} is not an http(s) URL, left out: ${JSON.stringify(value.slice(0, 200))}`);
+  return undefined;
+}
+
+/** Reads the notification from the environment. NOTIFY_STACK and NOTIFY_STATUS must be valid
+ *  (errors name the variable); problems with the optional values are pushed to `warnings` and
+ *  the value is left out (or, for NOTIFY_GATES, shown as unavailable). */
+export function notificationFromEnv(env: NodeJS.ProcessEnv, warnings: string[] = []): Notification {
   const stack = (env.NOTIFY_STACK ?? "").trim();
   if (stack === "")
     throw new Error("NOTIFY_STACK is required (the stack that was deployed, e.g. dev)");
@@ -66,73 +140,214 @@ export function notificationFromEnv(env: NodeJS.ProcessEnv): Notification {
   }
   const optional = (v: string | undefined): string | undefined =>
     v === undefined || v.trim() === "" ? undefined : v.trim();
-  return {
-    stack,
-    status: status as DeployStatus,
-    digest: optional(env.NOTIFY_DIGEST),
-    image: optional(env.NOTIFY_IMAGE),
-    tags: parseTags(env.NOTIFY_TAGS),
-    runUrl: optional(env.NOTIFY_RUN_URL),
-  };
+  let tags: string[] = [];
+  try {
+    tags = parseTags(env.NOTIFY_TAGS);
+  } catch (err) {
+    warnings.push(`${(err as Error).message}; the tags are left out`);
+  }
+  const gates = parseGates(env.NOTIFY_GATES);
+  if (isUnavailable(gates)) warnings.push(`the gate summary is left out: ${gates.unavailable}`);
+  const n: Notification = { stack, status: status as DeployStatus, tags };
+  const digest = optional(env.NOTIFY_DIGEST);
+  if (digest !== undefined) n.digest = digest;
+  const image = optional(env.NOTIFY_IMAGE);
+  if (image !== undefined) n.image = image;
+  if (gates !== undefined) n.gates = gates;
+  const runUrl = httpUrl("NOTIFY_RUN_URL", env.NOTIFY_RUN_URL, warnings);
+  if (runUrl !== undefined) n.runUrl = runUrl;
+  const reviewUrl = httpUrl("NOTIFY_REVIEW_URL", env.NOTIFY_REVIEW_URL, warnings);
+  if (reviewUrl !== undefined) n.reviewUrl = reviewUrl;
+  return n;
+}
+
+function verb(status: DeployStatus): string {
+  return status === "success" ? "succeeded" : status === "failure" ? "failed" : "was cancelled";
+}
+
+function cut(value: string): string {
+  return value.length > MAX_VALUE ? `${value.slice(0, MAX_VALUE)}…` : value;
+}
+
+function measuredText(c: GateSummary["checks"][number]): string {
+  if (c.measured === undefined || c.limit === undefined) return c.name;
+  const unit = c.unit === undefined || c.unit === "" ? "" : ` ${c.unit}`;
+  return `${c.name} (measured ${c.measured}${unit}, limit ${c.limit}${unit})`;
+}
+
+/** The gate facts: overall result, then the failed, waived and not-run checks by name. */
+export function gateFacts(gates: GateSummary | Unavailable | undefined): Fact[] {
+  if (gates === undefined) return [];
+  if (isUnavailable(gates))
+    return [{ title: "Gates", value: `unavailable (${gates.unavailable})` }];
+  const failed = gates.checks.filter((c) => c.status === "failed");
+  const waived = Object.entries(gates.waived ?? {});
+  const counts = (["passed", "failed", "waived", "not-run"] as const)
+    .map((status) => [status, checksWithStatus(gates, status).length] as const)
+    .filter(([, count]) => count > 0)
+    .map(([status, count]) => `${count} ${status === "not-run" ? "not run" : status}`);
+  const facts: Fact[] = [
+    {
+      title: "Gates",
+      value: `${gates.passed ? "passed" : "failed"}${counts.length > 0 ? ` (${counts.join(", ")})` : ""}`,
+    },
+  ];
+  if (failed.length > 0)
+    facts.push({ title: "Failed checks", value: failed.map(measuredText).join(", ") });
+  if (waived.length > 0) {
+    facts.push({
+      title: "Waived checks",
+      value: waived
+        .map(([name, reason]) => (reason === "" ? name : `${name} (${reason})`))
+        .join(", "),
+    });
+  }
+  if (gates.notRun.length > 0) facts.push({ title: "Not run", value: gates.notRun.join(", ") });
+  return facts;
+}
+
+/** Every fact of the notification, in display order; both formats show exactly these. */
+export function notificationFacts(n: Notification): Fact[] {
+  const facts: Fact[] = [
+    { title: "Stack", value: n.stack },
+    { title: "Status", value: n.status },
+  ];
+  if (n.image !== undefined) facts.push({ title: "Image", value: n.image });
+  facts.push({ title: "Digest", value: n.digest ?? "n/a" });
+  facts.push({ title: "Tags", value: cut(n.tags.length > 0 ? n.tags.join(", ") : "none") });
+  facts.push(...gateFacts(n.gates).map((f) => ({ ...f, value: cut(f.value) })));
+  return facts;
+}
+
+function links(n: Notification): Array<{ title: string; url: string }> {
+  const out: Array<{ title: string; url: string }> = [];
+  if (n.runUrl !== undefined) out.push({ title: "Workflow run", url: n.runUrl });
+  if (n.reviewUrl !== undefined) out.push({ title: "Review", url: n.reviewUrl });
+  return out;
+}
+
+/** Slack mrkdwn: `&`, `<` and `>` are control characters. */
+function mrkdwn(s: string): string {
+  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 }
 
 /** The Slack message: `text` is the fallback shown in notifications, `blocks` the rich layout. */
-export function buildPayload(n: Notification): SlackPayload {
+export function buildSlackPayload(n: Notification): SlackPayload {
   const icon =
     n.status === "success" ? ":white_check_mark:" : n.status === "failure" ? ":x:" : ":warning:";
-  const verb =
-    n.status === "success" ? "succeeded" : n.status === "failure" ? "failed" : "was cancelled";
-  const digest = n.digest ?? "n/a";
-  const tags = n.tags.length > 0 ? n.tags.join(", ") : "none";
-  const run = n.runUrl ?? "n/a";
-  const text = `${icon} image-factory deploy to ${n.stack} ${verb}. digest: ${digest}; tags: ${tags}; run: ${run}`;
-  const fields = [
-    { type: "mrkdwn", text: `*Stack*\n${n.stack}` },
-    { type: "mrkdwn", text: `*Status*\n${n.status}` },
-    { type: "mrkdwn", text: `*Digest*\n\`${digest}\`` },
+  const facts = notificationFacts(n);
+  const value = (title: string): string | undefined => facts.find((f) => f.title === title)?.value;
+  const gates = gateFacts(n.gates);
+  const textParts = [
+    `digest: ${n.digest ?? "n/a"}`,
+    `tags: ${n.tags.length > 0 ? n.tags.join(", ") : "none"}`,
+    ...gates.map((f) => `${f.title.toLowerCase()}: ${f.value}`),
+    `run: ${n.runUrl ?? "n/a"}`,
   ];
-  if (n.image !== undefined) fields.push({ type: "mrkdwn", text: `*Image*\n${n.image}` });
+  if (n.reviewUrl !== undefined) textParts.push(`review: ${n.reviewUrl}`);
+  const text = `${icon} image-factory deploy to ${n.stack} ${verb(n.status)}. ${textParts.join("; ")}`;
+  const fields = [
+    { type: "mrkdwn", text: `*Stack*\n${mrkdwn(n.stack)}` },
+    { type: "mrkdwn", text: `*Status*\n${n.status}` },
+    { type: "mrkdwn", text: `*Digest*\n\`${mrkdwn(n.digest ?? "n/a")}\`` },
+  ];
+  if (n.image !== undefined) fields.push({ type: "mrkdwn", text: `*Image*\n${mrkdwn(n.image)}` });
   const blocks: Array<Record<string, unknown>> = [
-    {
-      type: "section",
-      text: { type: "mrkdwn", text: `${icon} *image-factory* deploy to *${n.stack}* ${verb}` },
-    },
-    { type: "section", fields },
-    // Slack limits a text object to 3000 characters; a long tag list is cut, the fallback keeps it all.
     {
       type: "section",
       text: {
         type: "mrkdwn",
-        text: `*Tags*\n${tags.length > 2900 ? `${tags.slice(0, 2900)}…` : tags}`,
+        text: `${icon} *image-factory* deploy to *${mrkdwn(n.stack)}* ${verb(n.status)}`,
       },
     },
+    { type: "section", fields },
+    { type: "section", text: { type: "mrkdwn", text: `*Tags*\n${mrkdwn(value("Tags") ?? "")}` } },
   ];
-  if (n.runUrl !== undefined) {
+  if (gates.length > 0) {
+    blocks.push({
+      type: "section",
+      text: {
+        type: "mrkdwn",
+        text: facts
+          .filter((f) => gates.some((g) => g.title === f.title))
+          .map((f) => `*${f.title}*\n${mrkdwn(f.value)}`)
+          .join("\n"),
+      },
+    });
+  }
+  const linkList = links(n);
+  if (linkList.length > 0) {
     blocks.push({
       type: "context",
-      elements: [{ type: "mrkdwn", text: `<${n.runUrl}|Workflow run>` }],
+      elements: linkList.map((l) => ({ type: "mrkdwn", text: `<${l.url}|${l.title}>` })),
     });
   }
   return { text, blocks };
 }
 
-/** Posts the payload. Throws on a non-2xx answer or a network error, without the URL in the message. */
-export async function postPayload(
+/** The Teams workflow message: one Adaptive Card 1.4 with a headline, a FactSet holding every
+ *  fact, and an Action.OpenUrl per link. */
+export function buildTeamsPayload(n: Notification): TeamsPayload {
+  const icon = n.status === "success" ? "✅" : n.status === "failure" ? "❌" : "⚠️";
+  const color = n.status === "success" ? "Good" : n.status === "failure" ? "Attention" : "Warning";
+  const content: TeamsPayload["attachments"][number]["content"] = {
+    $schema: "http://adaptivecards.io/schemas/adaptive-card.json",
+    type: "AdaptiveCard",
+    version: "1.4",
+    body: [
+      {
+        type: "TextBlock",
+        text: `${icon} image-factory deploy to ${n.stack} ${verb(n.status)}`,
+        weight: "Bolder",
+        size: "Medium",
+        color,
+        wrap: true,
+      },
+      { type: "FactSet", facts: notificationFacts(n) },
+    ],
+  };
+  const linkList = links(n);
+  if (linkList.length > 0) {
+    content.actions = linkList.map((l) => ({ type: "Action.OpenUrl", title: l.title, url: l.url }));
+  }
+  return {
+    type: "message",
+    attachments: [{ contentType: "application/vnd.microsoft.card.adaptive", content }],
+  };
+}
+
+/** Removes the URL and its secret parts (path, query values) from a text the server sent back. */
+function redact(text: string, url: URL): string {
+  const secrets = [url.href, url.pathname + url.search, url.search, url.pathname];
+  for (const v of url.searchParams.values()) secrets.push(v, encodeURIComponent(v));
+  let out = text;
+  for (const s of secrets.filter((x) => x.length >= 6).sort((a, b) => b.length - a.length)) {
+    out = out.split(s).join("[redacted]");
+  }
+  // One line, no control characters: the answer must not forge log lines or runner commands.
+  return out.replace(/[\u0000-\u001f\u007f]+/g, " ").trim();
+}
+
+/** Posts JSON to a webhook. Throws on a non-2xx answer or a network error; the messages name the
+ *  variable and the host, never the URL. */
+export async function postJson(
+  variable: string,
   url: string,
-  payload: SlackPayload,
+  payload: unknown,
   timeoutMs: number,
 ): Promise<void> {
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
-    throw new Error("SLACK_WEBHOOK_URL is not a valid URL (value not shown: it is a credential)");
+    throw new Error(`${variable} is not a valid URL (value not shown: it is a credential)`);
   }
   if (parsed.protocol !== "https:" && parsed.protocol !== "http:") {
     throw new Error(
-      `SLACK_WEBHOOK_URL must be an http(s) URL, got scheme ${JSON.stringify(parsed.protocol)} (value not shown)`,
+      `${variable} must be an http(s) URL, got scheme ${JSON.stringify(parsed.protocol)} (value not shown)`,
     );
   }
+  const where = `${parsed.protocol}//${parsed.hostname}`;
   let response: Response;
   try {
     response = await fetch(parsed, {
@@ -140,21 +355,38 @@ export async function postPayload(
       headers: { "content-type": "application/json" },
       body: JSON.stringify(payload),
       signal: AbortSignal.timeout(timeoutMs),
+      redirect: "error",
     });
   } catch (err) {
     // fetch's errors can carry the request URL; only the cause's code or name is reported.
     const e = err as { name?: string; cause?: { code?: string; name?: string } };
     const reason = e.cause?.code ?? e.cause?.name ?? e.name ?? "unknown error";
     throw new Error(
-      `webhook request to ${parsed.protocol}//${parsed.hostname} failed: ${reason === "TimeoutError" ? `no answer within ${timeoutMs} ms` : reason}`,
+      `request to ${where} failed: ${reason === "TimeoutError" ? `no answer within ${timeoutMs} ms` : reason}`,
     );
   }
   if (!response.ok) {
-    const body = (await response.text().catch(() => "")).slice(0, 200);
-    throw new Error(
-      `webhook at ${parsed.protocol}//${parsed.hostname} answered HTTP ${response.status}${body === "" ? "" : `: ${body}`}`,
-    );
+    const body = redact((await response.text().catch(() => "")).slice(0, 200), parsed);
+    throw new Error(`${where} answered HTTP ${response.status}${body === "" ? "" : `: ${body}`}`);
   }
+  // Drain the answer so the connection is released.
+  await response.arrayBuffer().catch(() => undefined);
+}
+
+interface Channel {
+  name: string;
+  variable: string;
+  build: (n: Notification) => unknown;
+}
+
+const CHANNELS: readonly Channel[] = [
+  { name: "Slack", variable: "SLACK_WEBHOOK_URL", build: buildSlackPayload },
+  { name: "Teams", variable: "TEAMS_WEBHOOK_URL", build: buildTeamsPayload },
+];
+
+/** A GitHub Actions `::warning::` command's message, escaped as the runner expects. */
+function annotation(message: string): string {
+  return message.replace(/%/g, "%25").replace(/\r/g, "%0D").replace(/\n/g, "%0A");
 }
 
 /** The CLI: returns the exit code, writes one log line per outcome. */
@@ -163,35 +395,51 @@ export async function main(
   log: (line: string) => void,
   logError: (line: string) => void = log,
 ): Promise<number> {
+  const warn = (message: string): void =>
+    logError(
+      env.GITHUB_ACTIONS === "true"
+        ? `::warning title=notify::${annotation(`notify: ${message}`)}`
+        : `notify: warning: ${message}`,
+    );
+  const warnings: string[] = [];
   let notification: Notification;
   try {
-    notification = notificationFromEnv(env);
+    notification = notificationFromEnv(env, warnings);
   } catch (err) {
     logError(`notify: error: ${(err as Error).message}`);
     return 2;
   }
-  const url = (env.SLACK_WEBHOOK_URL ?? "").trim();
-  if (url === "") {
-    log(
-      `notify: SLACK_WEBHOOK_URL is not set; skipping the ${notification.status} notification for stack ${notification.stack}`,
-    );
+  const what = `the ${notification.status} notification for stack ${notification.stack}`;
+  const channels = CHANNELS.filter((c) => (env[c.variable] ?? "").trim() !== "");
+  if (channels.length === 0) {
+    log(`notify: neither SLACK_WEBHOOK_URL nor TEAMS_WEBHOOK_URL is set; skipping ${what}`);
     return 0;
   }
-  const timeoutMs = Number(env.NOTIFY_TIMEOUT_MS ?? "10000");
+  for (const w of warnings) warn(w);
+  let timeoutMs = Number(env.NOTIFY_TIMEOUT_MS ?? "10000");
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
-    logError(
-      `notify: error: NOTIFY_TIMEOUT_MS must be a positive number of milliseconds, got ${JSON.stringify(env.NOTIFY_TIMEOUT_MS)}`,
+    warn(
+      `NOTIFY_TIMEOUT_MS must be a positive number of milliseconds, got ${JSON.stringify(env.NOTIFY_TIMEOUT_MS)}; using 10000`,
     );
-    return 2;
+    timeoutMs = 10000;
   }
-  try {
-    await postPayload(url, buildPayload(notification), timeoutMs);
-  } catch (err) {
-    logError(`notify: error: ${(err as Error).message}`);
-    return 1;
-  }
-  log(
-    `notify: sent the ${notification.status} notification for stack ${notification.stack} (digest ${notification.digest ?? "n/a"}, ${notification.tags.length} tags)`,
+  await Promise.all(
+    channels.map(async (c) => {
+      try {
+        await postJson(
+          c.variable,
+          (env[c.variable] ?? "").trim(),
+          c.build(notification),
+          timeoutMs,
+        );
+      } catch (err) {
+        warn(`${what} was not delivered to ${c.name} (${c.variable}): ${(err as Error).message}`);
+        return;
+      }
+      log(
+        `notify: sent ${what} to ${c.name} (digest ${notification.digest ?? "n/a"}, ${notification.tags.length} tags)`,
+      );
+    }),
   );
   return 0;
 }
@@ -206,8 +454,9 @@ if (require.main === module) {
       process.exitCode = code;
     },
     (err: unknown) => {
-      console.error(`notify: error: ${err instanceof Error ? err.message : String(err)}`);
-      process.exitCode = 1;
+      // Unexpected: still never fails the deploy, and prints no URL (messages are built above).
+      console.error(`notify: warning: ${err instanceof Error ? err.message : String(err)}`);
+      process.exitCode = 0;
     },
   );
 }
