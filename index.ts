@@ -25,16 +25,7 @@ const out = createFactory({
   registryToken: cfg.hasRegistryToken ? config.requireSecret("registryToken") : undefined,
 });
 
-export const imageName = out.imageName;
-export const digest = out.digest;
-export const imageRef = out.imageRef;
-export const platformDigests = out.platformDigests;
-export const tags = out.tags;
-export const sbomLocations = out.sbomLocations;
-export const buildHosts = out.buildHosts;
-export const builderCommands = out.builderCommands;
-// CI reads these with `pulumi stack output --show-secrets builderTls` to reach the hosts.
-export const builderTls = out.builderTls;
-export const cacheRefs = out.cacheRefs;
-export const gateResults = out.gateResults;
-export const release = out.release;
+// Only what this stack has: an export set to undefined makes the engine warn "Undefined value …
+// will not show as a stack output" on every preview (noise in PR comments). CI reads builderTls
+// with `pulumi stack output --show-secrets builderTls` to reach the hosts.
+export = Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined));

@@ -1,7 +1,9 @@
 // One docker-build Image per platform, each on the builder that runs its architecture natively,
-// each with its own cache, then one Index per tag merging them into a manifest list. Separate
-// Images (rather than one Image with three platforms) are what lets each platform export its own
-// cache and be routed to its own host.
+// each with its own cache, pushed by digest (and a `sha-<7>-<platform>` tag) only: quarantined until
+// the evidence passes and components/publication.ts writes the manifest list and the moving tags.
+// Separate Images (rather than one Image with three platforms) are what lets each platform export
+// its own cache and be routed to its own host. A further Image builds the Dockerfile's `coverage`
+// stage (the app's tests on the build platform), so coverage comes from the same sources.
 import * as dockerbuild from "@pulumi/docker-build";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -19,8 +21,6 @@ export interface MultiPlatformImageArgs {
   context: string;
   /** Dockerfile path. @default `${context}/Dockerfile` */
   dockerfile?: string;
-  /** Tag names (no repository) the manifest list is published under; the first is the primary. */
-  tags: string[];
   /** Per-platform suffix base for the single-platform images, e.g. `sha-1a2b3c4`. */
   platformTagPrefix: string;
   /** OCI labels (org.opencontainers.image.*). @default {} */
@@ -37,8 +37,11 @@ export interface MultiPlatformImageArgs {
   push?: boolean;
   /** Build secrets mounted with `RUN --mount=type=secret,id=<key>`. @default {} */
   secrets?: Record<string, pulumi.Input<string>>;
-  /** Build network. Host networking keeps builds off any bridge. @default "host" */
+  /** Build network. Remote BuildKit hosts refuse `network.host` (no entitlement), so only the
+   *  local builder uses it (to stay off any bridge). @default "default" */
   network?: "host" | "default" | "none";
+  /** Dockerfile stage whose image holds `coverage-summary.json`; unset = no coverage image. */
+  coverageTarget?: string;
 }
 
 export function validateMultiPlatformImage(args: MultiPlatformImageArgs): void {
@@ -46,10 +49,7 @@ export function validateMultiPlatformImage(args: MultiPlatformImageArgs): void {
   if (new Set(args.platforms).size !== args.platforms.length) {
     throw new Error(`MultiPlatformImage: platforms must not repeat, got ${JSON.stringify(args.platforms)}`);
   }
-  if (args.tags.length === 0) throw new Error(`MultiPlatformImage: tags must not be empty, got []`);
-  for (const t of args.tags) {
-    if (!OCI_TAG.test(t)) throw new Error(`MultiPlatformImage: tag "${t}" is not a valid OCI tag`);
-  }
+  if (!OCI_TAG.test(args.platformTagPrefix)) throw new Error(`MultiPlatformImage: platformTagPrefix "${args.platformTagPrefix}" is not a valid OCI tag`);
   if (args.imageName.includes("@") || /:[^/]*$/.test(args.imageName.split("/").slice(1).join("/"))) {
     throw new Error(`MultiPlatformImage: imageName must not carry a tag or digest, got "${args.imageName}"`);
   }
@@ -68,14 +68,11 @@ export function digestOf(ref: string): string {
 
 export class MultiPlatformImage extends pulumi.ComponentResource {
   public readonly images: Record<string, dockerbuild.Image>;
-  public readonly indexes: dockerbuild.Index[];
-  /** Digest of the manifest list. */
-  public readonly digest: pulumi.Output<string>;
-  /** `imageName@digest`. */
-  public readonly imageRef: pulumi.Output<string>;
+  /** Per-platform `repo:tag@digest` refs, in `platforms` order (the manifest list's sources). */
+  public readonly refs: pulumi.Output<string>[];
   public readonly platformDigests: pulumi.Output<Record<string, string>>;
-  /** Full references of every published tag. */
-  public readonly tags: pulumi.Output<string[]>;
+  /** `repo:tag@digest` of the coverage stage's image (when `coverageTarget` is set). */
+  public readonly coverageRef?: pulumi.Output<string>;
 
   constructor(name: string, args: MultiPlatformImageArgs, opts?: pulumi.ComponentResourceOptions) {
     super("image-factory:image:MultiPlatformImage", name, {}, opts);
@@ -84,57 +81,62 @@ export class MultiPlatformImage extends pulumi.ComponentResource {
     const push = args.push ?? true;
     const builders = args.builders ?? {};
     const registries = args.registry ? [args.registry] : [];
-    const network = args.network ?? "host";
+    const network = (args.network ?? "default") as dockerbuild.NetworkMode;
     // Dockerfile content is part of the resource's inputs (inline), so a Dockerfile edit is a diff
     // even when the context hash would not say why.
     const dockerfileText = fs.readFileSync(dockerfile, "utf8");
+    const common = {
+      context: { location: args.context },
+      dockerfile: { inline: dockerfileText },
+      buildArgs: args.buildArgs ?? {},
+      labels: args.labels ?? {},
+      push,
+      registries,
+      secrets: args.secrets,
+      network,
+    };
 
     this.images = {};
     for (const platform of args.platforms) {
-      const slug = platformSlug(platform);
       const builder = builders[HOST_ARCH[platform]];
       const cache = args.cache?.[platform];
       this.images[platform] = new dockerbuild.Image(
-        `${name}-${slug}`,
+        `${name}-${platformSlug(platform)}`,
         {
-          context: { location: args.context },
-          dockerfile: { inline: dockerfileText },
+          ...common,
           // docker-build's Platform enum lacks linux/arm/v7; buildx parses the variant itself.
           platforms: [platform as dockerbuild.Platform],
           builder: builder !== undefined ? { name: builder } : undefined,
-          buildArgs: args.buildArgs ?? {},
-          labels: args.labels ?? {},
           cacheFrom: cache?.cacheFrom,
           cacheTo: cache?.cacheTo,
-          push,
           tags: [platformTag(args.imageName, args.platformTagPrefix, platform)],
-          registries,
-          secrets: args.secrets,
-          network: network as dockerbuild.NetworkMode,
         },
         { parent: this },
       );
     }
+    if (args.coverageTarget !== undefined) {
+      // The tests run on the build platform whatever the target, so the first platform's builder
+      // and cache serve; the cache is only read, so the platform's own cache manifest stays its own.
+      const first = args.platforms[0];
+      const builder = builders[HOST_ARCH[first]];
+      this.coverageRef = new dockerbuild.Image(
+        `${name}-coverage`,
+        {
+          ...common,
+          target: args.coverageTarget,
+          platforms: [first as dockerbuild.Platform],
+          builder: builder !== undefined ? { name: builder } : undefined,
+          cacheFrom: args.cache?.[first]?.cacheFrom,
+          tags: [`${args.imageName}:${args.platformTagPrefix}-coverage`],
+        },
+        { parent: this },
+      ).ref;
+    }
 
-    const sources = args.platforms.map((p) => this.images[p].ref);
-    this.indexes = args.tags.map(
-      (tag) =>
-        new dockerbuild.Index(
-          `${name}-index-${tag}`,
-          { tag: `${args.imageName}:${tag}`, sources, push, registry: args.registry },
-          // docker-build deletes a replaced Index's manifest BY DIGEST, which would also remove
-          // every other tag (and a promoted prod release) sharing it. Retention is the registry's
-          // job (the GHCR retention workflow), never a side effect of a deploy.
-          { parent: this, retainOnDelete: true },
-        ),
-    );
-
-    this.digest = this.indexes[0].ref.apply(digestOf);
-    this.imageRef = pulumi.interpolate`${args.imageName}@${this.digest}`;
+    this.refs = args.platforms.map((p) => this.images[p].ref);
     this.platformDigests = pulumi
       .all(args.platforms.map((p) => this.images[p].digest))
       .apply((ds) => Object.fromEntries(args.platforms.map((p, i) => [p, ds[i]])));
-    this.tags = pulumi.output(args.tags.map((t) => `${args.imageName}:${t}`));
-    this.registerOutputs({ digest: this.digest, imageRef: this.imageRef, platformDigests: this.platformDigests, tags: this.tags });
+    this.registerOutputs({ platformDigests: this.platformDigests, coverageRef: this.coverageRef });
   }
 }

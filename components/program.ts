@@ -9,7 +9,8 @@ import { GhcrPackage } from "./ghcrPackage";
 import { MultiPlatformImage } from "./multiPlatformImage";
 import { builderName } from "./naming";
 import { PromotedImage, promotionTags } from "./promotion";
-import { RegistryCredentials } from "./registryCredentials";
+import { Publication } from "./publication";
+import { registryCredentials } from "./registryCredentials";
 import { SupplyChainEvidence } from "./supplyChain";
 import { computeTags, type TagPlan } from "./tags";
 import { HOST_ARCH, type HostArch } from "./types";
@@ -31,9 +32,11 @@ export interface FactoryOutputs {
   buildHosts?: pulumi.Output<Record<string, string>>;
   /** `docker buildx create --driver remote …` per architecture, for CI (no secret material). */
   builderCommands?: pulumi.Output<Record<string, string>>;
-  /** What CI writes to the builderCommands' cert paths; the client key is a secret. */
-  builderTls?: { caCertPem: pulumi.Output<string>; clientCertPem: pulumi.Output<string>; clientKeyPem: pulumi.Output<string> };
+  /** What CI writes to the builderCommands' cert paths, one secret object: tools treat an output
+   *  as secret only when the whole top-level value is. */
+  builderTls?: pulumi.Output<{ caCertPem: string; clientCertPem: string; clientKeyPem: string }>;
   cacheRefs: pulumi.Output<Record<string, string>>;
+  /** Gate results bound to the digests they judged (`digest`, `platformDigests`, `sourceRevision`). */
   gateResults?: pulumi.Output<unknown>;
   /** What the tags were computed from, for humans reading `pulumi stack output`. */
   release: { ref: string; sha: string; version: string; prerelease: boolean };
@@ -68,7 +71,7 @@ export function createFactory(cfg: FactoryArgs, opts?: { parent?: pulumi.Resourc
 
   const creds =
     cfg.registryToken !== undefined && cfg.registryUsername !== undefined
-      ? new RegistryCredentials("registry", { address: cfg.registry, username: cfg.registryUsername, token: cfg.registryToken }, { parent })
+      ? registryCredentials({ address: cfg.registry, username: cfg.registryUsername, token: cfg.registryToken, repository: cfg.imageName.slice(cfg.registry.length + 1) })
       : undefined;
 
   if (cfg.github !== undefined && cfg.registry === "ghcr.io") {
@@ -86,6 +89,7 @@ export function createFactory(cfg: FactoryArgs, opts?: { parent?: pulumi.Resourc
         prerelease: plan.prerelease,
         // The release tag must name the commit dev built; otherwise a later dev deploy would ship.
         expectedRevision: cfg.git.sha,
+        gates: cfg.gates,
         registry: { address: cfg.registry, username: cfg.registryUsername ?? "", password: creds.token },
       },
       { parent },
@@ -128,13 +132,13 @@ export function createFactory(cfg: FactoryArgs, opts?: { parent?: pulumi.Resourc
         )
       : undefined;
 
+  // Quarantine: per-platform images (and the coverage stage) pushed by digest only.
   const image = new MultiPlatformImage(
     "image",
     {
       imageName: cfg.imageName,
       platforms: cfg.platforms,
       context: cfg.appPath,
-      tags: plan.tags,
       platformTagPrefix: `sha-${cfg.git.sha.slice(0, 7)}`,
       labels: ociLabels(cfg, plan),
       buildArgs,
@@ -143,41 +147,61 @@ export function createFactory(cfg: FactoryArgs, opts?: { parent?: pulumi.Resourc
       registry: creds?.registry,
       push: cfg.push,
       secrets,
+      // Remote BuildKit hosts refuse host networking; the local builder uses it to stay off any bridge.
+      network: cfg.buildHosts.localBuilder !== undefined ? "host" : "default",
+      coverageTarget: "coverage",
     },
     // The builders exist once CI has run the hosts' builderCommands (see docs/delivery.md).
     { parent, dependsOn: hosts !== undefined ? [hosts] : [] },
   );
 
-  // Evidence from the pushed bytes, by digest: SBOM per platform, scans, gates. A failing gate
-  // fails the update, and promotion refuses a stack whose gateResults did not pass.
+  // Evidence on those digests: SBOM per platform, scans, coverage, gates. A failing gate fails this
+  // resource, so the publication below (which depends on it) never runs and no tag moves.
   const evidence = new SupplyChainEvidence(
     "evidence",
     {
       imageName: cfg.imageName,
       platformDigests: image.platformDigests,
+      sourceRevision: cfg.git.sha,
+      coverageImage: image.coverageRef ?? pulumi.output(""),
       registryUsername: cfg.registryUsername,
       registryToken: creds?.token,
-      dockerfile: `${cfg.appPath}/Dockerfile`,
       contextDir: cfg.appPath,
       gates: cfg.gates,
       outputDir: `.local/evidence/${cfg.stack}`,
+      vulnerabilityDb: cfg.vulnerabilityDb,
     },
     { parent },
   );
 
+  const publication = new Publication(
+    "publish",
+    {
+      imageName: cfg.imageName,
+      sources: image.refs,
+      tags: plan.tags,
+      gateResults: evidence.gateResults,
+      registry: creds?.registry,
+      registryUsername: cfg.registryUsername,
+      registryToken: creds?.token,
+      push: cfg.push,
+    },
+    { parent, dependsOn: [evidence] },
+  );
+
   return {
     imageName: cfg.imageName,
-    digest: image.digest,
-    imageRef: image.imageRef,
+    digest: publication.digest,
+    imageRef: pulumi.interpolate`${cfg.imageName}@${publication.digest}`,
     platformDigests: image.platformDigests,
-    tags: image.tags,
+    tags: publication.tags,
     sbomLocations: evidence.sbomLocations,
-    gateResults: evidence.gateResults,
+    gateResults: publication.gateResults,
     buildHosts: hosts?.endpoints,
     builderCommands: hosts?.builderCommands,
     builderTls:
       hosts !== undefined
-        ? { caCertPem: hosts.caCertPem, clientCertPem: hosts.clientCertPem, clientKeyPem: pulumi.secret(hosts.clientKeyPem) }
+        ? pulumi.secret(pulumi.all([hosts.caCertPem, hosts.clientCertPem, hosts.clientKeyPem]).apply(([caCertPem, clientCertPem, clientKeyPem]) => ({ caCertPem, clientCertPem, clientKeyPem })))
         : undefined,
     cacheRefs: cache.cacheRefs,
     release,

@@ -5,6 +5,7 @@
 // source unchanged, so every tag resolves to the same digest).
 import * as pulumi from "@pulumi/pulumi";
 import * as dockerBuild from "@pulumi/docker-build";
+import type { GatesConfig } from "../evidence/gates";
 import { OCI_TAG } from "./tags";
 
 /** The registry a promoted tag is pushed to. */
@@ -33,6 +34,8 @@ export interface PromotedImageArgs {
    *  `release.sha`, they must match: a tag `v1.2.3` must not publish whatever dev deployed last
    *  if that is a later commit. @default unset (not checked) */
   expectedRevision?: string;
+  /** This stack's own gates: the source's measured values are judged again against them. */
+  gates?: GatesConfig;
 }
 
 /** The slice of the source stack's exports that promotion reads. */
@@ -180,6 +183,66 @@ function describeFailedChecks(gateResults: Record<string, unknown>): string {
   return failed.length > 0 ? `failed checks: ${failed.join("; ")}` : "no check names were exported";
 }
 
+/** How each limit reads, so a check measured on dev can be judged again with prod's limits. */
+const LIMITS: Record<string, { field: keyof GatesConfig; direction: "atMost" | "atLeast" }> = {
+  "gates.maxImageSizeMb": { field: "maxImageSizeMb", direction: "atMost" },
+  "gates.minCoverage": { field: "minCoverage", direction: "atLeast" },
+  "gates.minBranchCoverage": { field: "minBranchCoverage", direction: "atLeast" },
+  "gates.minFunctionCoverage": { field: "minFunctionCoverage", direction: "atLeast" },
+  "gates.maxCritical": { field: "maxCritical", direction: "atMost" },
+  "gates.minEfficiency": { field: "minEfficiency", direction: "atLeast" },
+  "gates.maxWastedMb": { field: "maxWastedMb", direction: "atMost" },
+};
+
+/**
+ * The gate results must vouch for exactly these bytes: the same manifest list and platform
+ * digests, this repository, every check run (waivers aside, and only those this stack waives too),
+ * and every measured value within this stack's own limits.
+ */
+export function checkBinding(
+  src: string,
+  imageName: string,
+  digest: string,
+  platformDigests: Record<string, string>,
+  gates: Record<string, unknown>,
+  prodGates?: GatesConfig,
+): void {
+  const judgedDigest = gates.digest;
+  if (judgedDigest !== digest) {
+    fail(`source stack ${src} "gateResults.digest" is ${JSON.stringify(judgedDigest)}, not its "digest" ${digest}: the gates judged other bytes; refusing to promote`);
+  }
+  const judged = stringRecord(gates.platformDigests);
+  for (const p of [...new Set([...Object.keys(judged), ...Object.keys(platformDigests)])].sort()) {
+    if (judged[p] !== platformDigests[p]) {
+      fail(`source stack ${src} "gateResults.platformDigests" ${p} is ${JSON.stringify(judged[p])}, but "platformDigests" ${p} is ${JSON.stringify(platformDigests[p])}; refusing to promote ${digest}`);
+    }
+  }
+  if (gates.imageName !== imageName) {
+    fail(`source stack ${src} "gateResults.imageName" is ${JSON.stringify(gates.imageName)}, not ${JSON.stringify(imageName)}; refusing to promote ${digest}`);
+  }
+  const notRun = Array.isArray(gates.notRun) ? (gates.notRun as unknown[]) : [];
+  if (!Array.isArray(gates.notRun) || notRun.length > 0) {
+    fail(`source stack ${src} "gateResults.notRun" is ${JSON.stringify(gates.notRun)}: every check must have run; refusing to promote ${digest}`);
+  }
+  if (prodGates === undefined) return;
+  const checks = Array.isArray(gates.checks) ? (gates.checks as Array<Record<string, unknown>>) : [];
+  for (const c of checks) {
+    const name = String(c.gate);
+    if (c.status === "waived") {
+      const here = Object.keys(prodGates.waive).find((w) => name === w || name.startsWith(`${w}[`));
+      if (here === undefined) fail(`source stack ${src} "gateResults" check ${name} was waived there (${JSON.stringify(c.waiver)}) but this stack does not waive it (gates.waive); refusing to promote ${digest}`);
+      continue;
+    }
+    const rule = LIMITS[String(c.configKey)];
+    if (rule === undefined || typeof c.measured !== "number") continue;
+    const limit = prodGates[rule.field] as number;
+    const ok = rule.direction === "atMost" ? c.measured <= limit : c.measured >= limit;
+    if (!ok) {
+      fail(`source stack ${src} check ${name} measured ${c.measured}${c.unit ? ` ${String(c.unit)}` : ""}, which fails this stack's ${String(c.configKey)} = ${limit}; refusing to promote ${digest}`);
+    }
+  }
+}
+
 /**
  * Checks the source stack's exports: a `sha256:` digest must be there, and (unless
  * `requireGatesPassed` is false) `gateResults.passed` must be true. Returns what to publish.
@@ -191,6 +254,7 @@ export function checkSourceOutputs(
   outputs: SourceStackOutputs,
   requireGatesPassed = true,
   expectedRevision?: string,
+  prodGates?: GatesConfig,
 ): CheckedSource {
   const src = JSON.stringify(sourceStack);
   const { digest } = outputs;
@@ -233,13 +297,18 @@ export function checkSourceOutputs(
       );
     }
   }
-  if (
-    expectedRevision !== undefined &&
-    typeof outputs.release === "object" &&
-    outputs.release !== null
-  ) {
-    const sourceSha = (outputs.release as Record<string, unknown>).sha;
-    if (typeof sourceSha === "string" && sourceSha !== expectedRevision) {
+  if (sourceRepository !== imageName) {
+    fail(`source stack ${src} "imageRef" is in ${JSON.stringify(sourceRepository)}, not in this stack's imageName ${JSON.stringify(imageName)}; promotion copies within one repository only`);
+  }
+  if (requireGatesPassed) {
+    checkBinding(src, imageName, digest, stringRecord(outputs.platformDigests), outputs.gateResults as Record<string, unknown>, prodGates);
+  }
+  if (expectedRevision !== undefined) {
+    const sourceSha = typeof outputs.release === "object" && outputs.release !== null ? (outputs.release as Record<string, unknown>).sha : undefined;
+    if (typeof sourceSha !== "string" || sourceSha === "") {
+      fail(`source stack ${src} exports no "release.sha", so the promoted digest cannot be shown to be commit ${expectedRevision}; refusing to promote ${digest}`);
+    }
+    if (sourceSha !== expectedRevision) {
       fail(
         `source stack ${src} holds revision ${sourceSha}, but this release is ${expectedRevision}; deploy ${expectedRevision} to ${src} first so the promoted digest is the commit being released`,
       );
@@ -310,6 +379,7 @@ export class PromotedImage extends pulumi.ComponentResource {
             },
             requireGatesPassed,
             args.expectedRevision,
+            args.gates,
           ),
       );
 

@@ -1,43 +1,54 @@
-// Registry credentials for docker-build. The token only ever travels as a Pulumi secret: it is
-// re-wrapped here so a caller that passed a plain Output cannot leak it into state or exports.
+// Registry credentials for docker-build, as awsx's getDockerCredentials: a plain function (it
+// creates nothing). The token only ever travels as a Pulumi secret, and on `pulumi up` it is handed
+// on only after the registry has accepted it, so a wrong token fails before anything is built,
+// with a message that names the registry, the user and what to do.
 import type * as dockerbuild from "@pulumi/docker-build";
 import * as pulumi from "@pulumi/pulumi";
+import { credentialsProblem, isLoopbackRegistry, probeInsecure } from "../evidence/oci";
 
 export interface RegistryCredentialsArgs {
-  /** Registry host, e.g. `ghcr.io` or `127.0.0.1:5000`. */
+  /** Registry host, e.g. `ghcr.io` or `127.0.0.1:5443`. */
   address: string;
   /** Registry user (on GHCR: the GitHub user or `x-access-token` for GITHUB_TOKEN). */
   username: string;
-  /** Registry token or password. Always stored as a secret. */
+  /** Registry token or password. Always a secret. */
   token: pulumi.Input<string>;
+  /** Repository (without registry) the stack pushes to, for the push-scope check. */
+  repository: string;
+}
+
+export interface RegistryCredentials {
+  address: string;
+  username: string;
+  /** Secret; resolves only once the registry accepted it (on `pulumi up`). */
+  token: pulumi.Output<string>;
+  /** Ready to pass as docker-build `registries[]` / Index `registry`. */
+  registry: dockerbuild.types.input.RegistryArgs;
 }
 
 export function validateRegistryCredentials(args: Pick<RegistryCredentialsArgs, "address" | "username">): void {
   if (!/^[A-Za-z0-9.[\]:-]+$/.test(args.address)) {
-    throw new Error(`RegistryCredentials: address must be a registry host, got "${args.address}"`);
+    throw new pulumi.InputPropertyError({ propertyPath: "address", reason: `must be a registry host, got "${args.address}"` });
   }
   if (args.username.trim() === "") {
-    throw new Error(`RegistryCredentials: username must not be empty, got "${args.username}"`);
+    throw new pulumi.InputPropertyError({ propertyPath: "username", reason: `must not be empty, got "${args.username}"` });
   }
 }
 
-export class RegistryCredentials extends pulumi.ComponentResource {
-  public readonly address: pulumi.Output<string>;
-  public readonly username: pulumi.Output<string>;
-  /** Secret. */
-  public readonly token: pulumi.Output<string>;
-  /** Ready to pass as docker-build `registries[]` / Index `registry`. */
-  public readonly registry: dockerbuild.types.input.RegistryArgs;
-
-  constructor(name: string, args: RegistryCredentialsArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("image-factory:registry:RegistryCredentials", name, {}, opts);
-    validateRegistryCredentials(args);
-    this.address = pulumi.output(args.address);
-    this.username = pulumi.output(args.username);
-    this.token = pulumi.secret(args.token);
-    // Only the password is secret, so address and user stay readable in diffs.
-    this.registry = { address: this.address, username: this.username, password: this.token };
-    // The token is deliberately not registered as an output: component outputs land in state.
-    this.registerOutputs({ address: this.address, username: this.username });
-  }
+export function registryCredentials(args: RegistryCredentialsArgs): RegistryCredentials {
+  validateRegistryCredentials(args);
+  const token = pulumi.secret(args.token).apply(async (t) => {
+    if (pulumi.runtime.isDryRun()) return t;
+    const problem = await probeInsecure(args.address)
+      .then((insecure) => credentialsProblem({ registry: args.address, username: args.username, password: t, insecure }, args.repository))
+      // Off loopback an unreachable registry is docker-build's to report (it retries); here only a refusal stops the run.
+      .catch((e: unknown) => (isLoopbackRegistry(args.address) ? `registry ${args.address}: ${e instanceof Error ? e.message : String(e)}` : undefined));
+    if (problem !== undefined) {
+      throw new pulumi.RunError(
+        `registryCredentials: ${problem}. Nothing was built or pushed. Next: set a valid token with \`pulumi config set --secret image-factory:registryToken\` (user image-factory:registryUsername=${args.username}) and run \`pulumi up\` again.`,
+      );
+    }
+    return t;
+  });
+  return { address: args.address, username: args.username, token, registry: { address: args.address, username: args.username, password: token } };
 }

@@ -51,8 +51,12 @@ export interface BuildHostsConfig {
   amd64InstanceType: string;
   /** @default "c7g.xlarge" */
   arm64InstanceType: string;
-  /** CIDRs allowed to reach the BuildKit port. Empty = no ingress. 0.0.0.0/0 and ::/0 refused. @default [] */
+  /** CIDRs allowed to reach the BuildKit port. Empty = no ingress. A /0 is always refused; IPv4
+   *  ranges wider than /16, IPv6 wider than /48, or lists covering more than that together are
+   *  refused unless allowWideCidrs gives the reason. @default [] */
   allowedCidrs: string[];
+  /** Why allowedCidrs needs wider ranges (a non-empty reason, kept in the stack config). */
+  allowWideCidrs?: string;
   /** BuildKit mTLS port. @default 1234 */
   port: number;
   /** Size of the encrypted gp3 cache volume per host. @default 200 */
@@ -61,7 +65,13 @@ export interface BuildHostsConfig {
   subnetId?: string;
   /** When set, every platform is routed to this existing buildx builder (the local stack). */
   localBuilder?: string;
+  /** How the hosts reach Systems Manager (docs/build-hosts.md). @default "scoped" */
+  ssmAccess: SsmAccess;
 }
+
+/** `scoped`: Session Manager with a policy limited to the host; `managed-core`: AWS's
+ *  AmazonSSMManagedInstanceCore (ssm:GetParameter* on every parameter); `none`: no SSM agent access. */
+export type SsmAccess = "scoped" | "managed-core" | "none";
 
 export interface GithubConfig {
   owner: string;
@@ -74,15 +84,4 @@ export interface GithubConfig {
   untaggedRetentionDays: number;
 }
 
-export interface GatesConfig {
-  /** @default 500 */
-  maxImageSizeMb: number;
-  /** Line coverage of app/ in percent. @default 80 */
-  minCoverage: number;
-  /** @default 0 */
-  maxCritical: number;
-  /** Dive efficiency lower bound, 0..1. @default 0.95 */
-  minEfficiency: number;
-  /** Dive wasted bytes upper bound in MB. @default 20 */
-  maxWastedMb: number;
-}
+export type { GatesConfig } from "../evidence/gates";

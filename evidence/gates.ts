@@ -1,15 +1,52 @@
 // Quality gates: pure validation of the `gates` config and pure evaluation of what the scanners
-// measured. No I/O here, so every rule is table-tested; components/supplyChain.ts feeds it.
-import type { GatesConfig } from "./types";
+// measured. No I/O here, so every rule is table-tested; evidence/run.ts feeds it.
 
-/** Defaults documented in the config contract (design.md) and components/types.ts. */
+export interface GatesConfig {
+  /** @default 500 */
+  maxImageSizeMb: number;
+  /** Line coverage of app/ in percent. @default 80 */
+  minCoverage: number;
+  /** Branch coverage of app/ in percent. @default 80 */
+  minBranchCoverage: number;
+  /** Function coverage of app/ in percent. @default 80 */
+  minFunctionCoverage: number;
+  /** @default 0 */
+  maxCritical: number;
+  /** Dive efficiency lower bound, 0..1. @default 0.95 */
+  minEfficiency: number;
+  /** Dive wasted bytes upper bound in MB. @default 20 */
+  maxWastedMb: number;
+  /** Checks a stack deliberately does without, each with its reason (shown wherever results are). @default {} */
+  waive: Record<string, string>;
+}
+
+/** Defaults documented in docs/contracts.md. */
 export const DEFAULT_GATES: GatesConfig = {
   maxImageSizeMb: 500,
   minCoverage: 80,
+  minBranchCoverage: 80,
+  minFunctionCoverage: 80,
   maxCritical: 0,
   minEfficiency: 0.95,
   maxWastedMb: 20,
+  waive: {},
 };
+
+/** Every check the evaluation emits; per-platform ones carry `[<platform>]`. A waiver names one
+ *  of these, with or without the platform. */
+export const CHECK_NAMES = [
+  "imageSize",
+  "efficiency",
+  "wasted",
+  "criticalVulnerabilities",
+  "imageSecrets",
+  "coverage",
+  "branchCoverage",
+  "functionCoverage",
+  "dockerfileLint",
+  "misconfigurations",
+  "secrets",
+] as const;
 
 interface FieldRule {
   min: number;
@@ -18,10 +55,14 @@ interface FieldRule {
   meaning: string;
 }
 
-const FIELD_RULES: Record<keyof GatesConfig, FieldRule> = {
+type NumericGate = Exclude<keyof GatesConfig, "waive">;
+
+const FIELD_RULES: Record<NumericGate, FieldRule> = {
   // 0 MB cannot hold any image; an upper bound keeps a typo (5000000) from disabling the gate.
   maxImageSizeMb: { min: 1, max: 100_000, integer: false, meaning: "a size in MB between 1 and 100000" },
   minCoverage: { min: 0, max: 100, integer: false, meaning: "a percentage between 0 and 100" },
+  minBranchCoverage: { min: 0, max: 100, integer: false, meaning: "a percentage between 0 and 100" },
+  minFunctionCoverage: { min: 0, max: 100, integer: false, meaning: "a percentage between 0 and 100" },
   maxCritical: { min: 0, max: 1_000_000, integer: true, meaning: "a whole number of findings >= 0" },
   minEfficiency: { min: 0, max: 1, integer: false, meaning: "a ratio between 0 and 1 (Dive efficiency)" },
   maxWastedMb: { min: 0, max: 100_000, integer: false, meaning: "a size in MB >= 0" },
@@ -31,21 +72,20 @@ const FIELD_RULES: Record<keyof GatesConfig, FieldRule> = {
  *  complete, validated gates. Errors name `gates.<field>` and the offending value. */
 export function validateGates(raw: unknown, key = "gates"): GatesConfig {
   if (raw === undefined || raw === null) {
-    return { ...DEFAULT_GATES };
+    return { ...DEFAULT_GATES, waive: {} };
   }
+  const known = [...Object.keys(FIELD_RULES), "waive"];
   if (typeof raw !== "object" || Array.isArray(raw)) {
-    throw new Error(`${key} must be an object with ${Object.keys(FIELD_RULES).join(", ")}; got ${JSON.stringify(raw)}`);
+    throw new Error(`${key} must be an object with ${known.join(", ")}; got ${JSON.stringify(raw)}`);
   }
   const input = raw as Record<string, unknown>;
   for (const field of Object.keys(input)) {
-    if (!(field in FIELD_RULES)) {
-      throw new Error(
-        `${key}.${field} is not a known gate (known: ${Object.keys(FIELD_RULES).join(", ")}); got ${JSON.stringify(input[field])}`,
-      );
+    if (!known.includes(field)) {
+      throw new Error(`${key}.${field} is not a known gate (known: ${known.join(", ")}); got ${JSON.stringify(input[field])}`);
     }
   }
-  const out: GatesConfig = { ...DEFAULT_GATES };
-  for (const field of Object.keys(FIELD_RULES) as Array<keyof GatesConfig>) {
+  const out: GatesConfig = { ...DEFAULT_GATES, waive: validateWaivers(input.waive, `${key}.waive`) };
+  for (const field of Object.keys(FIELD_RULES) as NumericGate[]) {
     const value = input[field];
     if (value === undefined) {
       continue;
@@ -60,6 +100,27 @@ export function validateGates(raw: unknown, key = "gates"): GatesConfig {
       throw new Error(`${key}.${field} must be ${rule.meaning}; got ${JSON.stringify(value)}`);
     }
     out[field] = num;
+  }
+  return out;
+}
+
+/** `waive: { <check>: "<reason>" }`: the check is a known name (optionally `name[<platform>]`) and
+ *  the reason says why in words, so a waiver is never an accident. */
+export function validateWaivers(raw: unknown, key = "gates.waive"): Record<string, string> {
+  if (raw === undefined || raw === null) return {};
+  if (typeof raw !== "object" || Array.isArray(raw)) {
+    throw new Error(`${key} must map a check name to the reason it is waived; got ${JSON.stringify(raw)}`);
+  }
+  const out: Record<string, string> = {};
+  for (const [check, reason] of Object.entries(raw as Record<string, unknown>)) {
+    const base = check.replace(/\[[^\]]+\]$/, "");
+    if (!(CHECK_NAMES as readonly string[]).includes(base)) {
+      throw new Error(`${key}.${check} is not a known check (known: ${CHECK_NAMES.join(", ")}); got ${JSON.stringify(reason)}`);
+    }
+    if (typeof reason !== "string" || reason.trim().length < 10) {
+      throw new Error(`${key}.${check} needs a reason of at least 10 characters saying why the check is waived; got ${JSON.stringify(reason)}`);
+    }
+    out[check] = reason.trim();
   }
   return out;
 }
@@ -96,10 +157,16 @@ export interface PlatformMeasurements {
   imageSecrets: Measured<Finding[]>;
 }
 
+export interface CoverageMeasurement {
+  lines: number;
+  branches: number;
+  functions: number;
+}
+
 export interface Measurements {
   platforms: Record<string, PlatformMeasurements>;
-  /** Line coverage percent of app/. */
-  coverage: Measured<number>;
+  /** Line, branch and function coverage percent of app/, measured in the build (Dockerfile `coverage` stage). */
+  coverage: Measured<CoverageMeasurement>;
   /** Hadolint findings at error or warning level on the Dockerfile. */
   lint: Measured<Finding[]>;
   /** Trivy misconfigurations (HIGH, CRITICAL) on the Dockerfile. */
@@ -108,7 +175,7 @@ export interface Measurements {
   secrets: Measured<Finding[]>;
 }
 
-export type CheckStatus = "passed" | "failed" | "not-run";
+export type CheckStatus = "passed" | "failed" | "not-run" | "waived";
 
 export interface GateCheck {
   /** e.g. `imageSize[linux/amd64]`, `coverage`, `secrets`. */
@@ -123,6 +190,20 @@ export interface GateCheck {
   /** Only `status === "passed"` counts as passed; a check that did not run never does. */
   passed: boolean;
   detail: string;
+  /** Set when the stack waived this check (`gates.waive`). */
+  waiver?: string;
+}
+
+/** What was judged: results are bound to these bytes and this source. */
+export interface JudgedSubject {
+  /** Repository, e.g. `ghcr.io/acme/shop-api`. */
+  imageName: string;
+  /** Platform → manifest digest the scanners read. */
+  platformDigests: Record<string, string>;
+  /** Commit the images were built from. */
+  sourceRevision: string;
+  /** Digest of the manifest list, once published (the publish step fills it in). */
+  digest?: string;
 }
 
 export interface GateResults {
@@ -131,13 +212,25 @@ export interface GateResults {
   passed: boolean;
   checks: GateCheck[];
   failed: string[];
+  /** Checks that did not run and were not waived. Every check is required, so this is empty
+   *  whenever `passed` is true. */
   notRun: string[];
+  /** Waived check → reason (from `gates.waive`). */
+  waived: Record<string, string>;
+  /** Tool → version that measured (syft, trivy, trivyDb, hadolint, dive, coverage). */
+  tools: Record<string, string>;
+  /** The limits the checks were judged against, so a reader (promotion) can re-check them. */
+  gates: GatesConfig;
 }
+
+/** Gate results bound to what they judged (what the stack exports and the gates attestation carries). */
+export type BoundGateResults = GateResults & JudgedSubject;
 
 export interface EvaluateOptions {
   /** Gate names (or prefixes such as `criticalVulnerabilities`) that must run: not-run → failed.
-   *  CI sets `criticalVulnerabilities` where the Trivy DB is reachable. */
+   *  @default every check */
   required?: string[];
+  tools?: Record<string, string>;
 }
 
 const MB = 1024 * 1024;
@@ -210,36 +303,66 @@ export function evaluateGates(m: Measurements, gates: GatesConfig, options: Eval
     checks.push(numericCheck(`criticalVulnerabilities[${platform}]`, "gates.maxCritical", p.criticalVulnerabilities, gates.maxCritical, "", "atMost"));
     checks.push(findingsCheck(`imageSecrets[${platform}]`, "fixed: no secrets in the image", p.imageSecrets, "secrets in the image"));
   }
-  checks.push(numericCheck("coverage", "gates.minCoverage", m.coverage, gates.minCoverage, "%", "atLeast"));
+  const cov = (pick: (c: CoverageMeasurement) => number): Measured<number> => ("notRun" in m.coverage ? m.coverage : measured(pick(m.coverage.value)));
+  checks.push(numericCheck("coverage", "gates.minCoverage", cov((c) => c.lines), gates.minCoverage, "%", "atLeast"));
+  checks.push(numericCheck("branchCoverage", "gates.minBranchCoverage", cov((c) => c.branches), gates.minBranchCoverage, "%", "atLeast"));
+  checks.push(numericCheck("functionCoverage", "gates.minFunctionCoverage", cov((c) => c.functions), gates.minFunctionCoverage, "%", "atLeast"));
   checks.push(findingsCheck("dockerfileLint", "fixed: Hadolint clean (ignores justified inline)", m.lint, "Hadolint findings"));
   checks.push(findingsCheck("misconfigurations", "fixed: no HIGH/CRITICAL Trivy misconfigurations", m.misconfigurations, "Trivy misconfigurations"));
   checks.push(findingsCheck("secrets", "fixed: no secrets in the build context", m.secrets, "secrets in the build context"));
 
-  const required = options.required ?? [];
-  const isRequired = (gate: string): boolean => required.some((r) => gate === r || gate.startsWith(`${r}[`));
+  const required = options.required ?? [...CHECK_NAMES];
+  const matches = (gate: string, names: string[]): string | undefined => names.find((r) => gate === r || gate.startsWith(`${r}[`));
+  const waived: Record<string, string> = {};
   for (const c of checks) {
-    if (c.status === "not-run" && isRequired(c.gate)) {
+    const waiverKey = matches(c.gate, Object.keys(gates.waive)) ?? undefined;
+    // A waiver only ever turns a failure or a missing measurement into "waived"; a pass stays a pass.
+    if (waiverKey !== undefined && c.status !== "passed") {
+      c.waiver = gates.waive[waiverKey];
+      waived[c.gate] = c.waiver;
+      c.detail = `waived (${c.waiver}); ${c.detail}`;
+      c.status = "waived";
+      continue;
+    }
+    if (c.status === "not-run" && matches(c.gate, required) !== undefined) {
       c.status = "failed";
       c.detail = `required but ${c.detail}`;
     }
   }
   const failed = checks.filter((c) => c.status === "failed").map((c) => c.gate);
   const notRunList = checks.filter((c) => c.status === "not-run").map((c) => c.gate);
-  return { passed: failed.length === 0, checks, failed, notRun: notRunList };
+  return { passed: failed.length === 0 && notRunList.length === 0, checks, failed, notRun: notRunList, waived, tools: options.tools ?? {}, gates };
+}
+
+function failureLine(c: GateCheck): string {
+  const value = c.measured === null ? "not measured" : `measured ${c.measured}${c.unit ? ` ${c.unit}` : ""}`;
+  return `gate ${c.gate} failed: ${value}, limit ${c.limit}${c.unit ? ` ${c.unit}` : ""} — ${c.detail}`;
+}
+
+/** What a user reads when gates fail: each failing gate with its measured value and limit, what
+ *  was judged, and that nothing was published. */
+export function formatGateFailures(results: GateResults & Partial<JudgedSubject>): string {
+  const failures = results.checks.filter((c) => c.status === "failed" || c.status === "not-run");
+  const subject =
+    results.platformDigests !== undefined
+      ? ` on ${Object.entries(results.platformDigests)
+          .map(([p, d]) => `${p}=${d.slice(0, 19)}`)
+          .join(", ")}`
+      : "";
+  return (
+    `${failures.length} quality gate${failures.length === 1 ? "" : "s"} failed${subject}:\n  ${failures.map(failureLine).join("\n  ")}\n` +
+    `No tag was moved: the images stay pushed by digest only. Fix the cause and run \`pulumi up\` again` +
+    (Object.keys(results.waived ?? {}).length > 0 ? ` (waived: ${Object.keys(results.waived).join(", ")})` : "") +
+    "."
+  );
 }
 
 /** A failed gate: the message names each failing gate, its measured value and its limit. */
 export class GateError extends Error {
   readonly failures: GateCheck[];
   constructor(failures: GateCheck[]) {
-    const lines = failures.map(
-      (c) => `gate ${c.gate} failed: ${c.measured === null ? "not measured" : `measured ${c.measured}${c.unit ? ` ${c.unit}` : ""}`}, limit ${c.limit}${c.unit ? ` ${c.unit}` : ""} — ${c.detail}`,
-    );
-    const message = `${failures.length} quality gate${failures.length === 1 ? "" : "s"} failed:\n  ${lines.join("\n  ")}`;
+    const message = `${failures.length} quality gate${failures.length === 1 ? "" : "s"} failed:\n  ${failures.map(failureLine).join("\n  ")}`;
     super(message);
-    // Set explicitly: inside Pulumi's serialized dynamic provider the class becomes a function
-    // that calls `Error.call(this, …)`, which does not set `message` on `this`.
-    this.message = message;
     this.name = "GateError";
     this.failures = failures;
   }
@@ -248,7 +371,7 @@ export class GateError extends Error {
 /** Throws a GateError when any gate failed; returns the results otherwise. */
 export function assertGates(results: GateResults): GateResults {
   if (!results.passed) {
-    throw new GateError(results.checks.filter((c) => c.status === "failed"));
+    throw new GateError(results.checks.filter((c) => c.status === "failed" || c.status === "not-run"));
   }
   return results;
 }

@@ -127,7 +127,10 @@ print_outputs() {
     "tags",
     ((.tags // [])[] | "  \(.)"),
     "cacheRefs",
-    ((.cacheRefs // {}) | to_entries[] | "  \(.key)\t\(.value)")
+    ((.cacheRefs // {}) | to_entries[] | "  \(.key)\t\(.value)"),
+    "gateResults  passed=\(.gateResults.passed | tostring)  digest=\(.gateResults.digest // "-")  notRun=\(.gateResults.notRun // [] | tostring)  waived=\(.gateResults.waived // {} | keys | tostring)",
+    ((.gateResults.platformDigests // {}) | to_entries[] | "  judged \(.key)\t\(.value)"),
+    ((.gateResults.checks // [])[] | "  \(.status)\t\(.gate)\t\(.measured // "-")\(if .unit != "" then " " + .unit else "" end) (limit \(.limit))")
   ' <<<"$out"
 }
 

@@ -42,6 +42,7 @@ describe("promotion: a stack with promoteFrom republishes another stack's digest
         root = fs.mkdtempSync(path.join(os.tmpdir(), "if-promotion-"));
         fs.mkdirSync(path.join(root, "backend"));
         const appDir = copyApp(path.join(root, "app"));
+        sourceAppDir = appDir;
         // One platform keeps the source build short; promotion copies whatever index it finds.
         source = stackIn(`src-${runId}`, {
             ...localStackConfig(),
@@ -62,6 +63,7 @@ describe("promotion: a stack with promoteFrom republishes another stack's digest
         if (root !== undefined && process.env.IF_E2E_KEEP !== "1") fs.rmSync(root, { recursive: true, force: true });
     });
 
+    let sourceAppDir: string;
     const promotingConfig = (from: string): Record<string, unknown> => ({
         ...localStackConfig(),
         "image-factory:imageName": `${STACK_REGISTRY}/${repository}`,
@@ -110,6 +112,27 @@ describe("promotion: a stack with promoteFrom republishes another stack's digest
         const output = `${r.stdout}\n${r.stderr}`;
         assert.notEqual(r.code, 0, "pulumi up must fail");
         assert.match(output, new RegExp(`source stack "${empty.stack}" has no "digest" output`), output.slice(-3000));
+        assert.deepEqual(await registry.tagDigests(repository), tagsBefore, "no tag moved in the registry");
+    });
+
+    // Last: it leaves the source stack with an image newer than its evidence.
+    it("refuses a source whose platform digests moved past what its gates judged (`pulumi up --target` on an Image), moving no tag", async function () {
+        const state = await source.exportState();
+        const image = (state.deployment.resources ?? []).find((r) => r.type === "docker-build:index:Image" && !r.urn.endsWith("-coverage"));
+        assert.ok(image, "the source stack has a platform Image");
+        fs.appendFileSync(path.join(sourceAppDir, "src", "server.ts"), `\nexport const promotionE2eChange = ${JSON.stringify(runId)};\n`);
+        // Only the Image: the evidence and the publication (and so gateResults and digest) stay behind.
+        await source.localOk(["pulumi", "up", "--yes", "--skip-preview", "--non-interactive", "--target", image.urn]);
+        const moved = await source.outputs<StackOutputs>();
+        assert.notEqual(moved.platformDigests["linux/amd64"], sourceOutputs.platformDigests["linux/amd64"], "the targeted up built a new image");
+
+        const prod = stackIn(`prod-moved-${runId}`, promotingConfig(source.stack));
+        shareBackend(prod);
+        const tagsBefore = await registry.tagDigests(repository);
+        const r = await prod.local(["up"]);
+        const output = `${r.stdout}\n${r.stderr}`;
+        assert.notEqual(r.code, 0, "pulumi up must refuse");
+        assert.match(output, /"gateResults\.platformDigests" linux\/amd64 is "sha256:[0-9a-f]{64}", but "platformDigests" linux\/amd64 is "sha256:[0-9a-f]{64}"; refusing to promote/, output.slice(-3000));
         assert.deepEqual(await registry.tagDigests(repository), tagsBefore, "no tag moved in the registry");
     });
 });

@@ -3,15 +3,14 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import {
-  contentHashOf,
-  evidenceProvider,
-  isLoopbackRegistry,
-  parseDiveCi,
-  readCoverage,
-  registryOf,
-  repositoryOf,
-} from "../../components/supplyChain";
+import { contentHashOf, evidenceFingerprint, evidenceProvider } from "../../components/supplyChain";
+import { publishProvider } from "../../components/publication";
+import { ENV_ALLOW_LIST, toolEnv } from "../../evidence/exec";
+import { checkedRealm, isLoopbackRegistry, registryOf, repositoryOf } from "../../evidence/oci";
+import { bindingProblem } from "../../evidence/publish";
+import { DEFAULT_GATES } from "../../evidence/gates";
+import { parseCoverageSummary, readCoverageFile } from "../../evidence/scanners/coverage";
+import { parseDiveCi } from "../../evidence/scanners/dive";
 
 describe("supplyChain: pure helpers", () => {
   const refs: Array<[string, string, string]> = [
@@ -63,15 +62,31 @@ describe("supplyChain: pure helpers", () => {
     assert.deepEqual(parseDiveCi(coloured), { efficiency: 1, wastedBytes: 0, userWastedPercent: 0, pass: true });
   });
 
-  it("reads c8 json-summary coverage, and reports a missing summary as not run", async () => {
+  it("reads c8 json-summary coverage (lines, branches, functions), and reports a missing summary as not run", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "if-cov-"));
     const file = path.join(dir, "coverage-summary.json");
-    assert.match(JSON.stringify(readCoverage(file)), /not found/);
-    fs.writeFileSync(file, JSON.stringify({ total: { lines: { total: 200, covered: 183, pct: 91.5 } } }));
-    assert.deepEqual(readCoverage(file), { value: 91.5 });
-    fs.writeFileSync(file, JSON.stringify({ total: {} }));
-    assert.match(JSON.stringify(readCoverage(file)), /no total\.lines\.pct/);
+    assert.match(JSON.stringify(readCoverageFile(file)), /not found/);
+    fs.writeFileSync(file, JSON.stringify({ total: { lines: { total: 200, covered: 183, pct: 91.5 }, branches: { pct: 84.21 }, functions: { pct: 100 }, statements: { pct: 91.5 } } }));
+    assert.deepEqual(readCoverageFile(file), { value: { lines: 91.5, branches: 84.21, functions: 100 } });
+    fs.writeFileSync(file, JSON.stringify({ total: { lines: { pct: 90 } } }));
+    assert.match(JSON.stringify(readCoverageFile(file)), /lacks total\.lines\/branches\/functions\.pct/);
+    assert.match(JSON.stringify(parseCoverageSummary("<html>", "x.json")), /x\.json is not JSON/);
     fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("hands tools only the allow-listed environment", async () => {
+    const env = toolEnv({ TRIVY_USERNAME: "factory" }, { PATH: "/bin", HOME: "/root", PULUMI_ACCESS_TOKEN: "pul-x", GITHUB_TOKEN: "ghs_x", AWS_SECRET_ACCESS_KEY: "a", AWS_SESSION_TOKEN: "b", SSL_CERT_FILE: "/ca.pem", ACTIONS_ID_TOKEN_REQUEST_TOKEN: "c" });
+    assert.deepEqual(env, { PATH: "/bin", HOME: "/root", SSL_CERT_FILE: "/ca.pem", TRIVY_USERNAME: "factory" });
+    assert.equal(ENV_ALLOW_LIST.some((k) => /TOKEN|SECRET|PASSWORD|PULUMI|GITHUB|AWS/.test(k)), false);
+  });
+
+  it("sends Basic credentials to a bearer realm only over HTTPS on the registry's own host", async () => {
+    assert.equal(checkedRealm("https://ghcr.io/token", { registry: "ghcr.io" }).href, "https://ghcr.io/token");
+    assert.equal(checkedRealm("https://auth.docker.io/token", { registry: "registry-1.docker.io", authHosts: ["auth.docker.io"] }).host, "auth.docker.io");
+    assert.equal(checkedRealm("http://127.0.0.1:5000/auth", { registry: "127.0.0.1:5000" }).port, "5000");
+    assert.throws(() => checkedRealm("https://203.0.113.9/token", { registry: "ghcr.io" }), /bearer realm https:\/\/203\.0\.113\.9 is not the registry's host .* no credentials sent/);
+    assert.throws(() => checkedRealm("http://ghcr.io/token", { registry: "ghcr.io" }), /bearer realm http:\/\/ghcr\.io is not HTTPS; no credentials sent/);
+    assert.throws(() => checkedRealm(undefined, { registry: "ghcr.io" }), /bearer realm undefined is not a URL/);
   });
 
   it("content hash changes with any scanned file", async () => {
@@ -94,14 +109,46 @@ describe("supplyChain: the dynamic provider as Pulumi stores it", () => {
     const serialized = await pulumi.runtime.serializeFunction(() => evidenceProvider, { allowSecrets: false });
     const provider = requireFromString(serialized.text).handler();
     assert.equal(typeof provider.create, "function");
-    const base = { imageName: "127.0.0.1:5000/x/app", platformDigests: { "linux/amd64": "sha256:1" }, gates: { maxImageSizeMb: 500 }, contentHash: "h", registryToken: "t1" };
+    const base = { imageName: "127.0.0.1:5000/x/app", platformDigests: { "linux/amd64": "sha256:1" }, gates: { maxImageSizeMb: 500 }, contentHash: "h", registryToken: "t1", engine: "evidence/cli.ts" };
+    const olds = { fingerprint: evidenceFingerprint(base as never) };
     const diff = provider.diff;
     assert.ok(diff);
-    assert.equal((await diff("id", base, { ...base })).changes, false);
+    assert.equal((await diff("id", olds, { ...base })).changes, false);
     // A rotated token alone does not rescan.
-    assert.equal((await diff("id", base, { ...base, registryToken: "t2" })).changes, false);
-    assert.equal((await diff("id", base, { ...base, platformDigests: { "linux/amd64": "sha256:2" } })).changes, true);
-    assert.equal((await diff("id", base, { ...base, gates: { maxImageSizeMb: 400 } })).changes, true);
-    assert.equal((await diff("id", base, { ...base, contentHash: "h2" })).changes, true);
+    assert.equal((await diff("id", olds, { ...base, registryToken: "t2" })).changes, false);
+    assert.equal((await diff("id", olds, { ...base, platformDigests: { "linux/amd64": "sha256:2" } })).changes, true);
+    assert.equal((await diff("id", olds, { ...base, gates: { maxImageSizeMb: 400 } })).changes, true);
+    assert.equal((await diff("id", olds, { ...base, contentHash: "h2" })).changes, true);
+    assert.doesNotMatch(serialized.text, /t1/);
   });
+
+  it("publish provider serializes and reruns only for a new list or new tags", async () => {
+    const serialized = await pulumi.runtime.serializeFunction(() => publishProvider, { allowSecrets: false });
+    const provider = requireFromString(serialized.text).handler();
+    const olds = { indexRef: "r:sha-x@sha256:1", tags: ["main", "edge"] };
+    assert.equal((await provider.diff!("id", olds, { ...olds, registryToken: "new" })).changes, false);
+    assert.equal((await provider.diff!("id", olds, { ...olds, indexRef: "r:sha-x@sha256:2" })).changes, true);
+    assert.equal((await provider.diff!("id", olds, { ...olds, tags: ["main"] })).changes, true);
+  });
+});
+
+describe("publish: the list must hold exactly what the gates judged", () => {
+  const d = (c: string): string => `sha256:${c.repeat(64)}`;
+  const judged = {
+    passed: true, checks: [], failed: [], notRun: [], waived: {}, tools: {}, gates: DEFAULT_GATES,
+    imageName: "127.0.0.1:5443/x/app", platformDigests: { "linux/amd64": d("a"), "linux/arm64": d("b") }, sourceRevision: "f".repeat(40),
+  };
+  const cases: Array<[string, Partial<typeof judged>, Record<string, string>, string | undefined]> = [
+    ["the same digests", {}, { "linux/amd64": d("a"), "linux/arm64": d("b") }, undefined],
+    ["a platform swapped for another image", {}, { "linux/amd64": d("a"), "linux/arm64": d("c") }, `platform linux/arm64: the list holds ${d("c")} but the gates judged ${d("b")}`],
+    ["an extra platform nobody judged", {}, { "linux/amd64": d("a"), "linux/arm64": d("b"), "linux/arm/v7": d("e") }, `platform linux/arm/v7: the list holds ${d("e")} but the gates judged nothing`],
+    ["a judged platform missing", {}, { "linux/amd64": d("a") }, `platform linux/arm64: the list holds nothing but the gates judged ${d("b")}`],
+    ["results of another repository", { imageName: "ghcr.io/evil/app" }, { "linux/amd64": d("a"), "linux/arm64": d("b") }, "the gate results judged ghcr.io/evil/app, not 127.0.0.1:5443/x/app"],
+    ["results that did not pass", { passed: false, failed: ["coverage"] as never }, { "linux/amd64": d("a"), "linux/arm64": d("b") }, "the gates did not pass (failed: coverage; not run: -)"],
+  ];
+  for (const [name, override, listed, expected] of cases) {
+    it(name, async () => {
+      assert.equal(bindingProblem({ ...judged, ...override } as never, "127.0.0.1:5443/x/app", listed), expected);
+    });
+  }
 });

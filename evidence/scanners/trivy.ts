@@ -1,0 +1,210 @@
+// Trivy: misconfiguration and secret scans of the build context and of each image (offline, with
+// the checks embedded in the binary), and vulnerability scans against a DB named by repository
+// (the project's offline DB on the local registry, or Trivy's public DB in CI).
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { Finding } from "../gates";
+import { execTool, lastLines, requireTool, toolBinDir } from "../exec";
+import { type RegistryAuth, insecureOf } from "../oci";
+
+interface TrivyMisconfig {
+  ID?: string;
+  AVDID?: string;
+  Title?: string;
+  Message?: string;
+  Severity?: string;
+  Status?: string;
+  CauseMetadata?: { StartLine?: number };
+}
+interface TrivySecret {
+  RuleID?: string;
+  Title?: string;
+  Severity?: string;
+  StartLine?: number;
+  Match?: string;
+}
+interface TrivyVuln {
+  VulnerabilityID?: string;
+  PkgName?: string;
+  InstalledVersion?: string;
+  FixedVersion?: string;
+  Severity?: string;
+}
+interface TrivyResult {
+  Target?: string;
+  Class?: string;
+  Misconfigurations?: TrivyMisconfig[];
+  Secrets?: TrivySecret[];
+  Vulnerabilities?: TrivyVuln[];
+}
+interface TrivyReport {
+  Results?: TrivyResult[];
+}
+
+/** Trivy's cache (checks, DB) lives beside the other tools so CI reuses it. */
+export function trivyCacheDir(): string {
+  return path.join(path.dirname(toolBinDir()), "trivy-cache");
+}
+
+const TRIVY_OFFLINE_FLAGS = ["--skip-check-update", "--skip-version-check", "--disable-telemetry", "--quiet", "--format", "json"];
+
+function misconfigFindings(report: TrivyReport, severities: string[]): Finding[] {
+  return (report.Results ?? []).flatMap((res) =>
+    (res.Misconfigurations ?? [])
+      .filter((m) => m.Status !== "PASS" && severities.includes(m.Severity ?? ""))
+      .map((m) => ({
+        id: m.ID ?? m.AVDID ?? "?",
+        severity: m.Severity ?? "?",
+        message: m.Title ?? m.Message ?? "",
+        where: `${res.Target ?? "?"}${m.CauseMetadata?.StartLine ? `:${m.CauseMetadata.StartLine}` : ""}`,
+      })),
+  );
+}
+
+// A secret finding names the rule and the place, never the matched text (Trivy's Match field
+// carries the secret itself).
+function secretFindings(report: TrivyReport): Finding[] {
+  return (report.Results ?? []).flatMap((res) =>
+    (res.Secrets ?? []).map((s) => ({
+      id: s.RuleID ?? "?",
+      severity: s.Severity ?? "?",
+      message: s.Title ?? "secret",
+      where: `${res.Target ?? "?"}${s.StartLine ? `:${s.StartLine}` : ""}`,
+    })),
+  );
+}
+
+export interface TrivyConfigResult {
+  misconfigurations: Finding[];
+  secrets: Finding[];
+  seconds: number;
+  reportPath: string;
+}
+
+/** Trivy misconfiguration + secret scan of the build context (Dockerfile, compose, sources),
+ *  offline with the checks embedded in the binary. Findings at `severities` count. */
+/** `trivy --version` of the pinned binary, for the evidence. */
+export async function trivyVersion(): Promise<string> {
+  const r = await execTool(requireTool("trivy"), ["--version"], { timeoutMs: 30_000 });
+  return /Version:\s*(\S+)/.exec(r.stdout)?.[1] ?? "unknown";
+}
+
+export async function runTrivyConfig(opts: { dir: string; reportPath: string; severities?: string[]; timeoutMs?: number }): Promise<TrivyConfigResult> {
+  const trivy = requireTool("trivy");
+  const severities = opts.severities ?? ["HIGH", "CRITICAL"];
+  fs.mkdirSync(path.dirname(opts.reportPath), { recursive: true });
+  const r = await execTool(
+    trivy,
+    ["fs", "--scanners", "misconfig,secret", ...TRIVY_OFFLINE_FLAGS, "--cache-dir", trivyCacheDir(), "--skip-dirs", "**/node_modules", "--skip-dirs", "**/coverage", "--skip-dirs", "**/dist", "--output", opts.reportPath, opts.dir],
+    { timeoutMs: opts.timeoutMs ?? 300_000 },
+  );
+  if (r.code !== 0) {
+    throw new Error(`trivy fs (misconfig,secret) failed on ${opts.dir}, exit ${r.code}: ${lastLines(r.stderr || r.stdout)}`);
+  }
+  const report = JSON.parse(fs.readFileSync(opts.reportPath, "utf8")) as TrivyReport;
+  return { misconfigurations: misconfigFindings(report, severities), secrets: secretFindings(report), seconds: r.seconds, reportPath: opts.reportPath };
+}
+
+function trivyRegistryEnv(auth: RegistryAuth | undefined): Record<string, string> {
+  const env: Record<string, string> = {};
+  if (auth?.username !== undefined && auth.password !== undefined) {
+    env.TRIVY_USERNAME = auth.username;
+    env.TRIVY_PASSWORD = auth.password;
+  }
+  return env;
+}
+
+export interface TrivyImageResult {
+  secrets: Finding[];
+  misconfigurations: Finding[];
+  seconds: number;
+  reportPath: string;
+}
+
+/** Trivy secret scan of the image's layers and its config (ENV, history), plus misconfiguration
+ *  checks of the config, from the registry by digest; offline. */
+export async function runTrivyImage(opts: {
+  imageRef: string;
+  platform: string;
+  reportPath: string;
+  auth?: RegistryAuth;
+  severities?: string[];
+  timeoutMs?: number;
+}): Promise<TrivyImageResult> {
+  const trivy = requireTool("trivy");
+  fs.mkdirSync(path.dirname(opts.reportPath), { recursive: true });
+  const args = ["image", "--image-src", "remote", "--platform", opts.platform, "--scanners", "secret", "--image-config-scanners", "misconfig,secret", ...TRIVY_OFFLINE_FLAGS, "--cache-dir", trivyCacheDir(), "--output", opts.reportPath];
+  if (insecureOf(opts.auth)) args.push("--insecure");
+  args.push(opts.imageRef);
+  const r = await execTool(trivy, args, { env: trivyRegistryEnv(opts.auth), timeoutMs: opts.timeoutMs ?? 600_000, redact: [opts.auth?.password ?? ""] });
+  if (r.code !== 0) {
+    throw new Error(`trivy image (secret, config) failed on ${opts.imageRef} (${opts.platform}), exit ${r.code}: ${lastLines(r.stderr || r.stdout)}`);
+  }
+  const report = JSON.parse(fs.readFileSync(opts.reportPath, "utf8")) as TrivyReport;
+  return { secrets: secretFindings(report), misconfigurations: misconfigFindings(report, opts.severities ?? ["HIGH", "CRITICAL"]), seconds: r.seconds, reportPath: opts.reportPath };
+}
+
+export interface TrivyVulnerability {
+  id: string;
+  pkg: string;
+  installed: string;
+  fixed?: string;
+  severity: string;
+}
+
+export interface TrivyVulnResult {
+  critical: number;
+  high: number;
+  vulnerabilities: TrivyVulnerability[];
+  /** The DB that judged: repository and its UpdatedAt, for the evidence. */
+  db: string;
+  seconds: number;
+  reportPath: string;
+}
+
+/** Where the vulnerability DB comes from. `repository` unset = Trivy's public DB (CI on GitHub);
+ *  set = that OCI artifact only (the local stack's offline DB), with every other download off. */
+export interface VulnDbSource {
+  repository?: string;
+}
+
+/** One cache per DB source: the offline DB and the public one never mix. */
+function vulnCacheDir(db: VulnDbSource): string {
+  const key = db.repository === undefined ? "public" : crypto.createHash("sha256").update(db.repository).digest("hex").slice(0, 12);
+  return path.join(trivyCacheDir(), `vulndb-${key}`);
+}
+
+/** Trivy vulnerability scan of an image from the registry by digest. */
+export async function runTrivyVulnerabilities(opts: { imageRef: string; platform: string; reportPath: string; auth?: RegistryAuth; db: VulnDbSource; timeoutMs?: number }): Promise<TrivyVulnResult> {
+  const trivy = requireTool("trivy");
+  fs.mkdirSync(path.dirname(opts.reportPath), { recursive: true });
+  const cacheDir = vulnCacheDir(opts.db);
+  const args = ["image", "--image-src", "remote", "--platform", opts.platform, "--scanners", "vuln", "--skip-java-db-update", ...TRIVY_OFFLINE_FLAGS, "--cache-dir", cacheDir, "--output", opts.reportPath];
+  if (opts.db.repository !== undefined) args.push("--db-repository", opts.db.repository);
+  if (insecureOf(opts.auth)) args.push("--insecure");
+  args.push(opts.imageRef);
+  const r = await execTool(trivy, args, { env: trivyRegistryEnv(opts.auth), timeoutMs: opts.timeoutMs ?? 600_000, redact: [opts.auth?.password ?? ""] });
+  if (r.code !== 0) {
+    throw new Error(`trivy image (vuln, DB ${opts.db.repository ?? "Trivy's public DB"}) failed on ${opts.imageRef}, exit ${r.code}: ${lastLines(r.stderr || r.stdout)}`);
+  }
+  const report = JSON.parse(fs.readFileSync(opts.reportPath, "utf8")) as TrivyReport;
+  const vulnerabilities = (report.Results ?? [])
+    .flatMap((x) => x.Vulnerabilities ?? [])
+    .map((v) => ({ id: v.VulnerabilityID ?? "?", pkg: v.PkgName ?? "?", installed: v.InstalledVersion ?? "?", fixed: v.FixedVersion, severity: v.Severity ?? "UNKNOWN" }));
+  let db = opts.db.repository ?? "trivy public DB";
+  try {
+    const meta = JSON.parse(fs.readFileSync(path.join(cacheDir, "db", "metadata.json"), "utf8")) as { UpdatedAt?: string };
+    if (meta.UpdatedAt) db += ` (updated ${meta.UpdatedAt})`;
+  } catch {
+    // metadata is informative only
+  }
+  return {
+    critical: vulnerabilities.filter((v) => v.severity === "CRITICAL").length,
+    high: vulnerabilities.filter((v) => v.severity === "HIGH").length,
+    vulnerabilities,
+    db,
+    seconds: r.seconds,
+    reportPath: opts.reportPath,
+  };
+}
