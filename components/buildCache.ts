@@ -4,8 +4,9 @@
 import * as aws from "@pulumi/aws";
 import type * as dockerbuild from "@pulumi/docker-build";
 import * as pulumi from "@pulumi/pulumi";
+import { NAMESPACE, checkObject, show, validateImageName } from "./config";
 import { platformSlug } from "./naming";
-import type { CacheConfig, Platform } from "./types";
+import type { CacheConfig, CacheType, Platform } from "./types";
 
 export interface BuildCacheArgs {
   /** Cache backend and its settings (already defaulted by config validation). */
@@ -20,6 +21,71 @@ export interface PlatformCache {
   cacheTo: dockerbuild.types.input.CacheToArgs[];
   /** Human-readable location of the cache, for the `cacheRefs` export. */
   ref: pulumi.Input<string>;
+}
+
+const CACHE_TYPES: readonly CacheType[] = ["registry", "s3", "gha", "local"];
+
+// Cache settings end up in buildx's `--cache-to type=…,key=value,…` specs: a comma or `=` inside a
+// value would add options of its own (e.g. a second `dest=`), so each value is held to its grammar.
+const S3_BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+const S3_RESERVED = [/^xn--/, /^sthree-/, /^amzn-s3-demo-/, /-s3alias$/, /--ol-s3$/, /\.mrap$/, /--x-s3$/, /--table-s3$/];
+const AWS_REGION = /^[a-z]{2,4}(?:-[a-z]+){1,3}-[1-9][0-9]?$/;
+
+/** Why `name` is not an S3 bucket name (AWS's general-purpose bucket naming rules), or undefined. */
+export function s3BucketProblem(name: string): string | undefined {
+  if (!S3_BUCKET.test(name)) return "3-63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit";
+  if (name.includes("..")) return "no two adjacent dots";
+  if (/^\d+\.\d+\.\d+\.\d+$/.test(name)) return "not formatted like an IP address";
+  if (S3_RESERVED.some((r) => r.test(name))) return "not a reserved prefix or suffix (xn--, sthree-, -s3alias, --ol-s3, …)";
+  return undefined;
+}
+
+/** Checks `image-factory:cache` and applies its defaults; problems name the key and the value. */
+export function validateCache(value: unknown, imageName: string, problems: string[]): CacheConfig {
+  const key = `${NAMESPACE}:cache`;
+  const o = checkObject(
+    "cache",
+    value,
+    { type: "string", mode: "string", ref: "string", bucket: "string", region: "string", expireDays: "number", dir: "string", ociMediaTypes: "boolean", ignoreError: "boolean" },
+    problems,
+  );
+  const type = (o.type as CacheType | undefined) ?? "registry";
+  const mode = (o.mode as "max" | "min" | undefined) ?? "max";
+  if (!CACHE_TYPES.includes(type)) {
+    problems.push(`${key}.type must be one of ${CACHE_TYPES.join(", ")}, got ${show(o.type)}`);
+  }
+  if (mode !== "max" && mode !== "min") problems.push(`${key}.mode must be "max" or "min", got ${show(o.mode)}`);
+  const expireDays = (o.expireDays as number | undefined) ?? 14;
+  if (!(Number.isInteger(expireDays) && expireDays >= 1)) {
+    problems.push(`${key}.expireDays must be a whole number of days ≥ 1, got ${show(o.expireDays)}`);
+  }
+  const ref = (o.ref as string | undefined) ?? `${imageName}-buildcache`;
+  // An explicit ref is judged whatever the type; the default only where it is used and derivable.
+  if ((o.ref !== undefined || (type === "registry" && imageName !== "")) && (/[,=]/.test(ref) || validateImageName(ref).problems.length > 0)) {
+    problems.push(`${key}.ref must be an image repository on a registry host, lowercase, without tag, digest, comma or "=", got ${show(ref)}`);
+  }
+  const bucket = o.bucket as string | undefined;
+  const bucketProblem = bucket === undefined ? undefined : s3BucketProblem(bucket);
+  if (bucketProblem !== undefined) problems.push(`${key}.bucket must be an S3 bucket name (${bucketProblem}), got ${show(bucket)}`);
+  const region = o.region as string | undefined;
+  if (region !== undefined && !AWS_REGION.test(region)) {
+    problems.push(`${key}.region must be an AWS region such as eu-west-1, got ${show(region)}`);
+  }
+  const dir = (o.dir as string | undefined) ?? ".local/cache";
+  if (dir === "" || /[,=\n\r]/.test(dir)) {
+    problems.push(`${key}.dir must be a non-empty path without comma, "=" or line breaks, got ${show(dir)}`);
+  }
+  return {
+    type,
+    mode,
+    ref,
+    bucket,
+    region,
+    expireDays,
+    dir,
+    ociMediaTypes: (o.ociMediaTypes as boolean | undefined) ?? false,
+    ignoreError: (o.ignoreError as boolean | undefined) ?? true,
+  };
 }
 
 /** Plain cache settings for one platform; `bucket` is the created bucket's name for s3. */

@@ -8,13 +8,14 @@ import {
   KNOWN_PLATFORMS,
   type BuildHostsConfig,
   type CacheConfig,
-  type CacheType,
   type GatesConfig,
   type GitContext,
   type GithubConfig,
   type Platform,
 } from "./types";
-import { buildHostsProblems } from "./buildHosts";
+import { validateCache } from "./buildCache";
+import { BUILD_HOSTS_SHAPE, buildHostsConfig, buildHostsProblems } from "./buildHosts/rules";
+import { validateGithub } from "./ghcrPackage";
 import { DEFAULT_GATES, validateGates } from "./gates";
 import { parseRef, validateSha } from "./tags";
 
@@ -86,7 +87,7 @@ export interface ConfigContext {
   cwd?: string;
 }
 
-const show = (v: unknown): string => (typeof v === "string" ? `"${v}"` : JSON.stringify(v));
+export const show = (v: unknown): string => (typeof v === "string" ? `"${v}"` : JSON.stringify(v));
 
 // Registry host (a dot, a port or localhost marks it), then lowercase path components as the
 // distribution reference grammar defines them; no tag and no digest (those come from git).
@@ -150,10 +151,10 @@ export function validatePlatforms(value: unknown): { problems: string[]; platfor
   return { problems, platforms: problems.length ? [] : (value as Platform[]) };
 }
 
-type Shape = Record<string, "string" | "number" | "boolean" | "string[]">;
+export type Shape = Readonly<Record<string, "string" | "number" | "boolean" | "string[]">>;
 
 /** Checks an object-valued key against its shape: unknown sub-keys and wrong types are named. */
-function checkObject(key: string, value: unknown, shape: Shape, problems: string[]): Record<string, unknown> {
+export function checkObject(key: string, value: unknown, shape: Shape, problems: string[]): Record<string, unknown> {
   const full = `${NAMESPACE}:${key}`;
   if (value === undefined) return {};
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
@@ -176,96 +177,8 @@ function checkObject(key: string, value: unknown, shape: Shape, problems: string
   return obj;
 }
 
-const CACHE_TYPES: readonly CacheType[] = ["registry", "s3", "gha", "local"];
-
-export function validateCache(value: unknown, imageName: string, problems: string[]): CacheConfig {
-  const o = checkObject(
-    "cache",
-    value,
-    { type: "string", mode: "string", ref: "string", bucket: "string", region: "string", expireDays: "number", dir: "string", ociMediaTypes: "boolean", ignoreError: "boolean" },
-    problems,
-  );
-  const type = (o.type as CacheType | undefined) ?? "registry";
-  const mode = (o.mode as "max" | "min" | undefined) ?? "max";
-  if (!CACHE_TYPES.includes(type)) {
-    problems.push(`${NAMESPACE}:cache.type must be one of ${CACHE_TYPES.join(", ")}, got ${show(o.type)}`);
-  }
-  if (mode !== "max" && mode !== "min") problems.push(`${NAMESPACE}:cache.mode must be "max" or "min", got ${show(o.mode)}`);
-  const expireDays = (o.expireDays as number | undefined) ?? 14;
-  if (!(Number.isInteger(expireDays) && expireDays >= 1)) {
-    problems.push(`${NAMESPACE}:cache.expireDays must be a whole number of days ≥ 1, got ${show(o.expireDays)}`);
-  }
-  const ref = (o.ref as string | undefined) ?? `${imageName}-buildcache`;
-  if (type === "registry" && imageName !== "" && validateImageName(ref).problems.length > 0) {
-    problems.push(`${NAMESPACE}:cache.ref must be a lowercase repository on a registry host, got ${show(ref)}`);
-  }
-  return {
-    type,
-    mode,
-    ref,
-    bucket: o.bucket as string | undefined,
-    region: o.region as string | undefined,
-    expireDays,
-    dir: (o.dir as string | undefined) ?? ".local/cache",
-    ociMediaTypes: (o.ociMediaTypes as boolean | undefined) ?? false,
-    ignoreError: (o.ignoreError as boolean | undefined) ?? true,
-  };
-}
-
-export function defaultBuildHosts(value: unknown, stack: string, problems: string[]): BuildHostsConfig {
-  const o = checkObject(
-    "buildHosts",
-    value,
-    { enabled: "boolean", amd64InstanceType: "string", arm64InstanceType: "string", allowedCidrs: "string[]", port: "number", cacheVolumeGb: "number", subnetId: "string", localBuilder: "string" },
-    problems,
-  );
-  const localBuilder = o.localBuilder as string | undefined;
-  return {
-    // Hosts are the point of dev/prod; any other stack (local, a developer's) opts in explicitly.
-    enabled: (o.enabled as boolean | undefined) ?? (localBuilder === undefined && (stack === "dev" || stack === "prod")),
-    amd64InstanceType: (o.amd64InstanceType as string | undefined) ?? "c7i.xlarge",
-    arm64InstanceType: (o.arm64InstanceType as string | undefined) ?? "c7g.xlarge",
-    allowedCidrs: (o.allowedCidrs as string[] | undefined) ?? [],
-    port: (o.port as number | undefined) ?? 1234,
-    cacheVolumeGb: (o.cacheVolumeGb as number | undefined) ?? 200,
-    subnetId: o.subnetId as string | undefined,
-    localBuilder,
-  };
-}
-
-export function validateGithub(value: unknown, imageName: string, problems: string[]): GithubConfig | undefined {
-  // Pulumi.yaml declares `{}` as the default: no GitHub block means no GitHub resources.
-  if (value === undefined || (typeof value === "object" && value !== null && Object.keys(value).length === 0)) return undefined;
-  const o = checkObject(
-    "github",
-    value,
-    { owner: "string", repository: "string", productionReviewers: "string[]", packageVisibility: "string", untaggedRetentionDays: "number" },
-    problems,
-  );
-  const owner = o.owner as string | undefined;
-  const repository = o.repository as string | undefined;
-  const slug = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/;
-  if (owner === undefined || !slug.test(owner)) problems.push(`${NAMESPACE}:github.owner must be a GitHub user or organisation, got ${show(owner)}`);
-  if (repository === undefined || !/^[A-Za-z0-9_.-]{1,100}$/.test(repository)) {
-    problems.push(`${NAMESPACE}:github.repository must be a repository name, got ${show(repository)}`);
-  }
-  if (owner !== undefined && imageName.startsWith("ghcr.io/") && imageName.split("/")[1] !== owner.toLowerCase()) {
-    problems.push(`${NAMESPACE}:github.owner ${show(owner)} does not own ${NAMESPACE}:imageName ${show(imageName)} (GHCR packages live under ghcr.io/<owner>/)`);
-  }
-  const visibility = (o.packageVisibility as GithubConfig["packageVisibility"] | undefined) ?? "private";
-  if (!["public", "private", "internal"].includes(visibility)) {
-    problems.push(`${NAMESPACE}:github.packageVisibility must be public, private or internal, got ${show(visibility)}`);
-  }
-  const days = (o.untaggedRetentionDays as number | undefined) ?? 30;
-  if (!(Number.isInteger(days) && days >= 1)) problems.push(`${NAMESPACE}:github.untaggedRetentionDays must be a whole number ≥ 1, got ${show(days)}`);
-  return {
-    owner: owner ?? "",
-    repository: repository ?? "",
-    productionReviewers: (o.productionReviewers as string[] | undefined) ?? [],
-    packageVisibility: visibility,
-    untaggedRetentionDays: days,
-  };
-}
+// validateCache lives in buildCache.ts, validateGithub in ghcrPackage.ts and the buildHosts rules in
+// buildHosts/rules.ts, beside what they validate; validateConfig only calls them.
 
 /** The git context: config first, then GitHub Actions' environment, then the local repository. */
 export function resolveGit(
@@ -332,6 +245,51 @@ export function localGitContext(cwd: string): Partial<GitContext & { created: st
   return { sha, ref, created: git("show", "-s", "--format=%cI", "HEAD") };
 }
 
+const within = (p: string, base: string): boolean => {
+  const rel = path.relative(base, p);
+  return rel !== ".." && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel);
+};
+
+/** appPath is the build context sent to the builders: it must stay inside the repository (`cwd`).
+ *  `..` escapes and absolute paths elsewhere are refused, and so is a symlink out of it. */
+export function appPathProblems(appPathRaw: string, cwd: string): string[] {
+  const key = `${NAMESPACE}:appPath`;
+  const root = path.resolve(cwd);
+  const resolved = path.resolve(root, appPathRaw);
+  if (!within(resolved, root)) {
+    return [`${key} must stay inside the repository ${show(root)}, got ${show(appPathRaw)} (resolves to ${show(resolved)})`];
+  }
+  let real: string;
+  try {
+    real = fs.realpathSync(resolved);
+  } catch {
+    return []; // missing: readDockerfileProblems names it
+  }
+  const realRoot = fs.realpathSync(root);
+  if (!within(real, realRoot)) {
+    return [`${key} leaves the repository through a symlink: ${show(appPathRaw)} resolves to ${show(real)}, outside ${show(realRoot)}`];
+  }
+  return [];
+}
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----/;
+
+/** npmCaFile becomes the build's `npm_ca` secret: a readable PEM bundle with a certificate in it. */
+export function npmCaFileProblems(file: string): string[] {
+  const key = `${NAMESPACE}:npmCaFile`;
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return [code === "ENOENT" ? `${key} does not exist, got ${show(file)}` : `${key} is not a readable file (${code ?? String(e)}), got ${show(file)}`];
+  }
+  if (!PEM_CERTIFICATE.test(text)) {
+    return [`${key} must be a PEM bundle with at least one -----BEGIN CERTIFICATE----- block, got ${show(file)}`];
+  }
+  return [];
+}
+
 /** Problems that make a Dockerfile unbuildable, found without a build: missing file, no FROM. */
 export function readDockerfileProblems(appPath: string): string[] {
   const key = `${NAMESPACE}:appPath`;
@@ -383,6 +341,7 @@ export function validateConfig(raw: Record<string, unknown>, ctx: ConfigContext)
   const cwd = ctx.cwd ?? process.cwd();
   const appPathRaw = str("appPath") ?? "./app";
   const appPath = path.resolve(cwd, appPathRaw);
+  problems.push(...appPathProblems(appPathRaw, cwd));
   problems.push(...readDockerfileProblems(appPath).map((p) => p.replace(appPath, appPathRaw)));
 
   const defaultBranch = str("defaultBranch") ?? "main";
@@ -390,7 +349,7 @@ export function validateConfig(raw: Record<string, unknown>, ctx: ConfigContext)
 
   const git = resolveGit(raw, ctx, problems);
   const cache = validateCache(raw.cache, imageName, problems);
-  const buildHosts = defaultBuildHosts(raw.buildHosts, ctx.stack, problems);
+  const buildHosts = buildHostsConfig(checkObject("buildHosts", raw.buildHosts, BUILD_HOSTS_SHAPE, problems), ctx.stack);
   problems.push(...buildHostsProblems(buildHosts).map((p) => `${NAMESPACE}:${p}`));
   let gates: GatesConfig = { ...DEFAULT_GATES };
   try {
@@ -431,9 +390,7 @@ export function validateConfig(raw: Record<string, unknown>, ctx: ConfigContext)
     problems.push(`${NAMESPACE}:baseImage is not an image reference, got ${show(baseImage)}`);
   }
   const npmCaFile = str("npmCaFile");
-  if (npmCaFile !== undefined && !fs.existsSync(npmCaFile)) {
-    problems.push(`${NAMESPACE}:npmCaFile does not exist, got ${show(npmCaFile)}`);
-  }
+  if (npmCaFile !== undefined) problems.push(...npmCaFileProblems(npmCaFile));
 
   if (problems.length > 0) throw new ConfigError(problems);
   return {

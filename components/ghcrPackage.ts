@@ -4,6 +4,7 @@
 // variables the workflows read, and everything the API does cover is a resource here.
 import * as github from "@pulumi/github";
 import * as pulumi from "@pulumi/pulumi";
+import { NAMESPACE, checkObject, show } from "./config";
 import type { GithubConfig } from "./types";
 
 export interface GhcrPackageArgs {
@@ -24,6 +25,56 @@ export function parseReviewer(text: string): { kind: "user"; login: string } | {
   const user = /^@?([A-Za-z0-9](?:[A-Za-z0-9-]{0,38}))$/.exec(text);
   if (user) return { kind: "user", login: user[1] };
   throw new Error(`github.productionReviewers: "${text}" is neither a user login nor "<org>/<team-slug>"`);
+}
+
+/** Checks `image-factory:github` and applies its defaults; undefined when GitHub is not configured.
+ *  Problems name the key and the value. */
+export function validateGithub(value: unknown, imageName: string, problems: string[]): GithubConfig | undefined {
+  // Pulumi.yaml declares `{}` as the default: no GitHub block means no GitHub resources.
+  if (value === undefined || (typeof value === "object" && value !== null && Object.keys(value).length === 0)) return undefined;
+  const key = `${NAMESPACE}:github`;
+  const o = checkObject(
+    "github",
+    value,
+    { owner: "string", repository: "string", productionReviewers: "string[]", packageVisibility: "string", untaggedRetentionDays: "number" },
+    problems,
+  );
+  const owner = o.owner as string | undefined;
+  const repository = o.repository as string | undefined;
+  const slug = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/;
+  if (owner === undefined || !slug.test(owner)) problems.push(`${key}.owner must be a GitHub user or organisation, got ${show(owner)}`);
+  if (repository === undefined || !/^[A-Za-z0-9_.-]{1,100}$/.test(repository)) {
+    problems.push(`${key}.repository must be a repository name, got ${show(repository)}`);
+  }
+  if (owner !== undefined && imageName.startsWith("ghcr.io/") && imageName.split("/")[1] !== owner.toLowerCase()) {
+    problems.push(`${key}.owner ${show(owner)} does not own ${NAMESPACE}:imageName ${show(imageName)} (GHCR packages live under ghcr.io/<owner>/)`);
+  }
+  // The production environment is the release gate: without a reviewer, anyone who can push a
+  // release tag deploys to production unreviewed.
+  const reviewers = (o.productionReviewers as string[] | undefined) ?? [];
+  if (reviewers.length === 0) {
+    problems.push(`${key}.productionReviewers must name at least one user or "<org>/<team>" to approve production deploys, got ${show(o.productionReviewers ?? [])}`);
+  }
+  reviewers.forEach((r, i) => {
+    try {
+      parseReviewer(r);
+    } catch {
+      problems.push(`${key}.productionReviewers[${i}] is neither a user login nor "<org>/<team-slug>", got ${show(r)}`);
+    }
+  });
+  const visibility = (o.packageVisibility as GithubConfig["packageVisibility"] | undefined) ?? "private";
+  if (!["public", "private", "internal"].includes(visibility)) {
+    problems.push(`${key}.packageVisibility must be public, private or internal, got ${show(visibility)}`);
+  }
+  const days = (o.untaggedRetentionDays as number | undefined) ?? 30;
+  if (!(Number.isInteger(days) && days >= 1)) problems.push(`${key}.untaggedRetentionDays must be a whole number ≥ 1, got ${show(days)}`);
+  return {
+    owner: owner ?? "",
+    repository: repository ?? "",
+    productionReviewers: reviewers,
+    packageVisibility: visibility,
+    untaggedRetentionDays: days,
+  };
 }
 
 export function validateGhcrPackage(args: GhcrPackageArgs): void {

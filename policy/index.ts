@@ -8,10 +8,13 @@
 // IMAGE_FACTORY_STACK_CONFIG when the stack runs with `--config-file`.
 import * as fs from "fs";
 import * as path from "path";
-import { PolicyPack, ReportViolation, ResourceValidationArgs, StackValidationArgs } from "@pulumi/policy";
+import * as aws from "@pulumi/aws";
+import { PolicyPack, ReportViolation, ResourceValidationArgs, StackValidationArgs, validateResourceOfType } from "@pulumi/policy";
 import * as YAML from "yaml";
 import {
   PolicyStackConfig,
+  checkBuildkitIngressTotal,
+  checkBuildkitIngressWidth,
   checkBuildkitPortNotWorldOpen,
   checkCacheMode,
   checkImdsV2,
@@ -20,9 +23,12 @@ import {
   checkShaTag,
   checkVolumesEncrypted,
   configValuesFromStackFile,
+  securityGroupCidrs,
+  securityGroupRuleCidrs,
   stackConfigFrom,
   stackConfigFromValues,
   stackFromUrn,
+  vpcIngressRuleCidrs,
 } from "./rules";
 
 const projectDir = process.env.IMAGE_FACTORY_PROJECT_DIR ?? path.resolve(__dirname, "..");
@@ -66,6 +72,30 @@ new PolicyPack("image-factory-policy", {
       name: "buildkit-port-not-world-open",
       description: "Build-host security groups never open the BuildKit port to 0.0.0.0/0 or ::/0.",
       validateResource: resourceRule((a, cfg) => checkBuildkitPortNotWorldOpen(a.type, a.props, cfg.buildkitPort)),
+    },
+    {
+      name: "buildkit-ingress-narrow",
+      description:
+        "Each CIDR admitted to the BuildKit port passes buildHosts.allowedCidrs' rule: no host bits, IPv4 /16 and IPv6 /48 at the widest unless buildHosts.allowWideCidrs gives a reason.",
+      validateResource: [
+        validateResourceOfType(aws.vpc.SecurityGroupIngressRule, (rule, a, reportViolation) => {
+          const cfg = configFor(a.urn);
+          report(checkBuildkitIngressWidth(vpcIngressRuleCidrs(rule, cfg.buildkitPort), cfg), reportViolation);
+        }),
+        validateResourceOfType(aws.ec2.SecurityGroupRule, (rule, a, reportViolation) => {
+          const cfg = configFor(a.urn);
+          report(checkBuildkitIngressWidth(securityGroupRuleCidrs(rule, cfg.buildkitPort), cfg), reportViolation);
+        }),
+        validateResourceOfType(aws.ec2.SecurityGroup, (sg, a, reportViolation) => {
+          const cfg = configFor(a.urn);
+          report(checkBuildkitIngressWidth(securityGroupCidrs(sg, cfg.buildkitPort), cfg), reportViolation);
+        }),
+      ],
+    },
+    {
+      name: "buildkit-ingress-total",
+      description: "All CIDRs admitted to the BuildKit port together cover at most a /16 (IPv4) or /48 (IPv6), and never a whole address family.",
+      validateStack: stackRule((a, cfg) => checkBuildkitIngressTotal(a.resources, cfg)),
     },
     {
       name: "imdsv2-required",

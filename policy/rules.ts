@@ -1,7 +1,9 @@
 // The policy pack's rules as pure functions: resource props (and the stack config) in, violation
 // messages out. policy/index.ts wires them into @pulumi/policy; test/unit/policy.test.ts calls them
-// directly with resource-shaped arguments. Self-contained on purpose: the pack runs in its own
-// analyzer process from this folder, so it imports nothing from the program.
+// directly with resource-shaped arguments. The pack runs in its own analyzer process from this
+// folder, so it imports nothing from the program but its pure CIDR rule
+// (components/buildHosts/rules.ts): a plan is held to exactly what the config validation allows.
+import { cidrProblem, coverageProblems, parseCidr } from "../components/buildHosts/rules";
 
 /** Resource type tokens the rules look at (strings, so the pack does not load the AWS SDK). */
 export const TYPES = {
@@ -24,11 +26,12 @@ export interface PolicyStackConfig {
   cacheMode: "max" | "min";
   /** A promotion stack builds nothing: the platform rule does not apply. */
   promoteFrom?: string;
+  /** `image-factory:buildHosts.allowWideCidrs`: the reason wide ingress ranges are accepted. */
+  allowWideCidrs?: string;
 }
 
 export const DEFAULT_PLATFORMS = ["linux/amd64", "linux/arm64", "linux/arm/v7"];
 export const DEFAULT_BUILDKIT_PORT = 1234;
-const WORLD = new Set(["0.0.0.0/0", "::/0"]);
 
 function parseJsonish(raw: string | undefined): unknown {
   if (raw === undefined) {
@@ -86,11 +89,13 @@ export function stackConfigFromValues(all: Record<string, string>): PolicyStackC
   const port = typeof buildHosts === "object" && buildHosts !== null ? (buildHosts as Props).port : undefined;
   const mode = typeof cache === "object" && cache !== null ? (cache as Props).mode : undefined;
   const promoteFrom = all["image-factory:promoteFrom"];
+  const wide = typeof buildHosts === "object" && buildHosts !== null ? (buildHosts as Props).allowWideCidrs : undefined;
   return {
     platforms: Array.isArray(platforms) && platforms.every((p) => typeof p === "string") ? platforms : DEFAULT_PLATFORMS,
     buildkitPort: typeof port === "number" ? port : typeof port === "string" && /^\d+$/.test(port) ? Number(port) : DEFAULT_BUILDKIT_PORT,
     cacheMode: mode === "min" ? "min" : "max",
     promoteFrom: promoteFrom === undefined || promoteFrom === "" ? undefined : promoteFrom,
+    ...(typeof wide === "string" ? { allowWideCidrs: wide } : {}),
   };
 }
 
@@ -129,8 +134,13 @@ export function coversPort(protocol: unknown, fromPort: unknown, toPort: unknown
   return from <= port && port <= to;
 }
 
+function cidrsOf(...lists: unknown[]): string[] {
+  return lists.flatMap((l) => (typeof l === "string" ? [l] : asStrings(l))).map((c) => c.trim());
+}
+
+// Any /0 is the whole internet, however its address is written (10.1.2.3/0 too).
 function worldCidrs(...lists: unknown[]): string[] {
-  return lists.flatMap((l) => (typeof l === "string" ? [l] : asStrings(l))).filter((c) => WORLD.has(c.trim()));
+  return cidrsOf(...lists).filter((c) => parseCidr(c)?.prefix === 0);
 }
 
 /** Rule: no security group (inline ingress, SecurityGroupRule, vpc SecurityGroupIngressRule)
@@ -159,6 +169,90 @@ export function checkBuildkitPortNotWorldOpen(type: string, props: Props, port: 
     }
   }
   return out;
+}
+
+/** A CIDR an ingress rule admits to the BuildKit port, and where in the resource it sits. */
+export interface IngressCidr {
+  where: string;
+  cidr: string;
+}
+
+/** The props of the three ways to write ingress, as far as the CIDR rule reads them (structural, so
+ *  @pulumi/aws's typed args fit without the pack importing them here). */
+export interface VpcIngressRuleProps {
+  ipProtocol?: string;
+  fromPort?: number;
+  toPort?: number;
+  cidrIpv4?: string;
+  cidrIpv6?: string;
+}
+export interface SecurityGroupRuleProps {
+  type?: string;
+  protocol?: string;
+  fromPort?: number;
+  toPort?: number;
+  cidrBlocks?: string[];
+  ipv6CidrBlocks?: string[];
+}
+export interface SecurityGroupProps {
+  ingress?: Array<{ protocol?: string; fromPort?: number; toPort?: number; cidrBlocks?: string[]; ipv6CidrBlocks?: string[] }>;
+}
+
+export function vpcIngressRuleCidrs(rule: VpcIngressRuleProps, port: number): IngressCidr[] {
+  if (!coversPort(rule.ipProtocol, rule.fromPort, rule.toPort, port)) {
+    return [];
+  }
+  return cidrsOf(rule.cidrIpv4, rule.cidrIpv6).map((cidr) => ({ where: "ingress rule", cidr }));
+}
+
+export function securityGroupRuleCidrs(rule: SecurityGroupRuleProps, port: number): IngressCidr[] {
+  if (rule.type !== "ingress" || !coversPort(rule.protocol, rule.fromPort, rule.toPort, port)) {
+    return [];
+  }
+  return cidrsOf(rule.cidrBlocks, rule.ipv6CidrBlocks).map((cidr) => ({ where: "ingress rule", cidr }));
+}
+
+export function securityGroupCidrs(sg: SecurityGroupProps, port: number): IngressCidr[] {
+  return asArray(sg.ingress).flatMap((raw, i) => {
+    const r = (raw ?? {}) as Props;
+    return coversPort(r.protocol, r.fromPort, r.toPort, port) ? cidrsOf(r.cidrBlocks, r.ipv6CidrBlocks).map((cidr) => ({ where: `ingress[${i}]`, cidr })) : [];
+  });
+}
+
+/** The CIDRs any resource of the plan admits to the BuildKit port. */
+export function buildkitIngressCidrs(type: string, props: Props, port: number): IngressCidr[] {
+  if (type === TYPES.vpcIngressRule) {
+    return vpcIngressRuleCidrs(props as VpcIngressRuleProps, port);
+  }
+  if (type === TYPES.securityGroupRule) {
+    return securityGroupRuleCidrs(props as SecurityGroupRuleProps, port);
+  }
+  if (type === TYPES.securityGroup) {
+    return securityGroupCidrs(props as SecurityGroupProps, port);
+  }
+  return [];
+}
+
+/** Rule: each CIDR admitted to the BuildKit port passes the config's own allowedCidrs rule (no
+ *  host bits, IPv4 no wider than /16 and IPv6 no wider than /48 unless
+ *  image-factory:buildHosts.allowWideCidrs gives a reason). A /0 is left to
+ *  checkBuildkitPortNotWorldOpen, so it is reported once. */
+export function checkBuildkitIngressWidth(entries: IngressCidr[], config: PolicyStackConfig): string[] {
+  return entries.flatMap(({ where, cidr }) => {
+    const problem = cidrProblem(cidr, config.allowWideCidrs);
+    return problem === undefined || problem.kind === "world"
+      ? []
+      : [`${where} on the BuildKit port ${config.buildkitPort}: ${problem.reason} (image-factory:buildHosts.allowedCidrs)`];
+  });
+}
+
+/** Stack rule: all CIDRs admitted to the BuildKit port, merged, cover no more than the config's
+ *  rule allows (a /16 of IPv4, a /48 of IPv6, never a whole family). */
+export function checkBuildkitIngressTotal(resources: StackResource[], config: PolicyStackConfig): string[] {
+  const cidrs = resources.flatMap((r) => buildkitIngressCidrs(r.type, r.props, config.buildkitPort).map((e) => e.cidr));
+  return coverageProblems(cidrs, config.allowWideCidrs).map(
+    (p) => `ingress to the BuildKit port ${config.buildkitPort}: ${p} (image-factory:buildHosts.allowedCidrs)`,
+  );
 }
 
 /** Rule: instances and launch templates require IMDSv2 (metadataOptions.httpTokens = required). */

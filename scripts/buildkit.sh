@@ -4,8 +4,9 @@
 # on tcp://127.0.0.1:1234 with mutual TLS, and a buildx `remote` builder `image-factory-local`
 # pointing at it. Idempotent: on a ready machine it only checks and returns in about a second.
 #
-# Certificates (CA, server with SAN 127.0.0.1/localhost, client) are made once with openssl in
-# $IF_CACHE/buildkit/certs; keys are mode 600. BuildKit state lives in $IF_CACHE/buildkit/root.
+# Certificates (CA, server with SAN 127.0.0.1/localhost, client) are made with openssl in
+# $IF_CACHE/buildkit/certs (the CA by lib.sh's loopback_ca: pathlen:0, loopback names only) and
+# remade when the CA profile changes; keys are mode 600. BuildKit state lives in $IF_CACHE/buildkit/root.
 # Usage: scripts/buildkit.sh          bring up (default)
 #        scripts/buildkit.sh status   exit 0 when buildkitd answers over mTLS and the builder exists
 #        scripts/buildkit.sh stop     stop the buildkitd this script started (pid file)
@@ -67,17 +68,17 @@ make_cert() { # <name> <subject CN> <extensions>
 }
 certs_ok() {
   local f
-  for f in ca client server; do [[ -s "$CERTS/$f.pem" && -s "$CERTS/$f-key.pem" ]] || return 1; done
+  for f in client server; do [[ -s "$CERTS/$f.pem" && -s "$CERTS/$f-key.pem" ]] || return 1; done
   openssl verify -CAfile "$CERTS/ca.pem" "$CERTS/server.pem" "$CERTS/client.pem" >/dev/null 2>&1 &&
     openssl x509 -in "$CERTS/server.pem" -noout -checkend 86400 >/dev/null &&
     openssl x509 -in "$CERTS/client.pem" -noout -checkend 86400 >/dev/null
 }
+# lib.sh's loopback_ca: pathlen:0 and names limited to 127.0.0.1/localhost, replaced when its profile
+# changes; leaves from a replaced CA no longer verify, so they are reissued and the daemon restarted.
+loopback_ca "$CERTS" "image-factory local BuildKit CA"
 if ! certs_ok; then
-  log "buildkit: making a CA, a server certificate (SAN 127.0.0.1, localhost) and a client certificate"
-  rm -f "$CERTS"/*.pem "$CERTS"/*.srl
-  (umask 077; openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$CERTS/ca-key.pem" 2>/dev/null)
-  openssl req -x509 -new -key "$CERTS/ca-key.pem" -subj "/CN=image-factory local BuildKit CA" -days 825 -sha256 \
-    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" -out "$CERTS/ca.pem" 2>/dev/null
+  log "buildkit: making a server certificate (SAN 127.0.0.1, localhost) and a client certificate"
+  rm -f "$CERTS"/server*.pem "$CERTS"/client*.pem
   make_cert server buildkitd "basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth
@@ -94,8 +95,11 @@ fi
 # The TLS twin of the local registry (scripts/registry-tls.sh) is trusted through its CA.
 bash "$REPO_ROOT/scripts/registry-tls.sh" certs
 REGISTRY_CA="$IF_CACHE/registry-tls/ca.pem"
+# Its digest in the config: a replaced registry CA changes the file, which restarts buildkitd.
+REGISTRY_CA_SHA256="$(sha256sum "$REGISTRY_CA" | cut -d" " -f1)"
 cat >"$CONFIG.new" <<TOML
 # Written by scripts/buildkit.sh; the cloud build hosts' cloud-init writes the same shape.
+# Registry CA sha256: $REGISTRY_CA_SHA256
 root = "$DIR/root"
 insecure-entitlements = ["network.host"]
 

@@ -33,18 +33,20 @@ authed_code() { printf 'user = "factory:%s"\n' "$(cat "$PLAIN/password")" | code
 tls_up() { [[ -f "$DIR/ca.pem" && -f "$PLAIN/password" ]] && [[ "$(authed_code)" == 200 ]]; }
 stop_tls() { stop_pidfile "$PIDFILE" "registry-tls:"; }
 
+# The CA comes from lib.sh's loopback_ca (pathlen:0, names limited to 127.0.0.1 and localhost); a CA
+# of an older profile is replaced there, and the server certificate below then no longer verifies, so
+# it is reissued and the running registry restarted.
 certs_ok() {
-  [[ -s "$DIR/ca.pem" && -s "$DIR/ca-key.pem" && -s "$DIR/server.pem" && -s "$DIR/server-key.pem" && -s "$DIR/ca-bundle.pem" ]] &&
+  [[ -s "$DIR/server.pem" && -s "$DIR/server-key.pem" && -s "$DIR/ca-bundle.pem" ]] &&
     openssl verify -CAfile "$DIR/ca.pem" "$DIR/server.pem" >/dev/null 2>&1 &&
-    openssl x509 -in "$DIR/server.pem" -noout -checkend 86400 >/dev/null
+    openssl x509 -in "$DIR/server.pem" -noout -checkend 86400 >/dev/null &&
+    cat "$SYSTEM_BUNDLE" "$DIR/ca.pem" | cmp -s - "$DIR/ca-bundle.pem"
 }
 make_certs() {
+  loopback_ca "$DIR" "image-factory local registry CA"
   certs_ok && return 0
-  log "registry-tls: making a CA and a server certificate (SAN 127.0.0.1, localhost)"
-  rm -f "$DIR"/*.pem "$DIR"/*.srl
-  (umask 077; openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$DIR/ca-key.pem" 2>/dev/null)
-  openssl req -x509 -new -key "$DIR/ca-key.pem" -subj "/CN=image-factory local registry CA" -days 825 -sha256 \
-    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" -out "$DIR/ca.pem" 2>/dev/null
+  log "registry-tls: making a server certificate (SAN 127.0.0.1, localhost)"
+  rm -f "$DIR/server.pem" "$DIR/server-key.pem" "$DIR/ca-bundle.pem"
   (umask 077; openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$DIR/server-key.pem" 2>/dev/null)
   openssl req -new -key "$DIR/server-key.pem" -subj "/CN=127.0.0.1" -out "$DIR/server.csr" 2>/dev/null
   printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \

@@ -2,7 +2,8 @@
 // data, the buildkitd.toml it writes, the systemd unit and the one-shot setup script. No Pulumi
 // here: BuildHosts resolves its Outputs and hands plain strings to these functions, so the tests
 // can feed the exact same text to the real `cloud-init schema` and the real buildkitd.
-import type { HostArch } from "./types";
+import { stringify } from "yaml";
+import type { HostArch } from "../types";
 
 /** Where BuildKit comes from on a host. The release tarball carries buildkitd, buildctl,
  *  buildkit-runc, the buildkit-cni-* bridge plugins and buildkit-qemu-* emulators, so one verified
@@ -115,7 +116,7 @@ export function renderBuildkitdToml(opts: BuildkitdTomlOptions): string {
   const rule = (lines: string[]): string =>
     ["  [[worker.oci.gcpolicy]]", ...lines.map((l) => `    ${l}`)].join("\n");
   return [
-    `# Written by image-factory (components/userData.ts). Volume ${opts.volumeGb} GiB.`,
+    `# Written by image-factory (components/buildHosts/userData.ts). Volume ${opts.volumeGb} GiB.`,
     `root = ${tomlString(root)}`,
     "",
     "[log]",
@@ -215,7 +216,7 @@ export function renderSetupScript(o: SetupScriptOptions): string {
   checkSetupInputs(o);
   const url = buildkitReleaseUrl(o.release, o.arch);
   return `#!/bin/bash
-# Written by image-factory (components/userData.ts); cloud-init runs it once on first boot.
+# Written by image-factory (components/buildHosts/userData.ts); cloud-init runs it once on first boot.
 # Log: /var/log/cloud-init-output.log
 set -euo pipefail
 BUILDKIT_URL='${url}'
@@ -307,9 +308,13 @@ export function cloudConfig(o: CloudConfigOptions): Record<string, unknown> {
   };
 }
 
-/** The user data: `#cloud-config` plus YAML, checked against EC2's size limit. */
+/** The user data: `#cloud-config` plus YAML from the `yaml` package, checked against EC2's size
+ *  limit. YAML 1.1 because cloud-init reads it with PyYAML: a 1.2 emitter would leave strings such
+ *  as `yes` or `0644` unquoted, which 1.1 reads as a boolean and an octal number. Multi-line
+ *  strings become literal blocks, so `cloud-init query userdata` stays readable. */
 export function renderCloudConfig(o: CloudConfigOptions): string {
-  const text = `#cloud-config\n# image-factory build host (${o.arch}); generated, do not edit.\n${toYaml(cloudConfig(o))}`;
+  const yaml = stringify(cloudConfig(o), { version: "1.1", lineWidth: 0, blockQuote: "literal" });
+  const text = `#cloud-config\n# image-factory build host (${o.arch}); generated, do not edit.\n${yaml}`;
   const bytes = Buffer.byteLength(text, "utf8");
   if (bytes > USER_DATA_LIMIT_BYTES) {
     throw new Error(
@@ -317,61 +322,4 @@ export function renderCloudConfig(o: CloudConfigOptions): string {
     );
   }
   return text;
-}
-
-// ---- a small YAML emitter ---------------------------------------------------------------------
-// The program needs YAML at run time and only for the plain shapes above (maps, lists, strings,
-// numbers, booleans); a dozen lines keep the `yaml` package a test-only dependency. Multi-line
-// strings become literal blocks so the files stay readable with `cloud-init query userdata`.
-
-type Yamlable = string | number | boolean | null | Yamlable[] | { [k: string]: Yamlable };
-
-function scalar(v: string | number | boolean | null): string {
-  if (v === null) return "null";
-  if (typeof v !== "string") return String(v);
-  // JSON strings are valid YAML double-quoted scalars.
-  return JSON.stringify(v);
-}
-
-function block(s: string, indent: string): string {
-  const chomp = s.endsWith("\n") ? (s.endsWith("\n\n") ? "+" : "") : "-";
-  const body = s.endsWith("\n") ? s.slice(0, -1) : s;
-  // An explicit indentation indicator when the first line starts with a space.
-  const indicator = /^[ \t]/.test(body) ? "2" : "";
-  const lines = body.split("\n").map((l) => (l === "" ? "" : indent + l));
-  return `|${indicator}${chomp}\n${lines.join("\n")}`;
-}
-
-function emit(v: Yamlable, indent: string): string {
-  const next = indent + "  ";
-  if (Array.isArray(v)) {
-    if (v.length === 0) return "[]";
-    return v
-      .map((item) => {
-        if (Array.isArray(item)) throw new Error("toYaml: nested lists are not supported");
-        // A map in a list: its first key goes on the dash line, the others align under it.
-        return `\n${indent}- ${emit(item, next).replace(/^\n\s*/, "")}`;
-      })
-      .join("");
-  }
-  if (typeof v === "object" && v !== null) {
-    const keys = Object.keys(v);
-    if (keys.length === 0) return "{}";
-    return keys
-      .map((k) => {
-        const key = /^[A-Za-z_][A-Za-z0-9_-]*$/.test(k) ? k : JSON.stringify(k);
-        const inner = emit(v[k], next);
-        return inner.startsWith("\n")
-          ? `\n${indent}${key}:${inner}`
-          : `\n${indent}${key}: ${inner}`;
-      })
-      .join("");
-  }
-  if (typeof v === "string" && v.includes("\n")) return block(v, indent);
-  return scalar(v);
-}
-
-/** YAML for plain data; the output's first line is not blank. */
-export function toYaml(v: Record<string, unknown>): string {
-  return `${emit(v as Yamlable, "").replace(/^\n/, "")}\n`;
 }

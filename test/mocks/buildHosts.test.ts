@@ -1,7 +1,8 @@
-// BuildHosts under Pulumi mocks: AWS and the TLS provider answer like the real ones would (ids, IPs,
-// PEM-shaped text); everything the component derives from them is the real code. Other test files
-// call setMocks in the same mocha process, so this file installs its mocks in `before` and loads
-// the component only afterwards.
+// BuildHosts under Pulumi mocks: AWS and the TLS provider answer like the real ones would (ids, ARNs,
+// IPs, PEM-shaped text, EC2's instance-type facts); everything the component derives from them is
+// the real code. Other test files call setMocks in the same mocha process, so this file installs its
+// mocks in `before` and loads the component only afterwards. The pure rules are in
+// test/unit/buildHostRules.test.ts.
 import * as assert from "node:assert/strict";
 import type * as pulumiType from "@pulumi/pulumi";
 import { parse } from "yaml";
@@ -20,7 +21,21 @@ interface Call {
   token: string;
   inputs: Record<string, unknown>;
 }
+/** An IAM or key policy as it reaches the provider (JSON text, parsed). */
+interface Statement {
+  Sid?: string;
+  Effect: string;
+  Principal?: string | Record<string, string>;
+  Action: string | string[];
+  Resource?: string | string[];
+  Condition?: Record<string, Record<string, string>>;
+}
+interface Doc {
+  Version: string;
+  Statement: Statement[];
+}
 
+const ACCOUNT = "123456789012";
 const AMI = { amd64: "ami-0x86640000000001", arm64: "ami-0arm640000000001" };
 const EIP: Record<string, string> = { amd64: "198.51.100.20", arm64: "198.51.100.21" };
 const PRIVATE_IP: Record<string, string> = { amd64: "198.51.100.120", arm64: "198.51.100.121" };
@@ -28,10 +43,35 @@ const VOLUME: Record<string, string> = {
   amd64: "vol-0a1b2c3d4e5f60001",
   arm64: "vol-0a1b2c3d4e5f60002",
 };
+const KMS_KEY: Record<string, string> = {
+  amd64: "0b9e4c1e-0000-4000-8000-00000000a864",
+  arm64: "0b9e4c1e-0000-4000-8000-00000000a264",
+};
+const INSTANCE: Record<string, string> = {
+  amd64: "i-0amd640123456789",
+  arm64: "i-0arm640123456789",
+};
+/** `pulumi up` runs as an SSO-style assumed role; the key policy must name the role itself. */
+const CALLER_ARN = `arn:aws:sts::${ACCOUNT}:assumed-role/image-factory-deployer/ci-1234`;
+const DEPLOYER_ROLE = `arn:aws:iam::${ACCOUNT}:role/ci/image-factory-deployer`;
+/** DescribeInstanceTypes facts for the types these tests use. */
+const INSTANCE_TYPES: Record<string, { arch: string[]; vcpus: number; memoryMib: number }> = {
+  "c7i.xlarge": { arch: ["x86_64"], vcpus: 4, memoryMib: 8192 },
+  "c7g.xlarge": { arch: ["arm64"], vcpus: 4, memoryMib: 8192 },
+  "m7a.2xlarge": { arch: ["x86_64"], vcpus: 8, memoryMib: 32768 },
+  "t3.large": { arch: ["i386", "x86_64"], vcpus: 2, memoryMib: 8192 },
+};
+/** Lets a test make EC2 disagree with the offline table. */
+let ec2Override: Record<string, string[]> = {};
 
 const pem = (kind: string, body: string): string =>
   `-----BEGIN ${kind}-----\n${Buffer.from(body).toString("base64")}\n-----END ${kind}-----\n`;
 const archOf = (name: string): string => (name.includes("arm64") ? "arm64" : "amd64");
+const parameterArn = (arch: string): string =>
+  `arn:aws:ssm:eu-west-1:${ACCOUNT}:parameter/image-factory/dev/buildhosts/${arch}/server-key`;
+const keyArn = (arch: string): string => `arn:aws:kms:eu-west-1:${ACCOUNT}:key/${KMS_KEY[arch]}`;
+const instanceArn = (arch: string): string =>
+  `arn:aws:ec2:eu-west-1:${ACCOUNT}:instance/${INSTANCE[arch]}`;
 
 let pulumi: Pulumi;
 let mod: Module;
@@ -46,6 +86,7 @@ function config(overrides: Partial<BuildHostsConfig> = {}): BuildHostsConfig {
     allowedCidrs: [],
     port: 1234,
     cacheVolumeGb: 200,
+    ssmAccess: "scoped",
     ...overrides,
   };
 }
@@ -70,220 +111,10 @@ async function create(name: string, args: Partial<buildHostsModule.BuildHostsArg
   await settle();
   const mine = registered.filter((r) => r.name.startsWith(`${name}-`));
   const of = (type: string) => mine.filter((r) => r.type === type);
-  return { hosts, mine, of };
+  const policy = (resource: Registered, field = "policy"): Doc =>
+    JSON.parse(String(resource.inputs[field])) as Doc;
+  return { hosts, mine, of, policy };
 }
-
-describe("validateBuildHosts", () => {
-  before(async () => {
-    mod = await import("../../components/buildHosts");
-  });
-
-  it("accepts the defaults and narrow CIDRs of both families", async () => {
-    mod.validateBuildHosts(config());
-    mod.validateBuildHosts(
-      config({
-        allowedCidrs: ["203.0.113.7/32", "198.51.100.0/24", "2001:db8::/64", "2001:db8:1::5/128"],
-      }),
-    );
-    mod.validateBuildHosts(
-      config({
-        amd64InstanceType: "m7a.2xlarge",
-        arm64InstanceType: "c7gd.4xlarge",
-        port: 8372,
-        cacheVolumeGb: 1000,
-        subnetId: "subnet-0abc12345def67890",
-      }),
-    );
-  });
-
-  it("accepts a disabled config as it is: nothing is created from it", async () => {
-    mod.validateBuildHosts(
-      config({
-        enabled: false,
-        allowedCidrs: ["0.0.0.0/0"],
-        port: 0,
-        amd64InstanceType: "nonsense",
-      }),
-    );
-  });
-
-  const refused: Array<[string, Partial<BuildHostsConfig>, string[]]> = [
-    [
-      "0.0.0.0/0",
-      { allowedCidrs: ["203.0.113.7/32", "0.0.0.0/0"] },
-      ["buildHosts.allowedCidrs[1]: '0.0.0.0/0' opens the BuildKit port to the whole internet"],
-    ],
-    [
-      "::/0",
-      { allowedCidrs: ["::/0"] },
-      ["buildHosts.allowedCidrs[0]: '::/0' opens the BuildKit port to the whole internet"],
-    ],
-    [
-      "any other /0",
-      { allowedCidrs: ["10.1.2.3/0"] },
-      ["buildHosts.allowedCidrs[0]: '10.1.2.3/0' opens"],
-    ],
-    [
-      "an address without a prefix",
-      { allowedCidrs: ["203.0.113.7"] },
-      ["buildHosts.allowedCidrs[0]: '203.0.113.7' is not a CIDR"],
-    ],
-    [
-      "an octet over 255",
-      { allowedCidrs: ["203.0.113.300/32"] },
-      ["buildHosts.allowedCidrs[0]: '203.0.113.300/32' is not a CIDR"],
-    ],
-    [
-      "an IPv4 prefix over 32",
-      { allowedCidrs: ["203.0.113.7/33"] },
-      ["'203.0.113.7/33' is not a CIDR"],
-    ],
-    [
-      "an IPv6 prefix over 128",
-      { allowedCidrs: ["2001:db8::/129"] },
-      ["'2001:db8::/129' is not a CIDR"],
-    ],
-    ["a hostname", { allowedCidrs: ["ci.example.com/32"] }, ["'ci.example.com/32' is not a CIDR"]],
-    [
-      "host bits",
-      { allowedCidrs: ["198.51.100.7/24"] },
-      [
-        "buildHosts.allowedCidrs[0]: '198.51.100.7/24' has host bits set; the network is '198.51.100.0/24'",
-      ],
-    ],
-    [
-      "IPv6 host bits",
-      { allowedCidrs: ["2001:db8::1/64"] },
-      [
-        "buildHosts.allowedCidrs[0]: '2001:db8::1/64' has host bits set; the network is '2001:db8::/64'",
-      ],
-    ],
-    [
-      "a repeated CIDR",
-      { allowedCidrs: ["203.0.113.7/32", "203.0.113.7/32"] },
-      ["buildHosts.allowedCidrs[1]: '203.0.113.7/32' repeats buildHosts.allowedCidrs[0]"],
-    ],
-    [
-      "the same IPv6 network written twice",
-      { allowedCidrs: ["2001:db8:0:1::/64", "2001:db8:0:1:0::/64"] },
-      ["buildHosts.allowedCidrs[1]: '2001:db8:0:1:0::/64' repeats buildHosts.allowedCidrs[0]"],
-    ],
-    ["port 0", { port: 0 }, ["buildHosts.port: 0 is not a TCP port"]],
-    ["port 65536", { port: 65536 }, ["buildHosts.port: 65536 is not a TCP port"]],
-    ["a fractional port", { port: 1234.5 }, ["buildHosts.port: 1234.5 is not a TCP port"]],
-    ["port 22", { port: 22 }, ["buildHosts.port: 22 is refused"]],
-    [
-      "a zero volume",
-      { cacheVolumeGb: 0 },
-      ["buildHosts.cacheVolumeGb: 0 must be a whole number of GiB"],
-    ],
-    ["a negative volume", { cacheVolumeGb: -10 }, ["buildHosts.cacheVolumeGb: -10"]],
-    ["a volume over gp3's limit", { cacheVolumeGb: 20000 }, ["buildHosts.cacheVolumeGb: 20000"]],
-    [
-      "an x86 type for arm64",
-      { arm64InstanceType: "c7i.xlarge" },
-      [
-        "buildHosts.arm64InstanceType: 'c7i.xlarge' is an amd64 instance type; the arm64 host needs a Graviton type",
-      ],
-    ],
-    [
-      "a Graviton type for amd64",
-      { amd64InstanceType: "c7g.xlarge" },
-      [
-        "buildHosts.amd64InstanceType: 'c7g.xlarge' is an arm64 instance type; the amd64 host needs an x86 type",
-      ],
-    ],
-    [
-      "an unknown family",
-      { amd64InstanceType: "qq9.xlarge" },
-      ["buildHosts.amd64InstanceType: 'qq9.xlarge': unknown instance family 'qq'"],
-    ],
-    [
-      "a malformed type",
-      { arm64InstanceType: "graviton" },
-      ["buildHosts.arm64InstanceType: 'graviton': not an EC2 instance type"],
-    ],
-    [
-      "a mac",
-      { amd64InstanceType: "mac1.metal" },
-      ["buildHosts.amd64InstanceType: 'mac1.metal': mac instances run macOS"],
-    ],
-    [
-      "a bad subnet id",
-      { subnetId: "default" },
-      ["buildHosts.subnetId: 'default' is not a subnet id"],
-    ],
-  ];
-  for (const [what, overrides, messages] of refused) {
-    it(`refuses ${what}, naming the key and the value`, async () => {
-      assert.throws(
-        () => mod.validateBuildHosts(config(overrides)),
-        (err: Error) => {
-          for (const m of messages)
-            assert.ok(err.message.includes(m), `expected '${m}' in:\n${err.message}`);
-          return true;
-        },
-      );
-    });
-  }
-
-  it("lists the problems for config validation that collects them", async () => {
-    assert.deepEqual(mod.buildHostsProblems(config()), []);
-    assert.deepEqual(mod.buildHostsProblems(config({ enabled: false, port: -1 })), []);
-    assert.deepEqual(mod.buildHostsProblems(config({ port: 22, allowedCidrs: ["::/0"] })), [
-      "buildHosts.allowedCidrs[0]: '::/0' opens the BuildKit port to the whole internet; list your CI's addresses instead",
-      "buildHosts.port: 22 is refused: the hosts have no SSH, and BuildKit on 22 would look like it",
-    ]);
-  });
-
-  it("reports every problem at once", async () => {
-    assert.throws(
-      () =>
-        mod.validateBuildHosts(
-          config({
-            allowedCidrs: ["0.0.0.0/0"],
-            port: 0,
-            cacheVolumeGb: 0,
-            arm64InstanceType: "c7i.large",
-          }),
-        ),
-      (err: Error) => err.message.split("\n").length === 5,
-    );
-  });
-});
-
-describe("instanceArch", () => {
-  before(async () => {
-    mod = await import("../../components/buildHosts");
-  });
-  const cases: Array<[string, string]> = [
-    ["c7g.xlarge", "arm64"],
-    ["c7gd.2xlarge", "arm64"],
-    ["c6gn.large", "arm64"],
-    ["m7g.medium", "arm64"],
-    ["t4g.small", "arm64"],
-    ["a1.large", "arm64"],
-    ["im4gn.large", "arm64"],
-    ["is4gen.xlarge", "arm64"],
-    ["x2gd.metal", "arm64"],
-    ["g5g.xlarge", "arm64"],
-    ["r8g.48xlarge", "arm64"],
-    ["c8g.metal-24xl", "arm64"],
-    ["c7i.xlarge", "amd64"],
-    ["c7a.2xlarge", "amd64"],
-    ["m5zn.large", "amd64"],
-    ["g4dn.xlarge", "amd64"],
-    ["c7i-flex.large", "amd64"],
-    ["t3.micro", "amd64"],
-    ["u7i-12tb.224xlarge", "amd64"],
-    ["hpc7a.96xlarge", "amd64"],
-  ];
-  for (const [type, arch] of cases) {
-    it(`${type} is ${arch}`, async () => {
-      assert.equal(mod.instanceArch(type), arch);
-    });
-  }
-});
 
 describe("BuildHosts (mocks)", () => {
   before(async () => {
@@ -333,26 +164,36 @@ describe("BuildHosts (mocks)", () => {
                 id: VOLUME[arch],
                 state: {
                   ...inputs,
-                  arn: `arn:aws:ec2:eu-west-1:123456789012:volume/${VOLUME[arch]}`,
+                  arn: `arn:aws:ec2:eu-west-1:${ACCOUNT}:volume/${VOLUME[arch]}`,
                 },
+              };
+            case "aws:kms/key:Key":
+              return {
+                id: KMS_KEY[arch],
+                state: { ...inputs, keyId: KMS_KEY[arch], arn: keyArn(arch) },
               };
             case "aws:ssm/parameter:Parameter":
               return {
                 id: String(inputs.name),
                 state: {
                   ...inputs,
-                  arn: `arn:aws:ssm:eu-west-1:123456789012:parameter${String(inputs.name)}`,
+                  arn: `arn:aws:ssm:eu-west-1:${ACCOUNT}:parameter${String(inputs.name)}`,
                 },
               };
             case "aws:ec2/instance:Instance":
               return {
-                id: `i-${arch}0123456789`,
-                state: { ...inputs, privateIp: PRIVATE_IP[arch], publicIp: "" },
+                id: INSTANCE[arch],
+                state: {
+                  ...inputs,
+                  arn: instanceArn(arch),
+                  privateIp: PRIVATE_IP[arch],
+                  publicIp: "",
+                },
               };
             case "aws:iam/role:Role":
               return {
                 id: a.name,
-                state: { ...inputs, name: a.name, arn: `arn:aws:iam::123456789012:role/${a.name}` },
+                state: { ...inputs, name: a.name, arn: `arn:aws:iam::${ACCOUNT}:role/${a.name}` },
               };
             case "aws:iam/instanceProfile:InstanceProfile":
               return {
@@ -360,7 +201,7 @@ describe("BuildHosts (mocks)", () => {
                 state: {
                   ...inputs,
                   name: a.name,
-                  arn: `arn:aws:iam::123456789012:instance-profile/${a.name}`,
+                  arn: `arn:aws:iam::${ACCOUNT}:instance-profile/${a.name}`,
                 },
               };
             default:
@@ -380,6 +221,35 @@ describe("BuildHosts (mocks)", () => {
                 value: name.endsWith("arm64") ? AMI.arm64 : AMI.amd64,
               };
             }
+            case "aws:ec2/getInstanceType:getInstanceType": {
+              const type = String(inputs.instanceType);
+              const facts = INSTANCE_TYPES[type];
+              return {
+                id: type,
+                instanceType: type,
+                supportedArchitectures: ec2Override[type] ?? facts.arch,
+                defaultVcpus: facts.vcpus,
+                memorySize: facts.memoryMib,
+                currentGeneration: true,
+                supportedVirtualizationTypes: ["hvm"],
+                hypervisor: "nitro",
+              };
+            }
+            case "aws:index/getCallerIdentity:getCallerIdentity":
+              return { id: ACCOUNT, accountId: ACCOUNT, arn: CALLER_ARN, userId: "AROA:ci-1234" };
+            case "aws:iam/getSessionContext:getSessionContext":
+              return {
+                id: String(inputs.arn),
+                arn: inputs.arn,
+                issuerArn: DEPLOYER_ROLE,
+                issuerId: "AROAEXAMPLE",
+                issuerName: "image-factory-deployer",
+                sessionName: "ci-1234",
+              };
+            case "aws:index/getRegion:getRegion":
+              return { id: "eu-west-1", name: "eu-west-1", region: "eu-west-1" };
+            case "aws:index/getPartition:getPartition":
+              return { id: "aws", partition: "aws", dnsSuffix: "amazonaws.com" };
             case "aws:ec2/getVpc:getVpc":
               return { id: "vpc-0default", cidrBlock: "172.31.0.0/16", default: true };
             case "aws:ec2/getSubnets:getSubnets":
@@ -404,9 +274,10 @@ describe("BuildHosts (mocks)", () => {
   beforeEach(() => {
     registered = [];
     calls = [];
+    ec2Override = {};
   });
 
-  it("creates one instance per architecture from the architecture's AMI parameter and type", async () => {
+  it("asks EC2 for each type's architecture and boots each host from its architecture's AMI", async () => {
     const { of } = await create("hosts-a");
     const instances = of("aws:ec2/instance:Instance");
     assert.deepEqual(instances.map((i) => i.name).sort(), [
@@ -418,6 +289,10 @@ describe("BuildHosts (mocks)", () => {
     assert.equal(byArch.arm64.instanceType, "c7g.xlarge");
     assert.equal(byArch.amd64.ami, AMI.amd64);
     assert.equal(byArch.arm64.ami, AMI.arm64);
+    const asked = calls
+      .filter((c) => c.token === "aws:ec2/getInstanceType:getInstanceType")
+      .map((c) => c.inputs.instanceType);
+    assert.deepEqual([...asked].sort(), ["c7g.xlarge", "c7i.xlarge"]);
     const amiCalls = calls
       .filter((c) => c.token === "aws:ssm/getParameter:getParameter")
       .map((c) => c.inputs.name);
@@ -427,6 +302,41 @@ describe("BuildHosts (mocks)", () => {
     ]);
     // The default VPC's default subnets, lowest id first.
     for (const i of instances) assert.equal(i.inputs.subnetId, "subnet-0aaaaaaaaaaaaaaaa");
+  });
+
+  it("creates no instance for a host whose type EC2 reports for the other architecture", async () => {
+    ec2Override = { "c7g.xlarge": ["x86_64"] };
+    // Without an engine the SDK reports the failed registration through console.error.
+    const logged: string[] = [];
+    const consoleError = console.error;
+    console.error = (...args: unknown[]): void => {
+      logged.push(args.map(String).join(" "));
+    };
+    try {
+      new mod.BuildHosts("hosts-q", { config: config(), stack: "dev" });
+      await new Promise((r) => setTimeout(r, 500));
+      await settle();
+    } finally {
+      console.error = consoleError;
+    }
+    assert.ok(
+      logged.some((l) =>
+        l.includes(
+          "buildHosts.arm64InstanceType: 'c7g.xlarge' supports x86_64 according to EC2; the arm64 host needs an arm64 (Graviton) type",
+        ),
+      ),
+      logged.join("\n"),
+    );
+    const instances = registered.filter((r) => r.type === "aws:ec2/instance:Instance");
+    assert.deepEqual(
+      instances.map((i) => i.name),
+      ["hosts-q-amd64-instance"],
+    );
+    const amiCalls = calls.filter((c) => c.token === "aws:ssm/getParameter:getParameter");
+    assert.deepEqual(
+      amiCalls.map((c) => c.inputs.name),
+      ["/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"],
+    );
   });
 
   it("requires IMDSv2 with hop limit 1, encrypts the root volume and has no key pair", async () => {
@@ -442,50 +352,58 @@ describe("BuildHosts (mocks)", () => {
       assert.equal(i.inputs.userDataReplaceOnChange, true);
       assert.equal(i.inputs.associatePublicIpAddress, true);
     }
-    assert.equal(mine.filter((r) => /keyPair/i.test(r.type)).length, 0);
+    assert.deepEqual(
+      mine.filter((r) => /keyPair/i.test(r.type)),
+      [],
+    );
   });
 
   it("gives each host an encrypted gp3 cache volume of the configured size, attached to it", async () => {
     const { of } = await create("hosts-c", { config: config({ cacheVolumeGb: 350 }) });
     const volumes = of("aws:ebs/volume:Volume");
-    assert.equal(volumes.length, 2);
-    for (const v of volumes) {
-      assert.equal(v.inputs.type, "gp3");
-      assert.equal(v.inputs.encrypted, true);
-      assert.equal(v.inputs.size, 350);
-      assert.equal(v.inputs.availabilityZone, "eu-west-1a");
-    }
+    assert.deepEqual(
+      volumes.map((v) => [
+        v.name,
+        v.inputs.type,
+        v.inputs.encrypted,
+        v.inputs.size,
+        v.inputs.availabilityZone,
+      ]),
+      [
+        ["hosts-c-amd64-cache", "gp3", true, 350, "eu-west-1a"],
+        ["hosts-c-arm64-cache", "gp3", true, 350, "eu-west-1a"],
+      ],
+    );
     const attachments = of("aws:ec2/volumeAttachment:VolumeAttachment");
     assert.deepEqual(attachments.map((a) => [a.inputs.volumeId, a.inputs.instanceId]).sort(), [
-      [VOLUME.amd64, "i-amd640123456789"],
-      [VOLUME.arm64, "i-arm640123456789"],
+      [VOLUME.amd64, INSTANCE.amd64],
+      [VOLUME.arm64, INSTANCE.arm64],
     ]);
   });
 
-  it("has no ingress rule at all for an empty CIDR list, and only HTTP(S) egress", async () => {
+  it("has no ingress rule for an empty CIDR list, and egress on 443 only (no port 80)", async () => {
     const { of, mine } = await create("hosts-d");
-    assert.equal(of("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule").length, 0);
-    assert.equal(
-      mine.filter((r) => r.type === "aws:ec2/securityGroupRule:SecurityGroupRule").length,
-      0,
+    assert.deepEqual(of("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"), []);
+    assert.deepEqual(
+      mine.filter((r) => r.type === "aws:ec2/securityGroupRule:SecurityGroupRule"),
+      [],
     );
     const sg = of("aws:ec2/securityGroup:SecurityGroup");
-    assert.equal(sg.length, 1);
-    assert.equal(sg[0].inputs.ingress, undefined, "no inline rules");
+    assert.deepEqual(
+      sg.map((s) => [s.name, s.inputs.ingress, s.inputs.egress]),
+      [["hosts-d-sg", undefined, undefined]],
+    );
     const egress = of("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule").map((r) => [
+      r.name,
+      r.inputs.ipProtocol,
       r.inputs.fromPort,
       r.inputs.toPort,
       r.inputs.cidrIpv4 ?? r.inputs.cidrIpv6,
     ]);
-    assert.deepEqual(
-      egress.sort(),
-      [
-        [443, 443, "0.0.0.0/0"],
-        [443, 443, "::/0"],
-        [80, 80, "0.0.0.0/0"],
-        [80, 80, "::/0"],
-      ].sort(),
-    );
+    assert.deepEqual(egress, [
+      ["hosts-d-egress-https-v4", "tcp", 443, 443, "0.0.0.0/0"],
+      ["hosts-d-egress-https-v6", "tcp", 443, 443, "::/0"],
+    ]);
   });
 
   it("admits the BuildKit port from exactly the configured CIDRs", async () => {
@@ -494,6 +412,7 @@ describe("BuildHosts (mocks)", () => {
     const rules = of("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule");
     assert.deepEqual(
       rules.map((r) => ({
+        name: r.name,
         cidr: r.inputs.cidrIpv4 ?? r.inputs.cidrIpv6,
         v6: r.inputs.cidrIpv6 !== undefined,
         from: r.inputs.fromPort,
@@ -501,36 +420,55 @@ describe("BuildHosts (mocks)", () => {
         proto: r.inputs.ipProtocol,
       })),
       [
-        { cidr: "203.0.113.7/32", v6: false, from: 8372, to: 8372, proto: "tcp" },
-        { cidr: "198.51.100.0/24", v6: false, from: 8372, to: 8372, proto: "tcp" },
-        { cidr: "2001:db8::/64", v6: true, from: 8372, to: 8372, proto: "tcp" },
+        {
+          name: "hosts-e-ingress-203-0-113-7-32",
+          cidr: "203.0.113.7/32",
+          v6: false,
+          from: 8372,
+          to: 8372,
+          proto: "tcp",
+        },
+        {
+          name: "hosts-e-ingress-198-51-100-0-24",
+          cidr: "198.51.100.0/24",
+          v6: false,
+          from: 8372,
+          to: 8372,
+          proto: "tcp",
+        },
+        {
+          name: "hosts-e-ingress-2001-db8-64",
+          cidr: "2001:db8::/64",
+          v6: true,
+          from: 8372,
+          to: 8372,
+          proto: "tcp",
+        },
       ],
     );
   });
 
-  it("refuses an open-world CIDR before creating anything", async () => {
-    assert.throws(
-      () =>
-        new mod.BuildHosts("hosts-f", {
-          config: config({ allowedCidrs: ["0.0.0.0/0"] }),
-          stack: "dev",
-        }),
-      /buildHosts\.allowedCidrs\[0\]: '0\.0\.0\.0\/0'/,
-    );
-    assert.throws(
-      () =>
-        new mod.BuildHosts("hosts-f2", {
-          config: config({ allowedCidrs: ["::/0"] }),
-          stack: "dev",
-        }),
-      /'::\/0' opens/,
-    );
+  it("refuses an open-world or too-wide CIDR before creating anything", async () => {
+    for (const [name, allowedCidrs, message] of [
+      ["hosts-f", ["0.0.0.0/0"], /buildHosts\.allowedCidrs\[0\]: '0\.0\.0\.0\/0' opens/],
+      ["hosts-f2", ["::/0"], /'::\/0' opens/],
+      ["hosts-f3", ["10.0.0.0/8"], /'10\.0\.0\.0\/8' admits 16777216 addresses/],
+    ] as const) {
+      assert.throws(
+        () =>
+          new mod.BuildHosts(name, {
+            config: config({ allowedCidrs: [...allowedCidrs] }),
+            stack: "dev",
+          }),
+        (e: Error) => pulumi.InputPropertyError.isInstance(e) && message.test(e.message),
+      );
+    }
     await settle();
-    assert.equal(
+    assert.deepEqual(
       registered.filter(
         (r) => r.name.startsWith("hosts-f") && r.type !== "image-factory:buildhosts:BuildHosts",
-      ).length,
-      0,
+      ),
+      [],
     );
   });
 
@@ -541,71 +479,223 @@ describe("BuildHosts (mocks)", () => {
     );
   });
 
-  it("grants SSM core plus reading only its own server key, with no wildcard actions", async () => {
-    const { of } = await create("hosts-h");
-    const attachments = of("aws:iam/rolePolicyAttachment:RolePolicyAttachment");
-    assert.deepEqual(
-      attachments.map((a) => a.inputs.policyArn),
-      [
-        "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
-        "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
-      ],
-    );
+  it("gives each host a role that reads and decrypts its own server key only, and no managed SSM policy", async () => {
+    const { of, policy } = await create("hosts-h");
+    assert.deepEqual(of("aws:iam/rolePolicyAttachment:RolePolicyAttachment"), []);
     for (const role of of("aws:iam/role:Role")) {
-      const doc = JSON.parse(
-        String(role.inputs.assumeRolePolicy),
-      ) as buildHostsModule.PolicyDocument;
-      assert.deepEqual(doc.Statement, [
+      assert.deepEqual(policy(role, "assumeRolePolicy").Statement, [
         { Effect: "Allow", Principal: { Service: "ec2.amazonaws.com" }, Action: "sts:AssumeRole" },
       ]);
     }
-    const policies = of("aws:iam/rolePolicy:RolePolicy");
-    assert.equal(policies.length, 2);
-    for (const p of policies) {
+    const hostPolicies = of("aws:iam/rolePolicy:RolePolicy").filter((p) =>
+      p.name.endsWith("-policy"),
+    );
+    assert.deepEqual(
+      hostPolicies.map((p) => p.name),
+      ["hosts-h-amd64-policy", "hosts-h-arm64-policy"],
+    );
+    for (const p of hostPolicies) {
       const arch = archOf(p.name);
-      const doc = JSON.parse(String(p.inputs.policy)) as buildHostsModule.PolicyDocument;
-      assertNoWildcards(doc);
-      assert.deepEqual(doc.Statement, [
-        {
-          Sid: "ReadOwnServerKey",
-          Effect: "Allow",
-          Action: ["ssm:GetParameter"],
-          Resource: `arn:aws:ssm:eu-west-1:123456789012:parameter/image-factory/dev/buildhosts/${arch}/server-key`,
-        },
-      ]);
+      assert.equal(p.inputs.role, `hosts-h-${arch}-role`);
+      assert.deepEqual(policy(p), {
+        Version: "2012-10-17",
+        Statement: [
+          {
+            Sid: "ReadOwnServerKey",
+            Effect: "Allow",
+            Action: ["ssm:GetParameter"],
+            Resource: parameterArn(arch),
+          },
+          {
+            Sid: "DecryptOwnServerKey",
+            Effect: "Allow",
+            Action: ["kms:Decrypt"],
+            Resource: keyArn(arch),
+            Condition: { StringEquals: { "kms:ViaService": "ssm.eu-west-1.amazonaws.com" } },
+          },
+        ],
+      });
     }
   });
 
-  it("swaps the managed SSM policy for the Session Manager minimum with ssmAccess session-manager", async () => {
-    const { of } = await create("hosts-p", { ssmAccess: "session-manager" });
-    assert.equal(of("aws:iam/rolePolicyAttachment:RolePolicyAttachment").length, 0);
-    for (const p of of("aws:iam/rolePolicy:RolePolicy")) {
-      const doc = JSON.parse(String(p.inputs.policy)) as buildHostsModule.PolicyDocument;
-      assertNoWildcards(doc);
-      const actions = doc.Statement.flatMap((st) => [st.Action].flat()).sort();
-      assert.deepEqual(actions, [
-        "ssm:GetParameter",
-        "ssm:UpdateInstanceInformation",
-        "ssmmessages:CreateControlChannel",
-        "ssmmessages:CreateDataChannel",
-        "ssmmessages:OpenControlChannel",
-        "ssmmessages:OpenDataChannel",
-      ]);
-      const read = doc.Statement.find((st) => st.Sid === "ReadOwnServerKey");
-      assert.equal(
-        read?.Resource,
-        `arn:aws:ssm:eu-west-1:123456789012:parameter/image-factory/dev/buildhosts/${archOf(p.name)}/server-key`,
-      );
+  it("scopes Session Manager to each instance by default (ssmAccess scoped)", async () => {
+    const { of, policy } = await create("hosts-p");
+    const session = of("aws:iam/rolePolicy:RolePolicy").filter((p) =>
+      p.name.endsWith("-session-manager"),
+    );
+    assert.deepEqual(
+      session.map((p) => [p.name, p.inputs.role]),
+      [
+        ["hosts-p-amd64-session-manager", "hosts-p-amd64-role"],
+        ["hosts-p-arm64-session-manager", "hosts-p-arm64-role"],
+      ],
+    );
+    for (const p of session) {
+      assert.deepEqual(policy(p), {
+        Version: "2012-10-17",
+        Statement: [
+          {
+            Sid: "SessionManager",
+            Effect: "Allow",
+            Action: [
+              "ssm:UpdateInstanceInformation",
+              "ssmmessages:CreateControlChannel",
+              "ssmmessages:CreateDataChannel",
+              "ssmmessages:OpenControlChannel",
+              "ssmmessages:OpenDataChannel",
+            ],
+            Resource: "*",
+            Condition: { StringEquals: { "ec2:SourceInstanceARN": instanceArn(archOf(p.name)) } },
+          },
+        ],
+      });
+    }
+  });
+
+  it("attaches AmazonSSMManagedInstanceCore only with ssmAccess managed-core, and nothing with none", async () => {
+    const core = await create("hosts-r", { config: config({ ssmAccess: "managed-core" }) });
+    assert.deepEqual(
+      core
+        .of("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+        .map((a) => [a.name, a.inputs.policyArn]),
+      [
+        ["hosts-r-amd64-ssm-core", "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"],
+        ["hosts-r-arm64-ssm-core", "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"],
+      ],
+    );
+    assert.deepEqual(
+      core.of("aws:iam/rolePolicy:RolePolicy").map((p) => p.name),
+      ["hosts-r-amd64-policy", "hosts-r-arm64-policy"],
+    );
+    const none = await create("hosts-s", { config: config({ ssmAccess: "none" }) });
+    assert.deepEqual(none.of("aws:iam/rolePolicyAttachment:RolePolicyAttachment"), []);
+    assert.deepEqual(
+      none.of("aws:iam/rolePolicy:RolePolicy").map((p) => p.name),
+      ["hosts-s-amd64-policy", "hosts-s-arm64-policy"],
+    );
+  });
+
+  it("encrypts each server key with its own rotating KMS key that only that host's role may decrypt", async () => {
+    const { of, policy } = await create("hosts-k2");
+    const keys = of("aws:kms/key:Key");
+    assert.deepEqual(
+      keys.map((k) => [k.name, k.inputs.enableKeyRotation, k.inputs.deletionWindowInDays]),
+      [
+        ["hosts-k2-amd64-server-key-kms", true, 7],
+        ["hosts-k2-arm64-server-key-kms", true, 7],
+      ],
+    );
+    for (const k of keys) {
+      const arch = archOf(k.name);
+      const viaSsm = {
+        "kms:ViaService": "ssm.eu-west-1.amazonaws.com",
+        "kms:EncryptionContext:PARAMETER_ARN": parameterArn(arch),
+      };
+      assert.deepEqual(policy(k), {
+        Version: "2012-10-17",
+        Statement: [
+          {
+            Sid: "AccountAdministersKey",
+            Effect: "Allow",
+            Principal: { AWS: `arn:aws:iam::${ACCOUNT}:root` },
+            Action: [
+              "kms:CancelKeyDeletion",
+              "kms:DescribeKey",
+              "kms:DisableKey",
+              "kms:EnableKey",
+              "kms:EnableKeyRotation",
+              "kms:GetKeyPolicy",
+              "kms:GetKeyRotationStatus",
+              "kms:ListGrants",
+              "kms:ListKeyPolicies",
+              "kms:ListKeyRotations",
+              "kms:ListResourceTags",
+              "kms:PutKeyPolicy",
+              "kms:RevokeGrant",
+              "kms:RotateKeyOnDemand",
+              "kms:ScheduleKeyDeletion",
+              "kms:TagResource",
+              "kms:UntagResource",
+              "kms:UpdateKeyDescription",
+            ],
+            Resource: "*",
+          },
+          {
+            Sid: "DeployerWritesServerKey",
+            Effect: "Allow",
+            Principal: { AWS: DEPLOYER_ROLE },
+            Action: ["kms:Encrypt", "kms:Decrypt"],
+            Resource: "*",
+            Condition: { StringEquals: viaSsm },
+          },
+          {
+            Sid: "HostReadsOwnServerKey",
+            Effect: "Allow",
+            Principal: { AWS: `arn:aws:iam::${ACCOUNT}:role/hosts-k2-${arch}-role` },
+            Action: ["kms:Decrypt"],
+            Resource: "*",
+            Condition: { StringEquals: viaSsm },
+          },
+        ],
+      });
+    }
+    const params = of("aws:ssm/parameter:Parameter");
+    assert.deepEqual(
+      params.map((p) => [p.inputs.name, p.inputs.type, p.inputs.tier, p.inputs.keyId]),
+      [
+        [
+          "/image-factory/dev/buildhosts/amd64/server-key",
+          "SecureString",
+          "Standard",
+          keyArn("amd64"),
+        ],
+        [
+          "/image-factory/dev/buildhosts/arm64/server-key",
+          "SecureString",
+          "Standard",
+          keyArn("arm64"),
+        ],
+      ],
+    );
+  });
+
+  it("grants no wildcard action, no Principal '*', and no kms:* or decryption to the account at large", async () => {
+    const { of, policy } = await create("hosts-w", {
+      cacheBucketArn: "arn:aws:s3:::acme-image-factory-cache",
+    });
+    const docs = [
+      ...of("aws:iam/rolePolicy:RolePolicy").map((p) => [p.name, policy(p)] as const),
+      ...of("aws:kms/key:Key").map((k) => [k.name, policy(k)] as const),
+    ];
+    assert.equal(docs.length, 6);
+    for (const [name, doc] of docs) {
+      for (const s of doc.Statement) {
+        for (const action of [s.Action].flat()) {
+          assert.ok(!action.includes("*"), `${name}: wildcard action ${action}`);
+        }
+        assert.notEqual(s.Principal, "*", `${name}: Principal "*"`);
+        if (typeof s.Principal === "object") assert.notEqual(s.Principal.AWS, "*", name);
+        if (typeof s.Principal === "object" && s.Principal.AWS?.endsWith(":root")) {
+          assert.ok(
+            ![s.Action].flat().some((a) => /Decrypt|Encrypt|CreateGrant|GenerateDataKey/.test(a)),
+            name,
+          );
+        }
+        // Resource "*" only where the actions take no ARN (ssmmessages) or in a key policy (this key).
+        if (!name.endsWith("-session-manager") && !name.endsWith("-kms")) {
+          for (const r of [s.Resource ?? []].flat()) assert.notEqual(r, "*", `${name}: ${s.Sid}`);
+        }
+      }
     }
   });
 
   it("adds S3 access scoped to the cache bucket when one is given", async () => {
     const bucket = "arn:aws:s3:::acme-image-factory-cache";
-    const { of } = await create("hosts-i", { cacheBucketArn: bucket });
-    for (const p of of("aws:iam/rolePolicy:RolePolicy")) {
-      const doc = JSON.parse(String(p.inputs.policy)) as buildHostsModule.PolicyDocument;
-      assertNoWildcards(doc);
-      const s3 = doc.Statement.filter((s) => [s.Action].flat().some((a) => a.startsWith("s3:")));
+    const { of, policy } = await create("hosts-i", { cacheBucketArn: bucket });
+    for (const p of of("aws:iam/rolePolicy:RolePolicy").filter((r) => r.name.endsWith("-policy"))) {
+      const s3 = policy(p).Statement.filter((s) =>
+        [s.Action].flat().some((a) => a.startsWith("s3:")),
+      );
       assert.deepEqual(s3, [
         {
           Sid: "CacheObjects",
@@ -621,10 +711,6 @@ describe("BuildHosts (mocks)", () => {
   it("keeps server keys out of user data: SecureString parameters, fetched at boot", async () => {
     const { of } = await create("hosts-j");
     const params = of("aws:ssm/parameter:Parameter");
-    assert.deepEqual(params.map((p) => [p.inputs.name, p.inputs.type]).sort(), [
-      ["/image-factory/dev/buildhosts/amd64/server-key", "SecureString"],
-      ["/image-factory/dev/buildhosts/arm64/server-key", "SecureString"],
-    ]);
     // The key reaches the provider as a secret (the engine encrypts it in state), never in clear.
     const SECRET_SIG = { "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270" };
     for (const p of params) {
@@ -638,7 +724,9 @@ describe("BuildHosts (mocks)", () => {
       const userData = String(i.inputs.userData);
       assert.ok(userData.startsWith("#cloud-config\n"));
       assert.doesNotMatch(userData, /PRIVATE KEY/);
-      const doc = parse(userData) as { write_files: Array<{ path: string; content: string }> };
+      const doc = parse(userData, { version: "1.1" }) as {
+        write_files: Array<{ path: string; content: string }>;
+      };
       const files = Object.fromEntries(doc.write_files.map((f) => [f.path, f.content]));
       assert.equal(files["/etc/buildkit/tls/ca.pem"], pem("CERTIFICATE", "cert hosts-j-ca"));
       assert.equal(
@@ -653,7 +741,7 @@ describe("BuildHosts (mocks)", () => {
     }
   });
 
-  it("names each server by its builder name and Elastic IP in the certificate", async () => {
+  it("names each server by its builder name and Elastic IP; the CA signs leaves only, for two years", async () => {
     const { of } = await create("hosts-k");
     const csrs = of("tls:index/certRequest:CertRequest");
     const server = Object.fromEntries(
@@ -667,20 +755,46 @@ describe("BuildHosts (mocks)", () => {
       assert.deepEqual(server[arch].ipAddresses, [EIP[arch]]);
     }
     const certs = of("tls:index/locallySignedCert:LocallySignedCert");
-    const uses = Object.fromEntries(certs.map((c) => [c.name, c.inputs.allowedUses]));
-    assert.deepEqual(uses["hosts-k-client-cert"], [
-      "digital_signature",
-      "key_encipherment",
-      "client_auth",
-    ]);
-    assert.deepEqual(uses["hosts-k-amd64-server-cert"], [
-      "digital_signature",
-      "key_encipherment",
-      "server_auth",
-    ]);
+    assert.deepEqual(
+      certs.map((c) => [
+        c.name,
+        c.inputs.isCaCertificate,
+        c.inputs.validityPeriodHours,
+        c.inputs.allowedUses,
+      ]),
+      [
+        [
+          "hosts-k-client-cert",
+          false,
+          8760,
+          ["digital_signature", "key_encipherment", "client_auth"],
+        ],
+        [
+          "hosts-k-amd64-server-cert",
+          false,
+          8760,
+          ["digital_signature", "key_encipherment", "server_auth"],
+        ],
+        [
+          "hosts-k-arm64-server-cert",
+          false,
+          8760,
+          ["digital_signature", "key_encipherment", "server_auth"],
+        ],
+      ],
+    );
     const ca = of("tls:index/selfSignedCert:SelfSignedCert");
-    assert.equal(ca.length, 1);
-    assert.equal(ca[0].inputs.isCaCertificate, true);
+    assert.deepEqual(
+      ca.map((c) => [
+        c.name,
+        c.inputs.isCaCertificate,
+        c.inputs.maxPathLength,
+        c.inputs.validityPeriodHours,
+        c.inputs.earlyRenewalHours,
+        c.inputs.allowedUses,
+      ]),
+      [["hosts-k-ca", true, 0, 17520, 2160, ["cert_signing", "crl_signing", "digital_signature"]]],
+    );
   });
 
   it("outputs endpoints, builder commands without secrets, and a secret client key", async () => {
@@ -721,8 +835,8 @@ describe("BuildHosts (mocks)", () => {
       publicEndpoint: false,
       certDir: "/run/ci/certs",
     });
-    assert.equal(of("aws:ec2/eip:Eip").length, 0);
-    assert.equal(of("aws:ec2/eipAssociation:EipAssociation").length, 0);
+    assert.deepEqual(of("aws:ec2/eip:Eip"), []);
+    assert.deepEqual(of("aws:ec2/eipAssociation:EipAssociation"), []);
     for (const i of of("aws:ec2/instance:Instance"))
       assert.equal(i.inputs.associatePublicIpAddress, false);
     assert.deepEqual(await resolve(hosts.endpoints), {
@@ -735,56 +849,45 @@ describe("BuildHosts (mocks)", () => {
   it("creates only the architectures asked for", async () => {
     const { hosts, of } = await create("hosts-n", {
       architectures: ["amd64"],
-      config: config({ subnetId: "subnet-0123456789abcdef0" }),
+      config: config({ subnetId: "subnet-0123456789abcdef0", amd64InstanceType: "m7a.2xlarge" }),
     });
     assert.deepEqual(
-      of("aws:ec2/instance:Instance").map((i) => i.name),
-      ["hosts-n-amd64-instance"],
+      of("aws:ec2/instance:Instance").map((i) => [
+        i.name,
+        i.inputs.instanceType,
+        i.inputs.subnetId,
+      ]),
+      [["hosts-n-amd64-instance", "m7a.2xlarge", "subnet-0123456789abcdef0"]],
     );
-    assert.equal(of("aws:ec2/instance:Instance")[0].inputs.subnetId, "subnet-0123456789abcdef0");
     assert.deepEqual(Object.keys(await resolve(hosts.endpoints)), ["amd64"]);
-    assert.equal(
-      calls.filter((c) => c.token === "aws:ec2/getSubnets:getSubnets").length,
-      0,
+    assert.deepEqual(
+      calls.filter((c) => c.token === "aws:ec2/getSubnets:getSubnets"),
+      [],
       "an explicit subnet needs no lookup",
     );
   });
 
   it("tags every taggable resource with the stack and its role", async () => {
     const { mine } = await create("hosts-o", { tags: { team: "platform" } });
-    const tagged = mine.filter((r) => r.inputs.tags !== undefined);
-    assert.ok(tagged.length >= 14, `only ${tagged.length} tagged resources`);
-    for (const r of tagged) {
-      const tags = r.inputs.tags as Record<string, string>;
-      assert.equal(tags["image-factory:stack"], "dev", r.name);
-      assert.ok(tags["image-factory:role"], r.name);
-      assert.equal(tags.team, "platform", r.name);
-    }
     for (const type of [
       "aws:ec2/instance:Instance",
       "aws:ebs/volume:Volume",
       "aws:ec2/securityGroup:SecurityGroup",
       "aws:iam/role:Role",
+      "aws:iam/instanceProfile:InstanceProfile",
+      "aws:kms/key:Key",
       "aws:ssm/parameter:Parameter",
       "aws:ec2/eip:Eip",
+      "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
     ]) {
       const all = mine.filter((r) => r.type === type);
-      assert.ok(
-        all.length > 0 && all.every((r) => r.inputs.tags !== undefined),
-        `${type} untagged`,
-      );
+      assert.ok(all.length > 0, `${type} missing`);
+      for (const r of all) {
+        const tags = r.inputs.tags as Record<string, string> | undefined;
+        assert.equal(tags?.["image-factory:stack"], "dev", r.name);
+        assert.equal(tags?.team, "platform", r.name);
+        assert.ok(tags?.["image-factory:role"], r.name);
+      }
     }
   });
 });
-
-/** No `*` in any action; a `*` resource only where the actions cannot be scoped (Session Manager). */
-function assertNoWildcards(doc: buildHostsModule.PolicyDocument): void {
-  for (const s of doc.Statement) {
-    for (const action of [s.Action].flat())
-      assert.ok(!action.includes("*"), `wildcard action ${action}`);
-    if (s.Sid !== "SessionManager") {
-      for (const resource of [s.Resource ?? []].flat())
-        assert.notEqual(resource, "*", `wildcard resource in ${s.Sid}`);
-    }
-  }
-}

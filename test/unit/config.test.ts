@@ -73,6 +73,25 @@ const bad: Array<{ name: string; raw: Record<string, unknown>; key: string; valu
   { name: "github unknown setting", raw: { github: { owner: "acme", repository: "r", reviewers: [] } }, key: "image-factory:github.reviewers", value: "[]" },
   { name: "buildHosts wrong type", raw: { buildHosts: { port: "1234" } }, key: "image-factory:buildHosts.port", value: '"1234"' },
   { name: "npmCaFile missing", raw: { npmCaFile: "/nope/ca.crt" }, key: "image-factory:npmCaFile", value: '"/nope/ca.crt"' },
+  { name: "npmCaFile a directory", raw: { npmCaFile: os.tmpdir() }, key: "image-factory:npmCaFile", value: `is not a readable file (EISDIR), got "${os.tmpdir()}"` },
+  { name: "npmCaFile without a certificate", raw: { npmCaFile: path.join(ROOT, "package.json") }, key: "image-factory:npmCaFile", value: `-----BEGIN CERTIFICATE----- block, got "${path.join(ROOT, "package.json")}"` },
+  { name: "github without production reviewers", raw: { github: { owner: "acme", repository: "shop-api", productionReviewers: [] } }, key: "image-factory:github.productionReviewers", value: "got []" },
+  { name: "github reviewers unset", raw: { github: { owner: "acme", repository: "shop-api" } }, key: "image-factory:github.productionReviewers", value: "got []" },
+  { name: "github reviewer malformed", raw: { github: { owner: "acme", repository: "shop-api", productionReviewers: ["acme/platform/x"] } }, key: "image-factory:github.productionReviewers[0]", value: '"acme/platform/x"' },
+  { name: "appPath escaping with ..", raw: { appPath: "../" }, key: "image-factory:appPath must stay inside the repository", value: '"../"' },
+  { name: "appPath absolute elsewhere", raw: { appPath: "/etc" }, key: "image-factory:appPath must stay inside the repository", value: '"/etc"' },
+  { name: "cache bucket not an S3 name", raw: { cache: { type: "s3", bucket: "My_Bucket" } }, key: "image-factory:cache.bucket", value: '"My_Bucket"' },
+  { name: "cache bucket shaped like an IP", raw: { cache: { type: "s3", bucket: "192.168.5.4" } }, key: "image-factory:cache.bucket", value: '"192.168.5.4"' },
+  { name: "cache bucket injecting an option", raw: { cache: { type: "s3", bucket: "b,endpoint_url=http://evil" } }, key: "image-factory:cache.bucket", value: '"b,endpoint_url=http://evil"' },
+  { name: "cache region malformed", raw: { cache: { type: "s3", region: "eu-west" } }, key: "image-factory:cache.region", value: '"eu-west"' },
+  { name: "cache region injecting an option", raw: { cache: { type: "s3", region: "eu-west-1,access_key_id=x" } }, key: "image-factory:cache.region", value: '"eu-west-1,access_key_id=x"' },
+  { name: "cache dir injecting an option", raw: { cache: { type: "local", dir: ".local/cache,dest=/etc" } }, key: "image-factory:cache.dir", value: '".local/cache,dest=/etc"' },
+  { name: "cache dir with =", raw: { cache: { type: "local", dir: "a=b" } }, key: "image-factory:cache.dir", value: '"a=b"' },
+  { name: "cache ref with a tag", raw: { cache: { ref: "ghcr.io/acme/shop-api-cache:latest" } }, key: "image-factory:cache.ref", value: '"ghcr.io/acme/shop-api-cache:latest"' },
+  { name: "cache ref injecting an option", raw: { cache: { ref: "ghcr.io/acme/cache,mode=min" } }, key: "image-factory:cache.ref", value: '"ghcr.io/acme/cache,mode=min"' },
+  { name: "buildHosts CIDR wider than /16", raw: { buildHosts: { allowedCidrs: ["10.0.0.0/8"] } }, key: "image-factory:buildHosts.allowedCidrs[0]", value: "'10.0.0.0/8' admits 16777216 addresses" },
+  { name: "buildHosts empty wide-CIDR reason", raw: { buildHosts: { allowWideCidrs: "" } }, key: "image-factory:buildHosts.allowWideCidrs", value: "''" },
+  { name: "buildHosts unknown ssmAccess", raw: { buildHosts: { ssmAccess: "admin" } }, key: "image-factory:buildHosts.ssmAccess", value: "'admin'" },
 ];
 
 describe("validateConfig refuses bad input, naming key and value", () => {
@@ -133,6 +152,40 @@ describe("validateConfig refuses bad input, naming key and value", () => {
   it("keeps build hosts off for stacks other than dev/prod unless enabled", () => {
     assert.equal(validateConfig(GOOD, ctx({ stack: "local" })).buildHosts.enabled, false);
     assert.equal(validateConfig({ ...GOOD, buildHosts: { localBuilder: "b" } }, ctx()).buildHosts.enabled, false);
+  });
+
+  it("accepts well-formed cache, GitHub, wide-CIDR and CA-bundle settings", () => {
+    const cfg = validateConfig(
+      {
+        ...GOOD,
+        cache: { type: "s3", bucket: "acme-image-factory-cache", region: "us-gov-west-1" },
+        github: { owner: "acme", repository: "shop-api", productionReviewers: ["acme/platform-team", "alice"] },
+        buildHosts: { allowedCidrs: ["10.0.0.0/8"], allowWideCidrs: "the runners' NAT pool (OPS-42)", ssmAccess: "none" },
+        npmCaFile: "/etc/ssl/certs/ca-certificates.crt",
+      },
+      ctx(),
+    );
+    assert.deepEqual([cfg.cache.bucket, cfg.cache.region], ["acme-image-factory-cache", "us-gov-west-1"]);
+    assert.deepEqual(cfg.github?.productionReviewers, ["acme/platform-team", "alice"]);
+    assert.deepEqual([cfg.buildHosts.allowedCidrs, cfg.buildHosts.ssmAccess], [["10.0.0.0/8"], "none"]);
+    assert.equal(validateConfig(GOOD, ctx()).buildHosts.ssmAccess, "scoped");
+  });
+
+  it("refuses an appPath that leaves the repository through a symlink, and follows one inside it", () => {
+    const repo = fs.mkdtempSync(path.join(os.tmpdir(), "if-repo-"));
+    const outside = fs.mkdtempSync(path.join(os.tmpdir(), "if-outside-"));
+    for (const dir of [outside, path.join(repo, "services", "api")]) {
+      fs.mkdirSync(dir, { recursive: true });
+      fs.writeFileSync(path.join(dir, "Dockerfile"), "FROM scratch\n");
+    }
+    fs.symlinkSync(outside, path.join(repo, "app"));
+    fs.symlinkSync(path.join(repo, "services", "api"), path.join(repo, "api"));
+    const escaping = problemsOf({ ...GOOD, appPath: "./app" }, ctx({ cwd: repo }));
+    assert.deepEqual(
+      escaping.filter((p) => p.startsWith("image-factory:appPath")),
+      [`image-factory:appPath leaves the repository through a symlink: "./app" resolves to "${fs.realpathSync(outside)}", outside "${fs.realpathSync(repo)}"`],
+    );
+    assert.deepEqual(problemsOf({ ...GOOD, appPath: "./api" }, ctx({ cwd: repo })), []);
   });
 
   it("finds a Dockerfile that does not start with FROM", () => {
