@@ -12,6 +12,8 @@ export interface BuildCacheArgs {
   /** Cache backend and its settings (already defaulted by config validation). */
   cache: CacheConfig;
   platforms: Platform[];
+  /** A pull request's scope (`pr-<n>`): it writes only there and reads main's cache too. @default none */
+  scope?: string;
   /** Stack name: scopes gha and s3 prefixes so stacks never share (and poison) a cache. */
   stack: string;
 }
@@ -94,7 +96,9 @@ export function cacheSettings(
   platform: Platform,
   stack: string,
   bucket?: pulumi.Input<string>,
+  scope?: string,
 ): PlatformCache {
+  if (scope !== undefined) return scopedSettings(cacheSettings(cache, platform, stack, bucket), cacheSettings(cache, platform, `${stack}/${scope}`, bucket, undefined), cache, platform, scope);
   const slug = platformSlug(platform);
   const ignoreError = cache.ignoreError ?? true;
   switch (cache.type) {
@@ -147,6 +151,20 @@ export function cacheSettings(
 }
 
 /**
+ * A pull request's cache: it reads its own scope first, then the default branch's, and writes only
+ * to its own scope. Unmerged code must never write the cache that main's builds (and so what users
+ * pull) import: a poisoned layer would ship on the next deploy without anyone reviewing it.
+ */
+function scopedSettings(main: PlatformCache, scoped: PlatformCache, cache: CacheConfig, platform: Platform, scope: string): PlatformCache {
+  if (cache.type === "registry") {
+    const ref = `${cache.ref}:${scope}-${platformSlug(platform)}`;
+    const to = main.cacheTo[0] as unknown as { registry: Record<string, unknown> };
+    return { cacheFrom: [{ registry: { ref } }, ...main.cacheFrom], cacheTo: [{ registry: { ...to.registry, ref } }], ref };
+  }
+  return { cacheFrom: [...scoped.cacheFrom, ...main.cacheFrom], cacheTo: scoped.cacheTo, ref: scoped.ref };
+}
+
+/**
  * Cache settings per platform, plus what the backend needs: for s3 without a given bucket, a
  * private, encrypted bucket whose objects expire after `expireDays` (BuildKit never prunes remote
  * caches itself).
@@ -182,7 +200,7 @@ export class BuildCache extends pulumi.ComponentResource {
       );
       bucketName = this.bucket.bucket;
     }
-    this.settings = Object.fromEntries(args.platforms.map((p) => [p, cacheSettings(cache, p, args.stack, bucketName)]));
+    this.settings = Object.fromEntries(args.platforms.map((p) => [p, cacheSettings(cache, p, args.stack, bucketName, args.scope)]));
     this.cacheRefs = pulumi.output(Object.fromEntries(Object.entries(this.settings).map(([p, s]) => [p, s.ref]))) as pulumi.Output<
       Record<string, string>
     >;

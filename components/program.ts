@@ -106,7 +106,9 @@ export function createFactory(cfg: FactoryArgs, opts?: { parent?: pulumi.Resourc
     };
   }
 
-  const cache = new BuildCache("cache", { cache: cfg.cache, platforms: cfg.platforms, stack: cfg.stack }, { parent });
+  // A pull request never writes the cache main's builds import (docs/delivery.md: cache poisoning).
+  const pr = /^refs\/pull\/(\d+)\//.exec(cfg.git.ref)?.[1];
+  const cache = new BuildCache("cache", { cache: cfg.cache, platforms: cfg.platforms, stack: cfg.stack, scope: pr !== undefined ? `pr-${pr}` : undefined }, { parent });
   const buildArgs: Record<string, string> = {
     VERSION: plan.version,
     REVISION: cfg.git.sha,
