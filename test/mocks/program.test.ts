@@ -1,54 +1,128 @@
-// The whole program, as `pulumi up` runs it, for the committed dev and prod stack configs under
-// mocks: resource types and counts, the inputs that matter, and the export contract.
+// The whole program, as `pulumi up` runs it, for the committed dev, local and prod stack configs
+// under mocks: resource types and counts, the inputs that matter, the order quarantine → evidence →
+// publication, and the export contract.
 import { strict as assert } from "node:assert";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { decodeRawConfig, validateConfig } from "../../components/config";
 import type { FactoryOutputs } from "../../components/program";
-import { fakeDigest, installMocks, isSecretInput, resolve, stackConfig, unwrapSecret, type Harness } from "./harness";
+import {
+  fakeDigest,
+  installMocks,
+  isSecretInput,
+  resolve,
+  stackConfig,
+  unwrapSecret,
+  type Harness,
+  type Registered,
+} from "./harness";
 
 const ROOT = path.resolve(__dirname, "../..");
 const SHA = "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d";
 const TOKEN = "ghp_mock_token_value_1234567890";
+const EVIDENCE = "pulumi-nodejs:dynamic/supplychain:Evidence";
+const TAGS = "pulumi-nodejs:dynamic/publication:Tags";
+const IMAGE = "docker-build:index:Image";
+const INDEX = "docker-build:index:Index";
 
-async function runStack(stack: string, env: Record<string, string>, prepare?: (h: Harness) => void) {
+/**
+ * The registry check registryCredentials makes on `up` (a GET of /v2/), answered here as a registry
+ * that accepts the token: the mocks stay off the network whatever this machine can reach.
+ */
+async function withRegistryAccepting<T>(urls: string[], fn: () => Promise<T>): Promise<T> {
+  const real = globalThis.fetch;
+  globalThis.fetch = (async (input: string | URL | Request) => {
+    urls.push(String(input instanceof Request ? input.url : input));
+    return new Response(null, { status: 200 });
+  }) as typeof fetch;
+  try {
+    return await fn();
+  } finally {
+    globalThis.fetch = real;
+  }
+}
+
+/** Loads a stack's committed config the way the engine hands it to the program. */
+function programConfig(stack: string): Record<string, string> {
+  return { ...stackConfig(stack), "image-factory:registryToken": TOKEN };
+}
+
+async function runStack(
+  stack: string,
+  env: Record<string, string>,
+  prepare?: (h: Harness) => void,
+) {
   const h = await installMocks("image-factory", stack);
   prepare?.(h);
-  const raw = decodeRawConfig({ ...stackConfig(stack), "image-factory:registryToken": TOKEN });
-  const cfg = validateConfig(raw, { stack, env, localGit: () => undefined, secretKeys: new Set(["registryToken"]), cwd: ROOT });
+  const raw = decodeRawConfig(programConfig(stack));
+  const cfg = validateConfig(raw, {
+    stack,
+    env,
+    localGit: () => undefined,
+    secretKeys: new Set(["registryToken"]),
+    cwd: ROOT,
+  });
   // Imported after setMocks so resource classes bind to the mocked monitor.
   const { createFactory } = await import("../../components/program");
-  const out: FactoryOutputs = createFactory({ ...cfg, stack, registryToken: pulumi.secret(TOKEN) });
-  const exports = {
-    imageName: out.imageName,
-    digest: await resolve(out.digest),
-    imageRef: await resolve(out.imageRef),
-    platformDigests: await resolve(out.platformDigests),
-    tags: await resolve(out.tags),
-    sbomLocations: await resolve(out.sbomLocations),
-    cacheRefs: await resolve(out.cacheRefs),
-    buildHosts: out.buildHosts ? await resolve(out.buildHosts) : undefined,
-  };
-  return { h, out, exports };
+  const registryRequests: string[] = [];
+  const { out, exports } = await withRegistryAccepting(registryRequests, async () => {
+    const out: FactoryOutputs = createFactory({
+      ...cfg,
+      stack,
+      registryToken: pulumi.secret(TOKEN),
+    });
+    const exports = {
+      imageName: out.imageName,
+      digest: await resolve(out.digest),
+      imageRef: await resolve(out.imageRef),
+      platformDigests: await resolve(out.platformDigests),
+      tags: await resolve(out.tags),
+      sbomLocations: await resolve(out.sbomLocations),
+      cacheRefs: await resolve(out.cacheRefs),
+      buildHosts: out.buildHosts ? await resolve(out.buildHosts) : undefined,
+      gateResults: out.gateResults
+        ? ((await resolve(out.gateResults)) as Record<string, unknown>)
+        : undefined,
+      release: out.release,
+    };
+    return { out, exports };
+  });
+  return { h, out, exports, registryRequests };
 }
+
+/** The per-platform Images (the coverage stage's Image has a `target`). */
+const platformImages = (h: Harness): Registered[] =>
+  h.byType(IMAGE).filter((i) => i.inputs.target === undefined);
+const platformOf = (r: Registered): string => (r.inputs.platforms as string[])[0];
+const one = (h: Harness, type: string): Registered => {
+  const found = h.resources.filter((r) => r.type === type);
+  assert.equal(
+    found.length,
+    1,
+    `expected exactly one ${type}, got ${found.map((r) => r.name).join(", ")}`,
+  );
+  return found[0];
+};
 
 describe("program under mocks: dev stack (build on main)", function () {
   this.timeout(60000);
   let run: Awaited<ReturnType<typeof runStack>>;
   before(async () => {
-    run = await runStack("dev", { GITHUB_REF: "refs/heads/main", GITHUB_SHA: SHA });
+    run = await runStack("dev", { GITHUB_REF: "refs/heads/main", GITHUB_SHA: SHA }, (h) => {
+      // The evidence takes a while (the scanners run): whatever does not wait for it on purpose
+      // would register in the meantime.
+      h.delays[EVIDENCE] = 300;
+    });
   });
 
-  it("registers one Image per platform with the platform, push, host network and cache", () => {
-    const images = run.h.byType("docker-build:index:Image");
-    assert.equal(images.length, 3);
-    const platforms = images.map((i) => (i.inputs.platforms as string[])[0]).sort();
-    assert.deepEqual(platforms, ["linux/amd64", "linux/arm/v7", "linux/arm64"]);
+  it("registers one Image per platform, tagged sha-<7>-<platform> only, pushed, on the default network, with its cache", () => {
+    const images = platformImages(run.h);
+    assert.deepEqual(images.map(platformOf).sort(), ["linux/amd64", "linux/arm/v7", "linux/arm64"]);
     for (const img of images) {
-      const platform = (img.inputs.platforms as string[])[0];
-      const slug = platform.replace(/\//g, "-");
+      const slug = platformOf(img).replace(/\//g, "-");
       assert.equal(img.inputs.push, true);
-      assert.equal(img.inputs.network, "host");
+      // dev builds on remote BuildKit hosts, which refuse host networking.
+      assert.equal(img.inputs.network, "default");
       assert.deepEqual(img.inputs.tags, [`ghcr.io/acme/shop-api:sha-1a2b3c4-${slug}`]);
       const cacheTo = img.inputs.cacheTo as Array<{ registry: { ref: string; mode: string } }>;
       assert.equal(cacheTo[0].registry.ref, `ghcr.io/acme/shop-api-buildcache:${slug}`);
@@ -58,9 +132,25 @@ describe("program under mocks: dev stack (build on main)", function () {
     }
   });
 
+  it("builds the coverage stage once, tagged sha-<7>-coverage, reading the first platform's cache", () => {
+    const coverage = run.h.byType(IMAGE).filter((i) => i.inputs.target !== undefined);
+    assert.equal(coverage.length, 1);
+    const c = coverage[0].inputs;
+    assert.equal(c.target, "coverage");
+    assert.deepEqual(c.tags, ["ghcr.io/acme/shop-api:sha-1a2b3c4-coverage"]);
+    assert.deepEqual(c.platforms, ["linux/amd64"]);
+    assert.deepEqual(c.builder, { name: "image-factory-dev-amd64" });
+    assert.equal(c.network, "default");
+    assert.equal(c.cacheTo, undefined, "the coverage build must not overwrite a platform's cache");
+    assert.equal(
+      (c.cacheFrom as Array<{ registry: { ref: string } }>)[0].registry.ref,
+      "ghcr.io/acme/shop-api-buildcache:linux-amd64",
+    );
+  });
+
   it("routes amd64 to the x86 builder and arm64 + arm/v7 to the Graviton builder", () => {
     const builderOf = (p: string) =>
-      (run.h.byType("docker-build:index:Image").find((i) => (i.inputs.platforms as string[])[0] === p)?.inputs.builder as { name: string })
+      (platformImages(run.h).find((i) => platformOf(i) === p)?.inputs.builder as { name: string })
         .name;
     assert.equal(builderOf("linux/amd64"), "image-factory-dev-amd64");
     assert.equal(builderOf("linux/arm64"), "image-factory-dev-arm64");
@@ -68,7 +158,7 @@ describe("program under mocks: dev stack (build on main)", function () {
   });
 
   it("labels and build args come from the git context", () => {
-    for (const img of run.h.byType("docker-build:index:Image")) {
+    for (const img of run.h.byType(IMAGE)) {
       const labels = img.inputs.labels as Record<string, string>;
       assert.equal(labels["org.opencontainers.image.revision"], SHA);
       assert.equal(labels["org.opencontainers.image.version"], "main-1a2b3c4");
@@ -79,57 +169,173 @@ describe("program under mocks: dev stack (build on main)", function () {
     }
   });
 
-  it("passes credentials to every Image and Index with the token only as a secret", () => {
-    const all = [...run.h.byType("docker-build:index:Image"), ...run.h.byType("docker-build:index:Index")];
-    for (const r of all) {
+  it("checks the token against the registry before using it", () => {
+    assert.ok(run.registryRequests.length > 0, "no registry request was made");
+    for (const url of run.registryRequests) assert.equal(url, "https://ghcr.io/v2/");
+  });
+
+  it("passes credentials to every Image, the Index, the evidence and the tag writer with the token only as a secret", () => {
+    for (const r of [...run.h.byType(IMAGE), ...run.h.byType(INDEX)]) {
       // The SDK marks the smallest enclosing input value secret: the registries list or the registry.
-      const reg = r.type.endsWith(":Image") ? r.inputs.registries : r.inputs.registry;
+      const reg = r.type === IMAGE ? r.inputs.registries : r.inputs.registry;
       assert.ok(isSecretInput(reg), `${r.name}: registry credentials are not a secret`);
       const unwrapped = unwrapSecret<unknown>(reg);
-      const plain = (Array.isArray(unwrapped) ? unwrapped[0] : unwrapped) as { address: string; username: string; password: string };
-      assert.deepEqual([plain.address, plain.username, plain.password], ["ghcr.io", "acme-ci", TOKEN]);
+      const plain = (Array.isArray(unwrapped) ? unwrapped[0] : unwrapped) as {
+        address: string;
+        username: string;
+        password: string;
+      };
+      assert.deepEqual(
+        [plain.address, plain.username, plain.password],
+        ["ghcr.io", "acme-ci", TOKEN],
+      );
+    }
+    for (const type of [EVIDENCE, TAGS]) {
+      const r = one(run.h, type);
+      assert.ok(
+        isSecretInput(r.inputs.registryToken),
+        `${type}: the registry token must be a secret input`,
+      );
+      assert.equal(unwrapSecret<string>(r.inputs.registryToken), TOKEN);
+      assert.equal(r.inputs.registryUsername, "acme-ci");
     }
   });
 
-  it("merges the platform images into one Index per tag", () => {
-    const indexes = run.h.byType("docker-build:index:Index");
-    const tags = indexes.map((i) => i.inputs.tag).sort();
-    assert.deepEqual(tags, [
-      "ghcr.io/acme/shop-api:edge",
-      "ghcr.io/acme/shop-api:main",
-      "ghcr.io/acme/shop-api:sha-1a2b3c4",
-      `ghcr.io/acme/shop-api:sha-${SHA}`,
+  it("merges the platform images into exactly one Index, under the immutable sha-<40> tag, kept on delete", () => {
+    const index = one(run.h, INDEX);
+    assert.equal(index.inputs.tag, `ghcr.io/acme/shop-api:sha-${SHA}`);
+    const d = run.exports.platformDigests;
+    // In platform order, the coverage image not among them.
+    assert.deepEqual(index.inputs.sources, [
+      `ghcr.io/acme/shop-api:sha-1a2b3c4-linux-amd64@${d["linux/amd64"]}`,
+      `ghcr.io/acme/shop-api:sha-1a2b3c4-linux-arm64@${d["linux/arm64"]}`,
+      `ghcr.io/acme/shop-api:sha-1a2b3c4-linux-arm-v7@${d["linux/arm/v7"]}`,
     ]);
-    for (const idx of indexes) {
-      assert.equal((idx.inputs.sources as string[]).length, 3);
-      assert.equal(idx.inputs.push, true);
-    }
+    assert.equal(index.inputs.push, true);
+    assert.equal(
+      index.request?.retainOnDelete,
+      true,
+      "a replaced Index would delete the list by digest",
+    );
+  });
+
+  it("writes the moving tags (main, edge, sha-<7>) with one Tags resource at the Index's ref and the evidence's results", () => {
+    const tags = one(run.h, TAGS);
+    assert.deepEqual(tags.inputs.tags, ["main", "edge", "sha-1a2b3c4"]);
+    assert.equal(tags.inputs.imageName, "ghcr.io/acme/shop-api");
+    assert.equal(tags.inputs.indexRef, `ghcr.io/acme/shop-api:sha-${SHA}@${run.exports.digest}`);
+    const gates = tags.inputs.gateResults as Record<string, unknown>;
+    assert.equal(gates.imageName, "ghcr.io/acme/shop-api");
+    assert.equal(gates.sourceRevision, SHA);
+    assert.deepEqual(gates.platformDigests, run.exports.platformDigests);
+    assert.deepEqual(gates.notRun, []);
+  });
+
+  it("orders quarantine → evidence → publication", () => {
+    const evidence = one(run.h, EVIDENCE);
+    const publication = one(run.h, "image-factory:publication:Publication");
+    const index = one(run.h, INDEX);
+    const tags = one(run.h, TAGS);
+    const evidenceUrn = evidence.request?.urn;
+    assert.equal(
+      evidenceUrn,
+      "urn:pulumi:dev::image-factory::image-factory:supplychain:SupplyChainEvidence$pulumi-nodejs:dynamic/supplychain:Evidence::evidence-evidence",
+    );
+    // What the engine is told: the Publication (dependsOn) and the tag writer (its gateResults input)
+    // depend on the Evidence resource; the Index and the tag writer are the Publication's children.
+    assert.ok(
+      publication.request?.dependencies.includes(evidenceUrn),
+      `Publication dependencies: ${JSON.stringify(publication.request?.dependencies)}`,
+    );
+    assert.ok(
+      tags.request?.dependencies.includes(evidenceUrn),
+      `Tags dependencies: ${JSON.stringify(tags.request?.dependencies)}`,
+    );
+    assert.equal(index.request?.parent, publication.request?.urn);
+    assert.equal(tags.request?.parent, publication.request?.urn);
+    // What the program does: with the evidence taking 300 ms, the Index (whose own inputs were
+    // ready as soon as the images were) and the tag writer still reach the engine only after the
+    // Evidence resource was created. The engine answers a registration once the resource exists,
+    // so on `pulumi up` a failing evidence run leaves both unregistered. (This proves the order the
+    // program sends; the engine's handling of the failure itself is covered by test/e2e.)
+    const at = (event: string): number => {
+      const i = run.h.events.indexOf(event);
+      assert.ok(i >= 0, `no event "${event}" in ${JSON.stringify(run.h.events)}`);
+      return i;
+    };
+    const evidenceCreated = at(`created ${EVIDENCE} evidence-evidence`);
+    assert.ok(
+      at(`register ${EVIDENCE} evidence-evidence`) > at(`created ${IMAGE} image-linux-arm-v7`),
+      "evidence before the images existed",
+    );
+    assert.ok(
+      at(`register ${INDEX} publish-index`) > evidenceCreated,
+      "the Index was registered before the evidence was created",
+    );
+    assert.ok(
+      at(`register ${TAGS} publish-tags`) > evidenceCreated,
+      "the tags were registered before the evidence was created",
+    );
+    assert.ok(
+      at(`register ${TAGS} publish-tags`) > at(`created ${INDEX} publish-index`),
+      "the tags were registered before the Index existed",
+    );
   });
 
   it("declares the GHCR package settings on GitHub", () => {
-    const vars = run.h.byType("github:index/actionsVariable:ActionsVariable").map((v) => v.inputs.variableName).sort();
-    assert.ok(vars.includes("IMAGE_NAME") && vars.includes("GHCR_UNTAGGED_RETENTION_DAYS"), vars.join(","));
+    const vars = run.h
+      .byType("github:index/actionsVariable:ActionsVariable")
+      .map((v) => v.inputs.variableName)
+      .sort();
+    assert.ok(
+      vars.includes("IMAGE_NAME") && vars.includes("GHCR_UNTAGGED_RETENTION_DAYS"),
+      vars.join(","),
+    );
     const env = run.h.byType("github:index/repositoryEnvironment:RepositoryEnvironment");
     assert.equal(env.length, 1);
     assert.equal(env[0].inputs.environment, "production");
     const reviewers = env[0].inputs.reviewers as Array<{ teams: number[] }>;
     assert.deepEqual(reviewers[0].teams, [2002]);
-    const policy = run.h.byType("github:index/repositoryEnvironmentDeploymentPolicy:RepositoryEnvironmentDeploymentPolicy");
+    const policy = run.h.byType(
+      "github:index/repositoryEnvironmentDeploymentPolicy:RepositoryEnvironmentDeploymentPolicy",
+    );
     assert.equal(policy[0].inputs.tagPattern, "v*");
   });
 
-  it("exports the contract", () => {
+  it("exports the contract: the Index's digest, every tag, results bound to that digest", () => {
     const e = run.exports;
+    const index = one(run.h, INDEX);
     assert.equal(e.imageName, "ghcr.io/acme/shop-api");
-    assert.match(e.digest, /^sha256:[0-9a-f]{64}$/);
+    // The mock Index digest of these sources (harness): what the registry holds under sha-<40>.
+    assert.equal(e.digest, fakeDigest(`index:${(index.inputs.sources as string[]).join(",")}`));
     assert.equal(e.imageRef, `ghcr.io/acme/shop-api@${e.digest}`);
-    assert.deepEqual(Object.keys(e.platformDigests).sort(), ["linux/amd64", "linux/arm/v7", "linux/arm64"]);
-    for (const d of Object.values(e.platformDigests)) assert.match(d, /^sha256:/);
-    assert.ok(e.tags.includes("ghcr.io/acme/shop-api:sha-1a2b3c4"));
+    assert.deepEqual(Object.keys(e.platformDigests).sort(), [
+      "linux/amd64",
+      "linux/arm/v7",
+      "linux/arm64",
+    ]);
+    for (const d of Object.values(e.platformDigests)) assert.match(d, /^sha256:[0-9a-f]{64}$/);
+    assert.deepEqual(e.tags, [
+      "ghcr.io/acme/shop-api:main",
+      "ghcr.io/acme/shop-api:edge",
+      "ghcr.io/acme/shop-api:sha-1a2b3c4",
+      `ghcr.io/acme/shop-api:sha-${SHA}`,
+    ]);
     assert.deepEqual(e.cacheRefs, {
       "linux/amd64": "ghcr.io/acme/shop-api-buildcache:linux-amd64",
       "linux/arm64": "ghcr.io/acme/shop-api-buildcache:linux-arm64",
       "linux/arm/v7": "ghcr.io/acme/shop-api-buildcache:linux-arm-v7",
+    });
+    const g = e.gateResults ?? {};
+    assert.equal(g.digest, e.digest);
+    assert.equal(g.imageName, "ghcr.io/acme/shop-api");
+    assert.equal(g.sourceRevision, SHA);
+    assert.deepEqual(g.platformDigests, e.platformDigests);
+    assert.deepEqual(e.release, {
+      ref: "refs/heads/main",
+      sha: SHA,
+      version: "main-1a2b3c4",
+      prerelease: false,
     });
   });
 
@@ -137,25 +343,40 @@ describe("program under mocks: dev stack (build on main)", function () {
     const instances = run.h.byType("aws:ec2/instance:Instance");
     assert.equal(instances.length, 2);
     assert.deepEqual(Object.keys(run.exports.buildHosts ?? {}).sort(), ["amd64", "arm64"]);
-    for (const ep of Object.values(run.exports.buildHosts ?? {})) assert.match(ep, /^tcp:\/\/[^:]+:1234$/);
+    for (const ep of Object.values(run.exports.buildHosts ?? {}))
+      assert.match(ep, /^tcp:\/\/[^:]+:1234$/);
     const types = instances.map((i) => i.inputs.instanceType).sort();
     assert.deepEqual(types, ["c7g.xlarge", "c7i.xlarge"]);
   });
 
-  it("hands CI the builder TLS material with the client key as a secret", async () => {
+  it("hands CI the builder TLS material as one secret export", async () => {
     const tls = run.out.builderTls;
     assert.ok(tls !== undefined);
-    assert.equal(await pulumi.isSecret(tls.clientKeyPem), true);
-    assert.equal(await pulumi.isSecret(tls.caCertPem), false);
-    assert.match(await resolve(tls.caCertPem), /BEGIN CERTIFICATE/);
+    // The whole top-level value is secret (tools only honour that); each part is then secret too.
+    assert.equal(await pulumi.isSecret(tls), true);
+    const plain = await resolve(tls);
+    assert.deepEqual(Object.keys(plain).sort(), ["caCertPem", "clientCertPem", "clientKeyPem"]);
+    assert.match(plain.caCertPem, /BEGIN CERTIFICATE/);
+    assert.match(plain.clientCertPem, /BEGIN CERTIFICATE/);
+    assert.match(plain.clientKeyPem, /BEGIN PRIVATE KEY/);
   });
 
-  it("collects supply-chain evidence for every pushed platform digest", () => {
-    const evidence = run.h.resources.filter((r) => r.type === "pulumi-nodejs:dynamic/supplychain:Evidence");
-    assert.equal(evidence.length, 1);
-    assert.deepEqual(evidence[0].inputs.platformDigests, run.exports.platformDigests);
-    assert.deepEqual(Object.keys(run.exports.sbomLocations).sort(), ["linux/amd64", "linux/arm/v7", "linux/arm64"]);
-    assert.ok(isSecretInput(evidence[0].inputs.registryToken), "the scanners' registry token must be a secret input");
+  it("collects supply-chain evidence for every pushed platform digest and the coverage image", () => {
+    const evidence = one(run.h, EVIDENCE);
+    assert.deepEqual(evidence.inputs.platformDigests, run.exports.platformDigests);
+    assert.equal(evidence.inputs.sourceRevision, SHA);
+    assert.match(
+      evidence.inputs.coverageImage as string,
+      /^ghcr\.io\/acme\/shop-api:sha-1a2b3c4-coverage@sha256:[0-9a-f]{64}$/,
+    );
+    assert.equal(evidence.inputs.sbomStore, "oci");
+    // dev takes Trivy's public DB: no vulnerabilityDb set.
+    assert.deepEqual(evidence.inputs.vulnDb, {});
+    assert.deepEqual(Object.keys(run.exports.sbomLocations).sort(), [
+      "linux/amd64",
+      "linux/arm/v7",
+      "linux/arm64",
+    ]);
   });
 
   it("never exports the token", () => {
@@ -163,30 +384,112 @@ describe("program under mocks: dev stack (build on main)", function () {
   });
 });
 
+describe("program under mocks: local stack (local BuildKit builder)", function () {
+  this.timeout(60000);
+  let run: Awaited<ReturnType<typeof runStack>>;
+  before(async () => {
+    run = await runStack("local", { GITHUB_REF: "refs/heads/main", GITHUB_SHA: SHA });
+  });
+
+  it("builds every image on the local builder with host networking", () => {
+    const images = run.h.byType(IMAGE);
+    assert.equal(images.length, 4);
+    for (const img of images) {
+      assert.equal(img.inputs.network, "host", `${img.name}`);
+      assert.deepEqual(img.inputs.builder, { name: "image-factory-local" });
+    }
+    assert.equal(run.h.byType("aws:ec2/instance:Instance").length, 0);
+  });
+
+  it("publishes one Index in the local registry and hands the evidence the offline vulnerability DB", () => {
+    assert.equal(one(run.h, INDEX).inputs.tag, `127.0.0.1:5443/image-factory/shop-api:sha-${SHA}`);
+    assert.deepEqual(one(run.h, TAGS).inputs.tags, ["main", "edge", "sha-1a2b3c4"]);
+    const evidence = one(run.h, EVIDENCE);
+    assert.deepEqual(evidence.inputs.vulnDb, {
+      repository: "127.0.0.1:5443/image-factory/trivy-db:2",
+    });
+    assert.equal(evidence.inputs.sbomStore, "file");
+    assert.equal(evidence.inputs.outputDir, path.join(".local", "evidence", "local"));
+  });
+});
+
+/** What the dev stack exports after a passed run, as the prod stack reads it. */
+function devExports(devDigest: string): Record<string, unknown> {
+  const platformDigests = {
+    "linux/amd64": fakeDigest("a"),
+    "linux/arm64": fakeDigest("b"),
+    "linux/arm/v7": fakeDigest("c"),
+  };
+  return {
+    imageName: "ghcr.io/acme/shop-api",
+    digest: devDigest,
+    imageRef: `ghcr.io/acme/shop-api@${devDigest}`,
+    platformDigests,
+    sbomLocations: { "linux/amd64": "oci://ghcr.io/acme/shop-api@sha256:a#sbom" },
+    gateResults: {
+      passed: true,
+      checks: [
+        {
+          gate: "imageSize[linux/amd64]",
+          configKey: "gates.maxImageSizeMb",
+          measured: 120,
+          limit: 500,
+          unit: "MB",
+          status: "passed",
+          passed: true,
+          detail: "",
+        },
+        {
+          gate: "coverage",
+          configKey: "gates.minCoverage",
+          measured: 91,
+          limit: 80,
+          unit: "%",
+          status: "passed",
+          passed: true,
+          detail: "",
+        },
+      ],
+      failed: [],
+      notRun: [],
+      waived: {},
+      tools: {},
+      imageName: "ghcr.io/acme/shop-api",
+      digest: devDigest,
+      platformDigests,
+      sourceRevision: SHA,
+    },
+    release: { ref: "refs/heads/main", sha: SHA, version: "main-1a2b3c4", prerelease: false },
+  };
+}
+
 describe("program under mocks: prod stack (promotion by digest on a release tag)", function () {
   this.timeout(60000);
   const devDigest = fakeDigest("dev-index");
   let run: Awaited<ReturnType<typeof runStack>>;
   before(async () => {
     run = await runStack("prod", { GITHUB_REF: "refs/tags/v1.4.2", GITHUB_SHA: SHA }, (h) => {
-      h.stackOutputs["acme/image-factory/dev"] = {
-        imageName: "ghcr.io/acme/shop-api",
-        digest: devDigest,
-        imageRef: `ghcr.io/acme/shop-api@${devDigest}`,
-        platformDigests: { "linux/amd64": fakeDigest("a"), "linux/arm64": fakeDigest("b"), "linux/arm/v7": fakeDigest("c") },
-        sbomLocations: { "linux/amd64": "s3://x/a.spdx.json" },
-        gateResults: { passed: true, checks: [{ gate: "imageSize", status: "passed" }] },
-        release: { ref: "refs/heads/main", sha: SHA, version: "main-1a2b3c4", prerelease: false },
-      };
+      h.stackOutputs["acme/image-factory/dev"] = devExports(devDigest);
     });
   });
 
-  it("builds nothing and publishes the release tags at the dev digest", () => {
-    assert.equal(run.h.byType("docker-build:index:Image").length, 0);
-    const indexes = run.h.byType("docker-build:index:Index");
-    const tags = indexes.map((i) => (i.inputs.tag as string).split(":").pop()).sort();
-    for (const t of ["1.4.2", "1.4", "1", "latest"]) assert.ok(tags.includes(t), `missing ${t} in ${tags.join(",")}`);
-    for (const idx of indexes) assert.deepEqual(idx.inputs.sources, [`ghcr.io/acme/shop-api@${devDigest}`]);
+  it("builds nothing and publishes every release tag at the dev digest, each Index kept on delete", () => {
+    assert.equal(run.h.byType(IMAGE).length, 0);
+    assert.equal(run.h.byType(EVIDENCE).length, 0);
+    assert.equal(run.h.byType(TAGS).length, 0);
+    const indexes = run.h.byType(INDEX);
+    assert.deepEqual(indexes.map((i) => i.inputs.tag as string).sort(), [
+      "ghcr.io/acme/shop-api:1",
+      "ghcr.io/acme/shop-api:1.4",
+      "ghcr.io/acme/shop-api:1.4.2",
+      "ghcr.io/acme/shop-api:latest",
+      "ghcr.io/acme/shop-api:sha-1a2b3c4",
+      `ghcr.io/acme/shop-api:sha-${SHA}`,
+    ]);
+    for (const idx of indexes) {
+      assert.deepEqual(idx.inputs.sources, [`ghcr.io/acme/shop-api@${devDigest}`]);
+      assert.equal(idx.request?.retainOnDelete, true);
+    }
     assert.equal(run.h.byType("pulumi:pulumi:StackReference").length, 1);
   });
 
@@ -195,10 +498,87 @@ describe("program under mocks: prod stack (promotion by digest on a release tag)
     assert.equal(run.exports.imageRef, `ghcr.io/acme/shop-api@${devDigest}`);
     assert.deepEqual(run.exports.cacheRefs, {});
     assert.equal(run.exports.buildHosts, undefined);
+    assert.equal(run.exports.gateResults, undefined);
     assert.equal(run.h.byType("aws:ec2/instance:Instance").length, 0);
   });
 
   it("leaves GitHub settings to the dev stack", () => {
-    assert.equal(run.h.byType("github:index/repositoryEnvironment:RepositoryEnvironment").length, 0);
+    assert.equal(
+      run.h.byType("github:index/repositoryEnvironment:RepositoryEnvironment").length,
+      0,
+    );
+  });
+});
+
+describe("index.ts under mocks: exports only what the stack has", function () {
+  this.timeout(60000);
+  const saved = { ref: process.env.GITHUB_REF, sha: process.env.GITHUB_SHA };
+
+  /** Runs index.ts as the engine would for `stack` and returns its module exports. */
+  async function loadIndex(
+    stack: string,
+    prepare?: (h: Harness) => void,
+  ): Promise<Record<string, unknown>> {
+    const h = await installMocks("image-factory", stack);
+    prepare?.(h);
+    pulumi.runtime.setAllConfig(programConfig(stack), ["image-factory:registryToken"]);
+    process.env.GITHUB_REF = stack === "prod" ? "refs/tags/v1.4.2" : "refs/heads/main";
+    process.env.GITHUB_SHA = SHA;
+    const entry = require.resolve("../../index");
+    delete require.cache[entry];
+    return withRegistryAccepting([], async () => {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const exported = require(entry) as Record<string, unknown>;
+      // Let the registrations settle before the mocks and config change under them.
+      await resolve(exported.digest as pulumi.Output<string>);
+      return exported;
+    });
+  }
+
+  after(() => {
+    pulumi.runtime.setAllConfig({}, []);
+    for (const [k, v] of [
+      ["GITHUB_REF", saved.ref],
+      ["GITHUB_SHA", saved.sha],
+    ] as const) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  });
+
+  it("prod: the promotion exports, no undefined build-host, TLS or gate values", async () => {
+    const exported = await loadIndex("prod", (h) => {
+      h.stackOutputs["acme/image-factory/dev"] = devExports(fakeDigest("dev-index"));
+    });
+    assert.deepEqual(Object.keys(exported).sort(), [
+      "cacheRefs",
+      "digest",
+      "imageName",
+      "imageRef",
+      "platformDigests",
+      "release",
+      "sbomLocations",
+      "tags",
+    ]);
+    for (const [k, v] of Object.entries(exported)) assert.notEqual(v, undefined, k);
+  });
+
+  it("dev: build hosts, their commands and TLS material, and the gate results too", async () => {
+    const exported = await loadIndex("dev");
+    assert.deepEqual(Object.keys(exported).sort(), [
+      "buildHosts",
+      "builderCommands",
+      "builderTls",
+      "cacheRefs",
+      "digest",
+      "gateResults",
+      "imageName",
+      "imageRef",
+      "platformDigests",
+      "release",
+      "sbomLocations",
+      "tags",
+    ]);
+    for (const [k, v] of Object.entries(exported)) assert.notEqual(v, undefined, k);
   });
 });

@@ -2,8 +2,20 @@
 // (the SDK registers it as a read of that type, id = the stack name, and reads `state.outputs`).
 // Other test files call setMocks in the same mocha process, so this file installs its mocks in
 // `before` and loads the component only afterwards.
+//
+// The source stacks' `gateResults` are made by the real evaluator (evidence/gates.ts) from literal
+// measurements and bound to what they judged, exactly as the dev stack exports them; promotion
+// must accept only results bound to the promoted bytes and judged within this stack's own gates.
 import * as assert from "node:assert/strict";
 import type * as pulumiType from "@pulumi/pulumi";
+import {
+  evaluateGates,
+  measured,
+  validateGates,
+  type BoundGateResults,
+  type GatesConfig,
+  type Measurements,
+} from "../../evidence/gates";
 import type * as promotionModule from "../../components/promotion";
 
 type Pulumi = typeof pulumiType;
@@ -17,33 +29,94 @@ interface Registered {
 }
 
 const DIGEST = `sha256:${"ab".repeat(32)}`;
+const OTHER_DIGEST = `sha256:${"cd".repeat(32)}`;
 const IMAGE = "ghcr.io/acme/shop-api";
+const SHA = "1a2b3c4d".repeat(5);
 const SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d";
 const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
-
-const goodOutputs = {
-  imageName: IMAGE,
-  digest: DIGEST,
-  imageRef: `${IMAGE}@${DIGEST}`,
-  platformDigests: {
-    "linux/amd64": `sha256:${"01".repeat(32)}`,
-    "linux/arm64": `sha256:${"02".repeat(32)}`,
-  },
-  sbomLocations: {
-    "linux/amd64": "oci://ghcr.io/acme/shop-api@sha256:aa",
-    "linux/arm64": "oci://ghcr.io/acme/shop-api@sha256:bb",
-  },
-  gateResults: {
-    passed: true,
-    checks: [{ name: "maxImageSizeMb", passed: true, measured: 120, limit: 500 }],
-  },
-  release: {
-    ref: "refs/heads/main",
-    sha: "1a2b3c4d".repeat(5),
-    version: "main",
-    prerelease: false,
-  },
+const MB = 1024 * 1024;
+const AMD64 = `sha256:${"01".repeat(32)}`;
+const ARM64 = `sha256:${"02".repeat(32)}`;
+const PLATFORM_DIGESTS = { "linux/amd64": AMD64, "linux/arm64": ARM64 };
+const TOOLS = {
+  syft: "1.57.0",
+  trivy: "0.74.0",
+  trivyDb: "2",
+  hadolint: "2.15.1",
+  dive: "0.13.1",
+  coverage: "c8",
 };
+
+/** dev's gates: the committed Pulumi.dev.yaml values plus defaults. */
+const DEV_GATES: GatesConfig = validateGates({
+  maxImageSizeMb: 500,
+  minCoverage: 80,
+  maxCritical: 0,
+});
+
+interface Measure {
+  sizeMb?: number;
+  efficiency?: number;
+  lines?: number;
+}
+
+/** What the scanners measured for the dev image: both platforms alike. */
+function measurements({ sizeMb = 120, efficiency = 0.98, lines = 92 }: Measure = {}): Measurements {
+  const platform = {
+    sizeBytes: measured(sizeMb * MB),
+    efficiency: measured(efficiency),
+    wastedBytes: measured(2 * MB),
+    criticalVulnerabilities: measured(0),
+    imageSecrets: measured([]),
+  };
+  return {
+    platforms: { "linux/amd64": platform, "linux/arm64": { ...platform } },
+    coverage: measured({ lines, branches: 88, functions: 90 }),
+    lint: measured([]),
+    misconfigurations: measured([]),
+    secrets: measured([]),
+  };
+}
+
+/** dev's gate results for `m`, bound to the dev image as the dev stack exports them. */
+function bound(m: Measure = {}, gates: GatesConfig = DEV_GATES): BoundGateResults {
+  return {
+    ...evaluateGates(measurements(m), gates, { tools: TOOLS }),
+    imageName: IMAGE,
+    digest: DIGEST,
+    platformDigests: { ...PLATFORM_DIGESTS },
+    sourceRevision: SHA,
+  };
+}
+
+/** The slice of the dev stack's exports promotion reads (a type alias, so it is also a plain record). */
+type DevOutputs = {
+  imageName: string;
+  digest: string;
+  imageRef: string;
+  platformDigests: Record<string, string>;
+  sbomLocations: Record<string, string>;
+  gateResults: BoundGateResults;
+  release?: { ref: string; sha?: string; version: string; prerelease: boolean };
+};
+
+/** The dev stack's exports for an image whose gates measured `m`. */
+function devOutputs(m: Measure = {}, gates: GatesConfig = DEV_GATES): DevOutputs {
+  return {
+    imageName: IMAGE,
+    digest: DIGEST,
+    imageRef: `${IMAGE}@${DIGEST}`,
+    platformDigests: { ...PLATFORM_DIGESTS },
+    sbomLocations: {
+      "linux/amd64": `oci://${IMAGE}@${AMD64}#sbom`,
+      "linux/arm64": `oci://${IMAGE}@${ARM64}#sbom`,
+    },
+    gateResults: bound(m, gates),
+    release: { ref: "refs/heads/main", sha: SHA, version: "main-1a2b3c4", prerelease: false },
+  };
+}
+
+const goodOutputs = devOutputs();
 
 /** Source stacks by name, as the mocked backend would return their outputs. */
 const SOURCES: Record<string, Record<string, unknown>> = {
@@ -52,14 +125,39 @@ const SOURCES: Record<string, Record<string, unknown>> = {
   "acme/image-factory/failed": {
     ...goodOutputs,
     gateResults: {
+      ...goodOutputs.gateResults,
       passed: false,
+      failed: ["criticalVulnerabilities[linux/amd64]"],
       checks: [
-        { name: "maxCritical", passed: false, measured: 3, limit: 0 },
-        { name: "minCoverage", passed: true },
+        {
+          gate: "criticalVulnerabilities[linux/amd64]",
+          configKey: "gates.maxCritical",
+          status: "failed",
+          passed: false,
+          measured: 3,
+          limit: 0,
+          unit: "",
+        },
+        {
+          gate: "coverage",
+          configKey: "gates.minCoverage",
+          status: "passed",
+          passed: true,
+          measured: 92,
+          limit: 80,
+          unit: "%",
+        },
       ],
     },
   },
   "acme/image-factory/nogates": { ...goodOutputs, gateResults: undefined },
+  // dev re-pushed the list after the gates ran: the results name other bytes.
+  "acme/image-factory/rejudged": {
+    ...goodOutputs,
+    gateResults: { ...goodOutputs.gateResults, digest: OTHER_DIGEST },
+  },
+  // 450 MB passes dev's 500 MB limit.
+  "acme/image-factory/large": devOutputs({ sizeMb: 450 }),
 };
 
 let pulumi: Pulumi;
@@ -271,9 +369,82 @@ describe("PromotedImage (mocks)", () => {
     });
     assert.ok(result instanceof Error);
     assert.match(result.message, /"acme\/image-factory\/failed" "gateResults.passed" is false/);
-    assert.match(result.message, /maxCritical \(measured 3, limit 0\)/);
-    assert.doesNotMatch(result.message, /minCoverage/);
+    assert.match(
+      result.message,
+      /failed checks: criticalVulnerabilities\[linux\/amd64\] \(measured 3, limit 0\)/,
+    );
+    assert.doesNotMatch(result.message, /coverage/);
     assert.equal(registered.filter((r) => r.type === "docker-build:index:Index").length, 0);
+  });
+
+  it("refuses a source stack whose gate results judged other bytes, registering no Index", async () => {
+    const { result, rejections } = await collectingRejections(async () => {
+      const pi = new promotion.PromotedImage(
+        "rejudged",
+        args({ sourceStack: "acme/image-factory/rejudged" }),
+      );
+      return promiseOf(pi.digest);
+    });
+    assert.ok(result instanceof Error, "expected the digest output to reject");
+    assert.match(
+      result.message,
+      new RegExp(
+        `source stack "acme/image-factory/rejudged" "gateResults\\.digest" is "${OTHER_DIGEST}", not its "digest" ${DIGEST}: the gates judged other bytes`,
+      ),
+    );
+    assert.ok(
+      rejections.some((m) => m.includes('"gateResults.digest" is')),
+      `rejections: ${JSON.stringify(rejections)}`,
+    );
+    assert.equal(
+      registered.filter((r) => r.type === "docker-build:index:Index").length,
+      0,
+      "no Index may be registered",
+    );
+  });
+
+  it("judges the source's measurements again with this stack's gates (PromotedImageArgs.gates)", async () => {
+    // 450 MB passed dev's 500 MB limit; this stack allows 400 MB.
+    assert.equal(
+      (SOURCES["acme/image-factory/large"].gateResults as BoundGateResults).passed,
+      true,
+    );
+    const { result } = await collectingRejections(async () => {
+      const pi = new promotion.PromotedImage(
+        "large",
+        args({
+          sourceStack: "acme/image-factory/large",
+          gates: { ...DEV_GATES, maxImageSizeMb: 400 },
+        }),
+      );
+      return promiseOf(pi.digest);
+    });
+    assert.ok(result instanceof Error, "expected the digest output to reject");
+    assert.match(
+      result.message,
+      /source stack "acme\/image-factory\/large" check imageSize\[linux\/amd64\] measured 450 MB, which fails this stack's gates\.maxImageSizeMb = 400; refusing to promote/,
+    );
+    assert.equal(
+      registered.filter((r) => r.type === "docker-build:index:Index").length,
+      0,
+      "no Index may be registered",
+    );
+
+    // The same source under limits it meets is published.
+    registered = [];
+    const ok = new promotion.PromotedImage(
+      "large-ok",
+      args({
+        sourceStack: "acme/image-factory/large",
+        gates: { ...DEV_GATES, maxImageSizeMb: 450 },
+      }),
+    );
+    assert.equal(await promiseOf(ok.digest), DIGEST);
+    await promiseOf(ok.tags);
+    assert.deepEqual(
+      registered.filter((r) => r.type === "docker-build:index:Index").map((r) => r.inputs.tag),
+      ["1.2.3", "1.2", "1", "latest"].map((t) => `${IMAGE}:${t}`),
+    );
   });
 
   it("refuses a source stack without gateResults unless requireGatesPassed is false", async () => {
@@ -506,15 +677,244 @@ describe("promotion rules (pure)", () => {
     });
   }
 
-  it("checkSourceOutputs copies from the source repository at the digest", async () => {
-    const checked = promotion.checkSourceOutputs("dev", IMAGE, {
+  it("checkSourceOutputs accepts bound, passed results of this commit and returns what to publish", async () => {
+    const checked = promotion.checkSourceOutputs("dev", IMAGE, devOutputs(), true, SHA, DEV_GATES);
+    assert.deepEqual(checked, {
       digest: DIGEST,
-      imageRef: `ghcr.io/acme/shop-api-dev@${DIGEST}`,
-      gateResults: { passed: true, checks: [] },
+      sourceRef: `${IMAGE}@${DIGEST}`,
+      platformDigests: { "linux/amd64": AMD64, "linux/arm64": ARM64 },
+      sbomLocations: {
+        "linux/amd64": `oci://${IMAGE}@${AMD64}#sbom`,
+        "linux/arm64": `oci://${IMAGE}@${ARM64}#sbom`,
+      },
     });
-    assert.equal(checked.sourceRef, `ghcr.io/acme/shop-api-dev@${DIGEST}`);
-    assert.deepEqual(checked.platformDigests, {});
+    // Without an imageRef the copy comes from this repository; without required gates nothing
+    // about them is read.
     const noRef = promotion.checkSourceOutputs("dev", IMAGE, { digest: DIGEST }, false);
     assert.equal(noRef.sourceRef, `${IMAGE}@${DIGEST}`);
+  });
+
+  /** devOutputs() with `change` applied to a copy. */
+  const changed = (
+    change: (o: DevOutputs) => void,
+    m: Measure = {},
+    gates: GatesConfig = DEV_GATES,
+  ) => {
+    const o = devOutputs(m, gates);
+    change(o);
+    return o;
+  };
+
+  it("checkSourceOutputs refuses gate results of another manifest list, naming both digests", async () => {
+    const outputs = changed((o) => {
+      o.gateResults.digest = OTHER_DIGEST;
+    });
+    assert.throws(
+      () => promotion.checkSourceOutputs("dev", IMAGE, outputs, true, SHA, DEV_GATES),
+      new RegExp(
+        `source stack "dev" "gateResults\\.digest" is "${OTHER_DIGEST}", not its "digest" ${DIGEST}: the gates judged other bytes; refusing to promote`,
+      ),
+    );
+    const missing = changed((o) => {
+      delete (o.gateResults as Partial<BoundGateResults>).digest;
+    });
+    assert.throws(
+      () => promotion.checkSourceOutputs("dev", IMAGE, missing, true, SHA, DEV_GATES),
+      new RegExp(`"gateResults\\.digest" is undefined, not its "digest" ${DIGEST}`),
+    );
+  });
+
+  it("checkSourceOutputs refuses gate results whose platform digests are swapped", async () => {
+    const outputs = changed((o) => {
+      o.gateResults.platformDigests = { "linux/amd64": ARM64, "linux/arm64": AMD64 };
+    });
+    assert.throws(
+      () => promotion.checkSourceOutputs("dev", IMAGE, outputs, true, SHA, DEV_GATES),
+      new RegExp(
+        `source stack "dev" "gateResults\\.platformDigests" linux/amd64 is "${ARM64}", but "platformDigests" linux/amd64 is "${AMD64}"; refusing to promote ${DIGEST}`,
+      ),
+    );
+  });
+
+  it("checkSourceOutputs refuses gate results missing a platform the source exports", async () => {
+    const outputs = changed((o) => {
+      o.gateResults.platformDigests = { "linux/amd64": AMD64 };
+    });
+    assert.throws(
+      () => promotion.checkSourceOutputs("dev", IMAGE, outputs, true, SHA, DEV_GATES),
+      new RegExp(
+        `"gateResults\\.platformDigests" linux/arm64 is undefined, but "platformDigests" linux/arm64 is "${ARM64}"`,
+      ),
+    );
+  });
+
+  it("checkSourceOutputs refuses gate results of another repository", async () => {
+    const outputs = changed((o) => {
+      o.gateResults.imageName = "ghcr.io/mallory/shop-api";
+    });
+    assert.throws(
+      () => promotion.checkSourceOutputs("dev", IMAGE, outputs, true, SHA, DEV_GATES),
+      new RegExp(
+        `source stack "dev" "gateResults\\.imageName" is "ghcr\\.io/mallory/shop-api", not "ghcr\\.io/acme/shop-api"; refusing to promote ${DIGEST}`,
+      ),
+    );
+  });
+
+  it("checkSourceOutputs refuses an imageRef in another repository", async () => {
+    const outputs = changed((o) => {
+      o.imageRef = `ghcr.io/acme/shop-api-dev@${DIGEST}`;
+    });
+    assert.throws(
+      () => promotion.checkSourceOutputs("dev", IMAGE, outputs, true, SHA, DEV_GATES),
+      /source stack "dev" "imageRef" is in "ghcr\.io\/acme\/shop-api-dev", not in this stack's imageName "ghcr\.io\/acme\/shop-api"; promotion copies within one repository only/,
+    );
+    // Also when gates are not required: the copy source is the same repository or nothing.
+    assert.throws(
+      () =>
+        promotion.checkSourceOutputs(
+          "dev",
+          IMAGE,
+          { digest: DIGEST, imageRef: `docker.io/acme/shop-api@${DIGEST}` },
+          false,
+        ),
+      /"imageRef" is in "docker\.io\/acme\/shop-api", not in this stack's imageName "ghcr\.io\/acme\/shop-api"/,
+    );
+  });
+
+  it("checkSourceOutputs refuses results with checks that did not run", async () => {
+    const outputs = changed((o) => {
+      o.gateResults.notRun = ["coverage"];
+    });
+    assert.throws(
+      () => promotion.checkSourceOutputs("dev", IMAGE, outputs, true, SHA, DEV_GATES),
+      new RegExp(
+        `source stack "dev" "gateResults\\.notRun" is \\["coverage"\\]: every check must have run; refusing to promote ${DIGEST}`,
+      ),
+    );
+  });
+
+  it("checkSourceOutputs refuses results without a notRun list", async () => {
+    const outputs = changed((o) => {
+      delete (o.gateResults as Partial<BoundGateResults>).notRun;
+    });
+    assert.throws(
+      () => promotion.checkSourceOutputs("dev", IMAGE, outputs, true, SHA, DEV_GATES),
+      /source stack "dev" "gateResults\.notRun" is undefined: every check must have run/,
+    );
+    const notAList = changed((o) => {
+      (o.gateResults as unknown as Record<string, unknown>).notRun = "none";
+    });
+    assert.throws(
+      () => promotion.checkSourceOutputs("dev", IMAGE, notAList, true, SHA, DEV_GATES),
+      /"gateResults\.notRun" is "none": every check must have run/,
+    );
+  });
+
+  it("checkSourceOutputs refuses a source without release.sha when the revision is expected", async () => {
+    const outputs = changed((o) => {
+      o.release = { ref: "refs/heads/main", version: "main-1a2b3c4", prerelease: false };
+    });
+    assert.throws(
+      () => promotion.checkSourceOutputs("dev", IMAGE, outputs, true, SHA, DEV_GATES),
+      new RegExp(
+        `source stack "dev" exports no "release\\.sha", so the promoted digest cannot be shown to be commit ${SHA}; refusing to promote ${DIGEST}`,
+      ),
+    );
+    const noRelease = changed((o) => {
+      delete o.release;
+    });
+    assert.throws(
+      () => promotion.checkSourceOutputs("dev", IMAGE, noRelease, true, SHA, DEV_GATES),
+      /exports no "release\.sha"/,
+    );
+  });
+
+  it("checkSourceOutputs refuses a source whose release.sha is another commit", async () => {
+    const later = "9".repeat(40);
+    const outputs = changed((o) => {
+      o.release = {
+        ref: "refs/heads/main",
+        sha: later,
+        version: "main-9999999",
+        prerelease: false,
+      };
+    });
+    assert.throws(
+      () => promotion.checkSourceOutputs("dev", IMAGE, outputs, true, SHA, DEV_GATES),
+      new RegExp(
+        `source stack "dev" holds revision ${later}, but this release is ${SHA}; deploy ${SHA} to "dev" first`,
+      ),
+    );
+  });
+
+  it("checkSourceOutputs refuses an image size within dev's limit but over this stack's", async () => {
+    const outputs = devOutputs({ sizeMb: 450 });
+    assert.equal(outputs.gateResults.passed, true, "450 MB passes dev's 500 MB");
+    assert.throws(
+      () =>
+        promotion.checkSourceOutputs("dev", IMAGE, outputs, true, SHA, {
+          ...DEV_GATES,
+          maxImageSizeMb: 400,
+        }),
+      new RegExp(
+        `source stack "dev" check imageSize\\[linux/amd64\\] measured 450 MB, which fails this stack's gates\\.maxImageSizeMb = 400; refusing to promote ${DIGEST}`,
+      ),
+    );
+    assert.equal(
+      promotion.checkSourceOutputs("dev", IMAGE, outputs, true, SHA, DEV_GATES).digest,
+      DIGEST,
+    );
+  });
+
+  it("checkSourceOutputs refuses coverage within dev's limit but under this stack's", async () => {
+    const outputs = devOutputs({ lines: 81 });
+    assert.equal(outputs.gateResults.passed, true, "81 % passes dev's 80 %");
+    assert.throws(
+      () =>
+        promotion.checkSourceOutputs("dev", IMAGE, outputs, true, SHA, {
+          ...DEV_GATES,
+          minCoverage: 85,
+        }),
+      new RegExp(
+        `source stack "dev" check coverage measured 81 %, which fails this stack's gates\\.minCoverage = 85; refusing to promote ${DIGEST}`,
+      ),
+    );
+  });
+
+  // dev waives Dive efficiency (0.9 < 0.95) with a reason; the waiver is dev's, not prod's.
+  const WAIVE_EFFICIENCY = { efficiency: "the Node runtime layer is shared with the base image" };
+
+  it("checkSourceOutputs refuses a check waived on the source stack but not on this one", async () => {
+    const outputs = devOutputs({ efficiency: 0.9 }, { ...DEV_GATES, waive: WAIVE_EFFICIENCY });
+    assert.equal(outputs.gateResults.passed, true);
+    assert.deepEqual(outputs.gateResults.waived, {
+      "efficiency[linux/amd64]": "the Node runtime layer is shared with the base image",
+      "efficiency[linux/arm64]": "the Node runtime layer is shared with the base image",
+    });
+    assert.throws(
+      () => promotion.checkSourceOutputs("dev", IMAGE, outputs, true, SHA, DEV_GATES),
+      new RegExp(
+        `source stack "dev" "gateResults" check efficiency\\[linux/amd64\\] was waived there \\("the Node runtime layer is shared with the base image"\\) but this stack does not waive it \\(gates\\.waive\\); refusing to promote ${DIGEST}`,
+      ),
+    );
+    // Waiving one platform here leaves the other one refused.
+    assert.throws(
+      () =>
+        promotion.checkSourceOutputs("dev", IMAGE, outputs, true, SHA, {
+          ...DEV_GATES,
+          waive: { "efficiency[linux/amd64]": "amd64 shares the runtime layer too" },
+        }),
+      /check efficiency\[linux\/arm64\] was waived there .* but this stack does not waive it/,
+    );
+  });
+
+  it("checkSourceOutputs accepts a check waived on the source stack when this stack waives it too", async () => {
+    const outputs = devOutputs({ efficiency: 0.9 }, { ...DEV_GATES, waive: WAIVE_EFFICIENCY });
+    const checked = promotion.checkSourceOutputs("dev", IMAGE, outputs, true, SHA, {
+      ...DEV_GATES,
+      waive: { efficiency: "prod accepts the shared runtime layer as well" },
+    });
+    assert.equal(checked.digest, DIGEST);
+    assert.equal(checked.sourceRef, `${IMAGE}@${DIGEST}`);
   });
 });

@@ -3,7 +3,7 @@
 // every e2e file in a mocha process shares, so the images are built once per test run and the
 // container checks run against exactly what `npm run local` publishes.
 import * as path from "path";
-import type { GateResults } from "../../../components/gates";
+import type { GateResults } from "../../../evidence/gates";
 import { PLATFORMS } from "./app";
 import { bootstrapOnce, copyApp, headSha, localStackConfig, requireLocalStackTools, STACK_REGISTRY, TestStack } from "./pulumiStack";
 
