@@ -112,7 +112,17 @@ describe("validateConfig refuses bad input, naming key and value", () => {
     });
     assert.equal(cfg.buildHosts.enabled, true, "dev enables build hosts by default");
     assert.equal(cfg.buildHosts.port, 1234);
-    assert.deepEqual(cfg.gates, { maxImageSizeMb: 500, minCoverage: 80, maxCritical: 0, minEfficiency: 0.95, maxWastedMb: 20 });
+    assert.deepEqual(cfg.gates, {
+      maxImageSizeMb: 500,
+      minCoverage: 80,
+      minBranchCoverage: 80,
+      minFunctionCoverage: 80,
+      maxCritical: 0,
+      minEfficiency: 0.95,
+      maxWastedMb: 20,
+      waive: {},
+    });
+    assert.equal(cfg.vulnerabilityDb, undefined);
     assert.equal(cfg.git.source, "git");
     assert.equal(cfg.appPath, path.join(ROOT, "app"));
     assert.equal(cfg.push, true);
@@ -209,5 +219,89 @@ describe("decodeRawConfig", () => {
   });
   it("names a key holding malformed structured text", () => {
     assert.throws(() => decodeRawConfig({ "image-factory:cache": "{type: registry" }), /image-factory:cache.*\{type: registry/);
+  });
+});
+
+describe("validateConfig: gates and vulnerabilityDb", () => {
+  /** The one problem validateConfig reports for `raw` on top of the good config. */
+  function onlyProblem(raw: Record<string, unknown>): string {
+    const problems = problemsOf({ ...GOOD, ...raw });
+    assert.equal(problems.length, 1, problems.join("\n"));
+    return problems[0];
+  }
+
+  it("refuses gates.minBranchCoverage over 100, naming the key and the value", () => {
+    assert.equal(
+      onlyProblem({ gates: { minBranchCoverage: 101 } }),
+      "image-factory:gates.minBranchCoverage must be a percentage between 0 and 100; got 101",
+    );
+  });
+
+  it("refuses gates.minFunctionCoverage that is not a number, naming the key and the value", () => {
+    assert.equal(
+      onlyProblem({ gates: { minFunctionCoverage: "eighty" } }),
+      'image-factory:gates.minFunctionCoverage must be a percentage between 0 and 100; got "eighty"',
+    );
+  });
+
+  it("takes branch and function coverage limits, also as numeric text", () => {
+    const cfg = validateConfig({ ...GOOD, gates: { minBranchCoverage: 70, minFunctionCoverage: "75" } }, ctx());
+    assert.equal(cfg.gates.minBranchCoverage, 70);
+    assert.equal(cfg.gates.minFunctionCoverage, 75);
+    assert.equal(cfg.gates.minCoverage, 80);
+  });
+
+  it("refuses a waiver of a check that does not exist, naming the key and the check", () => {
+    const problem = onlyProblem({ gates: { waive: { coverge: "typo in the check name" } } });
+    assert.ok(problem.startsWith("image-factory:gates.waive.coverge is not a known check (known: imageSize, efficiency,"), problem);
+    assert.ok(problem.endsWith('; got "typo in the check name"'), problem);
+  });
+
+  it("refuses a waiver without a reason, naming the key and the empty value", () => {
+    assert.equal(
+      onlyProblem({ gates: { waive: { coverage: "" } } }),
+      'image-factory:gates.waive.coverage needs a reason of at least 10 characters saying why the check is waived; got ""',
+    );
+    assert.equal(
+      onlyProblem({ gates: { waive: { "efficiency[linux/arm64]": "   " } } }),
+      'image-factory:gates.waive.efficiency[linux/arm64] needs a reason of at least 10 characters saying why the check is waived; got "   "',
+    );
+  });
+
+  it("refuses waive that is not a map of check to reason", () => {
+    assert.equal(
+      onlyProblem({ gates: { waive: "all" } }),
+      'image-factory:gates.waive must map a check name to the reason it is waived; got "all"',
+    );
+  });
+
+  it("keeps a waiver of a check, or of one platform's check, with its reason trimmed", () => {
+    const cfg = validateConfig(
+      { ...GOOD, gates: { waive: { "efficiency[linux/arm/v7]": "  QEMU-built arm/v7 layers are larger  ", dockerfileLint: "DL3008 pinned by digest instead" } } },
+      ctx(),
+    );
+    assert.deepEqual(cfg.gates.waive, {
+      "efficiency[linux/arm/v7]": "QEMU-built arm/v7 layers are larger",
+      dockerfileLint: "DL3008 pinned by digest instead",
+    });
+  });
+
+  it("refuses a vulnerabilityDb reference without a tag, naming the key and the value", () => {
+    assert.equal(
+      onlyProblem({ vulnerabilityDb: "127.0.0.1:5443/image-factory/trivy-db" }),
+      'image-factory:vulnerabilityDb must be an OCI reference with a tag (e.g. 127.0.0.1:5443/image-factory/trivy-db:2), got "127.0.0.1:5443/image-factory/trivy-db"',
+    );
+    assert.equal(
+      onlyProblem({ vulnerabilityDb: "ghcr.io/aquasecurity/trivy-db" }),
+      'image-factory:vulnerabilityDb must be an OCI reference with a tag (e.g. 127.0.0.1:5443/image-factory/trivy-db:2), got "ghcr.io/aquasecurity/trivy-db"',
+    );
+  });
+
+  it("accepts the local stack's offline vulnerabilityDb and leaves it unset when empty", () => {
+    assert.equal(validateConfig({ ...GOOD, vulnerabilityDb: "127.0.0.1:5443/image-factory/trivy-db:2" }, ctx()).vulnerabilityDb, "127.0.0.1:5443/image-factory/trivy-db:2");
+    // Pulumi.yaml's default "" means Trivy's public DB.
+    const raw = decodeRawConfig({ "image-factory:imageName": "ghcr.io/acme/shop-api", "image-factory:vulnerabilityDb": "" });
+    assert.equal(raw.vulnerabilityDb, undefined);
+    assert.equal(validateConfig({ ...GOOD, ...raw }, ctx()).vulnerabilityDb, undefined);
   });
 });
