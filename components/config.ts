@@ -16,7 +16,7 @@ import {
 import { validateCache } from "./buildCache";
 import { BUILD_HOSTS_SHAPE, buildHostsConfig, buildHostsProblems } from "./buildHosts/rules";
 import { validateGithub } from "./ghcrPackage";
-import { DEFAULT_GATES, validateGates } from "./gates";
+import { DEFAULT_GATES, validateGates } from "../evidence/gates";
 import { parseRef, validateSha } from "./tags";
 
 export const NAMESPACE = "image-factory";
@@ -39,6 +39,7 @@ export const CONFIG_KEYS = [
   "push",
   "baseImage",
   "npmCaFile",
+  "vulnerabilityDb",
 ] as const;
 export type ConfigKey = (typeof CONFIG_KEYS)[number];
 
@@ -73,6 +74,8 @@ export interface ValidatedConfig {
   push: boolean;
   baseImage?: string;
   npmCaFile?: string;
+  /** Trivy vulnerability DB artifact (`registry/repo:tag`); unset = Trivy's public DB. */
+  vulnerabilityDb?: string;
 }
 
 export interface ConfigContext {
@@ -392,6 +395,12 @@ export function validateConfig(raw: Record<string, unknown>, ctx: ConfigContext)
   const npmCaFile = str("npmCaFile");
   if (npmCaFile !== undefined) problems.push(...npmCaFileProblems(npmCaFile));
 
+  const vulnerabilityDb = str("vulnerabilityDb");
+  const dbRepo = vulnerabilityDb?.replace(/(@sha256:[0-9a-f]{64}|:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})$/, "");
+  if (vulnerabilityDb !== undefined && (dbRepo === vulnerabilityDb || validateImageName(dbRepo).problems.length > 0)) {
+    problems.push(`${NAMESPACE}:vulnerabilityDb must be an OCI reference with a registry host, a repository and a tag or digest (e.g. 127.0.0.1:5443/image-factory/trivy-db:2), got ${show(vulnerabilityDb)}`);
+  }
+
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     imageName,
@@ -410,6 +419,7 @@ export function validateConfig(raw: Record<string, unknown>, ctx: ConfigContext)
     push: push as boolean,
     baseImage,
     npmCaFile,
+    vulnerabilityDb,
   };
 }
 

@@ -30,9 +30,10 @@ export interface PromotedImageArgs {
   registry: PromotionRegistry;
   /** Refuse unless the source stack's `gateResults.passed` is true. @default true */
   requireGatesPassed?: boolean;
-  /** The commit being released (this stack's git sha). When set and the source stack exports
-   *  `release.sha`, they must match: a tag `v1.2.3` must not publish whatever dev deployed last
-   *  if that is a later commit. @default unset (not checked) */
+  /** The commit being released (this stack's git sha). When set, the source stack's `release.sha`
+   *  and `gateResults.sourceRevision` must both be this commit (a missing one is refused): a tag
+   *  `v1.2.3` must not publish whatever dev deployed last if that is a later commit.
+   *  @default unset (not checked) */
   expectedRevision?: string;
   /** This stack's own gates: the source's measured values are judged again against them. */
   gates?: GatesConfig;
@@ -212,6 +213,9 @@ export function checkBinding(
     fail(`source stack ${src} "gateResults.digest" is ${JSON.stringify(judgedDigest)}, not its "digest" ${digest}: the gates judged other bytes; refusing to promote`);
   }
   const judged = stringRecord(gates.platformDigests);
+  if (Object.keys(judged).length === 0 || Object.keys(platformDigests).length === 0) {
+    fail(`source stack ${src} exports no "platformDigests" or no "gateResults.platformDigests": nothing binds the gates to platform images; refusing to promote ${digest}`);
+  }
   for (const p of [...new Set([...Object.keys(judged), ...Object.keys(platformDigests)])].sort()) {
     if (judged[p] !== platformDigests[p]) {
       fail(`source stack ${src} "gateResults.platformDigests" ${p} is ${JSON.stringify(judged[p])}, but "platformDigests" ${p} is ${JSON.stringify(platformDigests[p])}; refusing to promote ${digest}`);
@@ -301,7 +305,11 @@ export function checkSourceOutputs(
     fail(`source stack ${src} "imageRef" is in ${JSON.stringify(sourceRepository)}, not in this stack's imageName ${JSON.stringify(imageName)}; promotion copies within one repository only`);
   }
   if (requireGatesPassed) {
-    checkBinding(src, imageName, digest, stringRecord(outputs.platformDigests), outputs.gateResults as Record<string, unknown>, prodGates);
+    const gates = outputs.gateResults as Record<string, unknown>;
+    checkBinding(src, imageName, digest, stringRecord(outputs.platformDigests), gates, prodGates);
+    if (expectedRevision !== undefined && gates.sourceRevision !== expectedRevision) {
+      fail(`source stack ${src} "gateResults.sourceRevision" is ${JSON.stringify(gates.sourceRevision)}, but this release is ${expectedRevision}: the gates judged another commit; refusing to promote ${digest}`);
+    }
   }
   if (expectedRevision !== undefined) {
     const sourceSha = typeof outputs.release === "object" && outputs.release !== null ? (outputs.release as Record<string, unknown>).sha : undefined;
@@ -310,7 +318,7 @@ export function checkSourceOutputs(
     }
     if (sourceSha !== expectedRevision) {
       fail(
-        `source stack ${src} holds revision ${sourceSha}, but this release is ${expectedRevision}; deploy ${expectedRevision} to ${src} first so the promoted digest is the commit being released`,
+        `source stack ${src} "release.sha" is ${sourceSha}, but this release is ${expectedRevision}; deploy ${expectedRevision} to ${src} first so the promoted digest is the commit being released`,
       );
     }
   }

@@ -473,7 +473,7 @@ describe("PromotedImage (mocks)", () => {
     assert.ok(result instanceof Error);
     assert.match(
       result.message,
-      new RegExp(`holds revision ${"1a2b3c4d".repeat(5)}, but this release is ${"f".repeat(40)}`),
+      new RegExp(`"gateResults\\.sourceRevision" is "${"1a2b3c4d".repeat(5)}", but this release is ${"f".repeat(40)}: the gates judged another commit`),
     );
     const same = new promotion.PromotedImage(
       "same",
@@ -842,7 +842,7 @@ describe("promotion rules (pure)", () => {
     assert.throws(
       () => promotion.checkSourceOutputs("dev", IMAGE, outputs, true, SHA, DEV_GATES),
       new RegExp(
-        `source stack "dev" holds revision ${later}, but this release is ${SHA}; deploy ${SHA} to "dev" first`,
+        `source stack "dev" "release.sha" is ${later}, but this release is ${SHA}; deploy ${SHA} to "dev" first`,
       ),
     );
   });

@@ -286,15 +286,16 @@ describe("validateConfig: gates and vulnerabilityDb", () => {
     });
   });
 
-  it("refuses a vulnerabilityDb reference without a tag, naming the key and the value", () => {
-    assert.equal(
-      onlyProblem({ vulnerabilityDb: "127.0.0.1:5443/image-factory/trivy-db" }),
-      'image-factory:vulnerabilityDb must be an OCI reference with a tag (e.g. 127.0.0.1:5443/image-factory/trivy-db:2), got "127.0.0.1:5443/image-factory/trivy-db"',
-    );
-    assert.equal(
-      onlyProblem({ vulnerabilityDb: "ghcr.io/aquasecurity/trivy-db" }),
-      'image-factory:vulnerabilityDb must be an OCI reference with a tag (e.g. 127.0.0.1:5443/image-factory/trivy-db:2), got "ghcr.io/aquasecurity/trivy-db"',
-    );
+  const dbProblem = (v: string): string =>
+    `image-factory:vulnerabilityDb must be an OCI reference with a registry host, a repository and a tag or digest (e.g. 127.0.0.1:5443/image-factory/trivy-db:2), got "${v}"`;
+  for (const bad of ["127.0.0.1:5443/image-factory/trivy-db", "ghcr.io/aquasecurity/trivy-db", "127.0.0.1:5443", "trivy-db:2", "ghcr.io/Aqua/trivy-db:2"]) {
+    it(`refuses vulnerabilityDb ${bad}, naming the key and the value`, () => {
+      assert.equal(onlyProblem({ vulnerabilityDb: bad }), dbProblem(bad));
+    });
+  }
+  it("accepts a vulnerabilityDb pinned by digest", () => {
+    const ref = `ghcr.io/aquasecurity/trivy-db@sha256:${"a".repeat(64)}`;
+    assert.equal(validateConfig({ ...GOOD, vulnerabilityDb: ref }, ctx()).vulnerabilityDb, ref);
   });
 
   it("accepts the local stack's offline vulnerabilityDb and leaves it unset when empty", () => {
