@@ -495,7 +495,6 @@ describe("delivery workflows (.github/workflows)", () => {
     assert.equal(preview.needs, "test");
     assert.deepEqual(preview.env, {
       STACK: "${{ vars.PULUMI_ORG }}/image-factory/${{ matrix.stack }}",
-      IMAGE_FACTORY_PR_NUMBER: "${{ github.event.pull_request.number }}",
     });
     const step = stepNamed(preview, "pulumi preview");
     assert.equal(step.uses, `pulumi/actions@${PINS["pulumi/actions"].sha}`);
@@ -519,6 +518,16 @@ describe("delivery workflows (.github/workflows)", () => {
     });
     // No BuildKit client key, no builders: previews cannot reach the build hosts.
     assert.ok(!(preview.steps ?? []).some((s) => s.uses === "./.github/actions/remote-builders"));
+  });
+
+  it("leave GITHUB_REF to the pull request (the program scopes its cache to pr-<n> from it)", async () => {
+    // GitHub sets GITHUB_REF=refs/pull/<n>/merge for pull_request runs; nothing may replace it.
+    const preview = job("pr.yml", "preview");
+    assert.ok(!JSON.stringify(preview).includes("GITHUB_REF"), "pr.yml overrides GITHUB_REF");
+    for (const stack of ["dev", "prod"]) {
+      const config = fs.readFileSync(path.join(REPO, `Pulumi.${stack}.yaml`), "utf8");
+      assert.doesNotMatch(config, /image-factory:gitRef/, `Pulumi.${stack}.yaml pins gitRef`);
+    }
   });
 
   it("review each stack in the preview job and hand the Markdown over as an artifact", async () => {
