@@ -356,7 +356,9 @@ const CACHE_BACKENDS = ["registry", "local", "s3", "gha", "azblob"] as const;
 /** Rule: every cache export of a docker-build Image uses the configured mode (max unless the
  *  stack config says `cache.mode: min`), and an Image exports a cache at all. */
 export function checkCacheMode(type: string, props: Props, wanted: "max" | "min"): string[] {
-  if (type !== TYPES.image) {
+  // The coverage stage's image only reads its platform's cache: writing it would replace that
+  // platform's cache manifest with one lacking the runtime stage.
+  if (type !== TYPES.image || props.target === "coverage") {
     return [];
   }
   const entries = asArray(props.cacheTo) as Props[];

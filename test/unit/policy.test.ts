@@ -184,6 +184,8 @@ describe("policy: cache-mode", () => {
     ["gha min", { cacheTo: [{ gha: { mode: "min" } }] }, "max", /cacheTo gha mode is "min"/],
     ["local max", { cacheTo: [{ local: { dest: ".local/cache", mode: "max" } }] }, "max", null],
     ["no cache export", {}, "max", /exports no build cache/],
+    ["the coverage stage's image, which only reads a platform's cache", { target: "coverage", cacheFrom: [{ registry: { ref: "r:linux-amd64" } }] }, "max", null],
+    ["a runtime image built from another target still must export", { target: "runtime" }, "max", /exports no build cache/],
     ["only a disabled cache export", { cacheTo: [{ disabled: true, registry: { ref: "r", mode: "max" } }] }, "max", /exports no build cache/],
   ];
   for (const [name, props, wanted, violation] of cases) {
