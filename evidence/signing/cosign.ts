@@ -161,7 +161,7 @@ export function findCosign(env: NodeJS.ProcessEnv = process.env): string {
 
 /** The variables cosign may see. Everything else in the caller's environment is dropped. */
 export function cosignEnv(
-  purpose: { mode?: Signer["mode"]; keyless?: boolean; kms?: boolean },
+  purpose: { keyless?: boolean; kms?: boolean },
   from: NodeJS.ProcessEnv,
   extra: Record<string, string>,
 ): Record<string, string> {

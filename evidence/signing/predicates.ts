@@ -46,11 +46,14 @@ function requireText(what: string, value: unknown): string {
   return value;
 }
 
+/** RFC 3339 in UTC, in the form protobuf's JSON mapping prints (no fraction when the milliseconds
+ *  are zero): cosign re-serializes SLSA provenance through protobuf, so this is what a verifier
+ *  reads back, and the built predicate compares equal to the attested one. */
 function isoTime(what: string, value: Date | string): string {
   const d = typeof value === "string" ? new Date(value) : value;
   if (Number.isNaN(d.getTime()))
     throw new Error(`${what} must be a date, got ${JSON.stringify(value)}`);
-  return d.toISOString();
+  return d.toISOString().replace(/\.000Z$/, "Z");
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -266,7 +269,7 @@ export function slsaProvenance(input: ProvenanceInput): SlsaProvenanceV1 {
   });
   const startedOn = isoTime("provenance: startedOn", input.startedOn);
   const finishedOn = isoTime("provenance: finishedOn", input.finishedOn);
-  if (finishedOn < startedOn)
+  if (Date.parse(finishedOn) < Date.parse(startedOn))
     throw new Error(`provenance: finishedOn (${finishedOn}) is before startedOn (${startedOn})`);
   const stack = requireText("provenance: stack", input.stack);
   return {

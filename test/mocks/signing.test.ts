@@ -443,7 +443,7 @@ describe("evidence/signing predicates", () => {
       waived: { "criticalVulnerabilities[linux/amd64]": "offline" },
       notRun: ["efficiency[linux/amd64]"],
       tools: { syft: "1.57.0", dive: "0.13.1" },
-      evaluatedAt: "2026-12-01T10:00:00.000Z",
+      evaluatedAt: "2026-12-01T10:00:00Z",
     });
   });
 
@@ -523,8 +523,8 @@ describe("evidence/signing predicates", () => {
         builder: { id: "prod/image-factory-prod-arm64", version: { buildkit: "v0.34.2" } },
         metadata: {
           invocationId: "https://github.com/acme/image-factory/actions/runs/1",
-          startedOn: "2026-12-01T10:00:00.000Z",
-          finishedOn: "2026-12-01T10:05:00.000Z",
+          startedOn: "2026-12-01T10:00:00Z",
+          finishedOn: "2026-12-01T10:05:00Z",
         },
       },
     });
@@ -561,8 +561,18 @@ describe("evidence/signing predicates", () => {
     );
     assert.throws(() => slsaProvenance({ ...ok, finishedOn: "2026-12-01T09:00:00Z" }), {
       message:
-        "provenance: finishedOn (2026-12-01T09:00:00.000Z) is before startedOn (2026-12-01T10:00:00.000Z)",
+        "provenance: finishedOn (2026-12-01T09:00:00Z) is before startedOn (2026-12-01T10:00:00Z)",
     });
+    // Milliseconds survive (protobuf's JSON form prints 3 digits then); ordering is by time, not text.
+    const ms = slsaProvenance({
+      ...ok,
+      startedOn: "2026-12-01T10:00:00Z",
+      finishedOn: "2026-12-01T10:00:00.250Z",
+    });
+    assert.deepEqual(
+      [ms.runDetails.metadata.startedOn, ms.runDetails.metadata.finishedOn],
+      ["2026-12-01T10:00:00Z", "2026-12-01T10:00:00.250Z"],
+    );
     assert.throws(() => slsaProvenance({ ...ok, commit: "HEAD" }), {
       message: 'provenance: commit must be a full git commit (40 hex), got "HEAD"',
     });
