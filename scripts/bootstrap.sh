@@ -13,6 +13,7 @@ step() {
   log "bootstrap: $1 done in $(( $(date +%s) - s ))s"
 }
 step install-apt.sh
+step install-node.sh
 step install-go-tools.sh
 step install-scanners.sh
 step install-actionlint.sh
