@@ -4,6 +4,7 @@
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
 import {
   KNOWN_PLATFORMS,
   type BuildHostsConfig,
@@ -37,6 +38,7 @@ export const CONFIG_KEYS = [
   "promoteFrom",
   "gates",
   "push",
+  "publish",
   "baseImage",
   "npmCaFile",
   "vulnerabilityDb",
@@ -46,7 +48,8 @@ export type ConfigKey = (typeof CONFIG_KEYS)[number];
 /** Keys whose values must be Pulumi secrets (`pulumi config set --secret`). */
 export const SECRET_KEYS: readonly ConfigKey[] = ["registryToken"];
 
-export class ConfigError extends Error {
+/** A RunError: the engine prints the message without a stack trace under it. */
+export class ConfigError extends pulumi.RunError {
   constructor(public readonly problems: string[]) {
     super(
       `invalid ${NAMESPACE} configuration (${problems.length} problem${problems.length === 1 ? "" : "s"}); ` +
@@ -72,6 +75,10 @@ export interface ValidatedConfig {
   promoteFrom?: string;
   gates: GatesConfig;
   push: boolean;
+  /** false: a build-only review run (scripts/review.ts) — per-platform images into quarantine, no
+   *  evidence resource, no manifest list, no tag, no GitHub settings, cache writes scoped away from
+   *  the default branch's. */
+  publish: boolean;
   baseImage?: string;
   npmCaFile?: string;
   /** Trivy vulnerability DB artifact (`registry/repo:tag`); unset = Trivy's public DB. */
@@ -364,6 +371,8 @@ export function validateConfig(raw: Record<string, unknown>, ctx: ConfigContext)
 
   const push = raw.push === undefined ? true : raw.push;
   if (typeof push !== "boolean") problems.push(`${NAMESPACE}:push must be true or false, got ${show(raw.push)}`);
+  const publish = raw.publish === undefined ? true : raw.publish;
+  if (typeof publish !== "boolean") problems.push(`${NAMESPACE}:publish must be true or false, got ${show(raw.publish)}`);
 
   const registryUsername = str("registryUsername");
   const hasRegistryToken = raw.registryToken !== undefined && raw.registryToken !== "";
@@ -387,6 +396,12 @@ export function validateConfig(raw: Record<string, unknown>, ctx: ConfigContext)
   }
   if (promoteFrom !== undefined && promoteFrom.split("/").pop() === ctx.stack) {
     problems.push(`${NAMESPACE}:promoteFrom cannot name this stack itself, got ${show(promoteFrom)}`);
+  }
+  if (publish === false && promoteFrom !== undefined) {
+    problems.push(`${NAMESPACE}:publish false builds for review only; a promotion stack builds nothing (promoteFrom ${show(promoteFrom)})`);
+  }
+  if (publish === false && push === false) {
+    problems.push(`${NAMESPACE}:publish false needs push true: a review build pushes its per-platform images to the quarantine repository`);
   }
   const baseImage = str("baseImage");
   if (baseImage !== undefined && !/^[a-z0-9][a-z0-9._:/@-]*$/.test(baseImage)) {
@@ -417,6 +432,7 @@ export function validateConfig(raw: Record<string, unknown>, ctx: ConfigContext)
     promoteFrom,
     gates,
     push: push as boolean,
+    publish: publish as boolean,
     baseImage,
     npmCaFile,
     vulnerabilityDb,
@@ -424,7 +440,7 @@ export function validateConfig(raw: Record<string, unknown>, ctx: ConfigContext)
 }
 
 /** Keys holding objects or lists arrive from the engine as JSON text. */
-export const STRUCTURED_KEYS: readonly ConfigKey[] = ["platforms", "cache", "buildHosts", "github", "gates", "push"];
+export const STRUCTURED_KEYS: readonly ConfigKey[] = ["platforms", "cache", "buildHosts", "github", "gates", "push", "publish"];
 
 /** Turns the engine's `namespace:key → text` map into decoded values; bad JSON is a named problem. */
 export function decodeRawConfig(all: Record<string, string>): Record<string, unknown> {
@@ -439,7 +455,7 @@ export function decodeRawConfig(all: Record<string, string>): Record<string, unk
       try {
         out[key] = JSON.parse(text);
       } catch {
-        problems.push(`${fullKey} must be valid ${key === "push" ? "true/false" : "structured (YAML/JSON)"} config, got ${show(text)}`);
+        problems.push(`${fullKey} must be valid ${key === "push" || key === "publish" ? "true/false" : "structured (YAML/JSON)"} config, got ${show(text)}`);
       }
     } else {
       out[key] = text;

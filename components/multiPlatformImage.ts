@@ -94,6 +94,10 @@ export class MultiPlatformImage extends pulumi.ComponentResource {
       registries,
       secrets: args.secrets,
       network,
+      // Previews never build: in CI they hold no builder credentials (docs/delivery.md), and the
+      // pull-request review (`npm run review`) does the real build of every platform instead, into
+      // a quarantine repository. A preview then shows the plan without "Skipping preview build" noise.
+      buildOnPreview: false,
     };
 
     this.images = {};

@@ -4,10 +4,9 @@
 // All stacks share one temp file backend, as dev and prod share one backend in real use.
 import { strict as assert } from "assert";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import { parseRef, RegistryClient } from "./lib/registry";
-import { STACK_REGISTRY, bootstrapOnce, buildkitHistory, copyApp, headSha, localStackConfig, requireLocalStackTools, TestStack } from "./lib/pulumiStack";
+import { STACK_REGISTRY, bootstrapOnce, buildkitHistory, copyApp, e2eRoot, headSha, localStackConfig, requireLocalStackTools, TestStack } from "./lib/pulumiStack";
 
 interface StackOutputs {
     imageName: string;
@@ -39,7 +38,7 @@ describe("promotion: a stack with promoteFrom republishes another stack's digest
         requireLocalStackTools();
         registry = new RegistryClient();
         sha = await headSha();
-        root = fs.mkdtempSync(path.join(os.tmpdir(), "if-promotion-"));
+        root = fs.mkdtempSync(path.join(e2eRoot(), "if-promotion-"));
         fs.mkdirSync(path.join(root, "backend"));
         const appDir = copyApp(path.join(root, "app"));
         sourceAppDir = appDir;

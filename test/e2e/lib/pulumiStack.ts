@@ -80,6 +80,14 @@ export function urnType(urn: string): string {
 }
 
 /** One stack in its own temp directory (backend, passphrase, config), run through scripts/local.sh. */
+/** Where test stacks and their app copies live: inside the repository (.local/, ignored by git),
+ *  because the program refuses an appPath outside the repository. */
+export function e2eRoot(): string {
+    const dir = path.join(REPO_ROOT, ".local", "e2e");
+    fs.mkdirSync(dir, { recursive: true });
+    return dir;
+}
+
 export class TestStack {
     /** Everything each command printed, to check what reached the logs. */
     public readonly logs: string[] = [];
@@ -91,7 +99,7 @@ export class TestStack {
         config: Record<string, unknown>,
         dir?: string,
     ) {
-        this.dir = dir ?? fs.mkdtempSync(path.join(os.tmpdir(), `if-${stack}-`));
+        this.dir = dir ?? fs.mkdtempSync(path.join(e2eRoot(), `if-${stack}-`));
         fs.mkdirSync(this.dir, { recursive: true });
         this.configFile = path.join(this.dir, `Pulumi.${stack}.base.yaml`);
         this.setConfig(config);
