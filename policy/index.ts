@@ -23,6 +23,7 @@ import {
   checkShaTag,
   checkVolumesEncrypted,
   configValuesFromStackFile,
+  describeWaivers,
   securityGroupCidrs,
   securityGroupRuleCidrs,
   stackConfigFrom,
@@ -121,6 +122,12 @@ new PolicyPack("image-factory-policy", {
       name: "every-platform-built",
       description: "docker-build Images cover every platform in image-factory:platforms.",
       validateStack: stackRule((a, cfg) => checkPlatformsBuilt(a.resources, cfg)),
+    },
+    {
+      name: "gate-waivers",
+      description: "Lists every quality gate this stack waives, with its reason (image-factory:gates.waive).",
+      enforcementLevel: "advisory",
+      validateStack: stackRule((_a, cfg) => describeWaivers(cfg)),
     },
     {
       name: "index-carries-sha-tag",

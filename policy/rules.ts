@@ -28,6 +28,8 @@ export interface PolicyStackConfig {
   promoteFrom?: string;
   /** `image-factory:buildHosts.allowWideCidrs`: the reason wide ingress ranges are accepted. */
   allowWideCidrs?: string;
+  /** `image-factory:gates.waive`: check → reason. */
+  waivers: Record<string, string>;
 }
 
 export const DEFAULT_PLATFORMS = ["linux/amd64", "linux/arm64", "linux/arm/v7"];
@@ -90,7 +92,13 @@ export function stackConfigFromValues(all: Record<string, string>): PolicyStackC
   const mode = typeof cache === "object" && cache !== null ? (cache as Props).mode : undefined;
   const promoteFrom = all["image-factory:promoteFrom"];
   const wide = typeof buildHosts === "object" && buildHosts !== null ? (buildHosts as Props).allowWideCidrs : undefined;
+  const gates = parseJsonish(all["image-factory:gates"]);
+  const waive = typeof gates === "object" && gates !== null ? (gates as Props).waive : undefined;
+  const waivers = Object.fromEntries(
+    Object.entries(typeof waive === "object" && waive !== null ? (waive as Props) : {}).filter((e): e is [string, string] => typeof e[1] === "string"),
+  );
   return {
+    waivers,
     platforms: Array.isArray(platforms) && platforms.every((p) => typeof p === "string") ? platforms : DEFAULT_PLATFORMS,
     buildkitPort: typeof port === "number" ? port : typeof port === "string" && /^\d+$/.test(port) ? Number(port) : DEFAULT_BUILDKIT_PORT,
     cacheMode: mode === "min" ? "min" : "max",
@@ -381,4 +389,12 @@ export function checkCacheMode(type: string, props: Props, wanted: "max" | "min"
     }
   }
   return out;
+}
+
+/** Every waived gate with its reason: reported (advisory) in each preview's policy report, so a
+ *  waiver is never silent. */
+export function describeWaivers(cfg: PolicyStackConfig): string[] {
+  return Object.keys(cfg.waivers)
+    .sort()
+    .map((check) => `gate ${check} is waived on this stack (image-factory:gates.waive): ${cfg.waivers[check]}`);
 }

@@ -489,6 +489,7 @@ describe("policy: the same CIDR rule on a plan's ingress", () => {
     platforms: DEFAULT_PLATFORMS,
     buildkitPort: 1234,
     cacheMode: "max",
+    waivers: {},
     ...over,
   });
 
@@ -584,6 +585,7 @@ describe("policy: the same CIDR rule on a plan's ingress", () => {
       cacheMode: "max",
       promoteFrom: undefined,
       allowWideCidrs: REASON,
+      waivers: {},
     });
   });
 });

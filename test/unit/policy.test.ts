@@ -15,6 +15,7 @@ import {
   coversPort,
   stackConfigFrom,
   stackConfigFromValues,
+  describeWaivers,
   stackFromUrn,
 } from "../../policy/rules";
 import * as YAML from "yaml";
@@ -24,6 +25,7 @@ const cfg = (over: Partial<PolicyStackConfig> = {}): PolicyStackConfig => ({
   platforms: DEFAULT_PLATFORMS,
   buildkitPort: PORT,
   cacheMode: "max",
+  waivers: {},
   ...over,
 });
 
@@ -211,10 +213,10 @@ describe("policy: stack config from PULUMI_CONFIG", () => {
       "image-factory:cache": JSON.stringify({ type: "registry", mode: "min" }),
       "image-factory:promoteFrom": "dev",
     });
-    assert.deepEqual(stackConfigFrom(env), { platforms: ["linux/amd64", "linux/arm64"], buildkitPort: 8372, cacheMode: "min", promoteFrom: "dev" });
+    assert.deepEqual(stackConfigFrom(env), { platforms: ["linux/amd64", "linux/arm64"], buildkitPort: 8372, cacheMode: "min", promoteFrom: "dev", waivers: {} });
   });
   it("falls back to the documented defaults", async () => {
-    assert.deepEqual(stackConfigFrom(undefined), { platforms: DEFAULT_PLATFORMS, buildkitPort: 1234, cacheMode: "max", promoteFrom: undefined });
+    assert.deepEqual(stackConfigFrom(undefined), { platforms: DEFAULT_PLATFORMS, buildkitPort: 1234, cacheMode: "max", promoteFrom: undefined, waivers: {} });
     assert.deepEqual(stackConfigFrom("not json").platforms, DEFAULT_PLATFORMS);
   });
   it("reads Pulumi.<stack>.yaml (structured and string values; secure values left out)", async () => {
@@ -232,8 +234,16 @@ describe("policy: stack config from PULUMI_CONFIG", () => {
     ) as unknown;
     const values = configValuesFromStackFile(file);
     assert.equal(values["image-factory:registryToken"], undefined);
-    assert.deepEqual(stackConfigFromValues(values), { platforms: ["linux/amd64", "linux/arm/v7"], buildkitPort: 1234, cacheMode: "min", promoteFrom: undefined });
+    assert.deepEqual(stackConfigFromValues(values), { platforms: ["linux/amd64", "linux/arm/v7"], buildkitPort: 1234, cacheMode: "min", promoteFrom: undefined, waivers: {} });
     assert.deepEqual(configValuesFromStackFile(null), {});
+  });
+  it("reports every waived gate with its reason (gate-waivers, advisory)", async () => {
+    const values = { "image-factory:gates": JSON.stringify({ maxImageSizeMb: 400, waive: { "criticalVulnerabilities[linux/arm/v7]": "base image CVE, no fix upstream (ACME-123)", coverage: "legacy module, tests in ACME-9" } }) };
+    assert.deepEqual(describeWaivers(stackConfigFromValues(values)), [
+      "gate coverage is waived on this stack (image-factory:gates.waive): legacy module, tests in ACME-9",
+      "gate criticalVulnerabilities[linux/arm/v7] is waived on this stack (image-factory:gates.waive): base image CVE, no fix upstream (ACME-123)",
+    ]);
+    assert.deepEqual(describeWaivers(stackConfigFromValues({})), []);
   });
   it("finds the stack name in a URN", async () => {
     assert.equal(stackFromUrn("urn:pulumi:local::image-factory::pulumi:pulumi:Stack::image-factory-local"), "local");
