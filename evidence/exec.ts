@@ -105,6 +105,8 @@ export function execTool(file: string, args: string[], opts: ExecOptions = {}): 
     const err: Buffer[] = [];
     child.stdout?.on("data", (d: Buffer) => out.push(d));
     child.stderr?.on("data", (d: Buffer) => err.push(d));
+    // A command may exit without reading its stdin; that EPIPE is not the command's failure.
+    child.stdin?.on("error", () => undefined);
     if (opts.input !== undefined) child.stdin?.end(opts.input);
     const timer = opts.timeoutMs !== undefined ? setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs) : undefined;
     child.on("error", (e) => {

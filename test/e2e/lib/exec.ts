@@ -1,6 +1,6 @@
 // Running real commands for end-to-end tests and benchmarks: output captured, time measured, and
 // failures turned into errors that name the command and quote the end of its output.
-import { spawn } from "child_process";
+import { execTool } from "../../../evidence/exec";
 import * as path from "path";
 
 export interface RunOptions {
@@ -43,39 +43,20 @@ export function tail(text: string, lines = 15): string {
         .join("\n");
 }
 
-/** Runs a command and resolves with its result whatever its exit code. */
-export function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+/** Runs a command and resolves with its result whatever its exit code: the evidence engine's one
+ *  process runner (evidence/exec.ts), with the caller's whole environment plus `env` (tests run the
+ *  project's own scripts, which need it) and a 30-minute default deadline. */
+export async function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
     const command = [cmd, ...args].join(" ");
-    const started = process.hrtime.bigint();
-    return new Promise((resolve, reject) => {
-        const child = spawn(cmd, args, {
-            cwd: opts.cwd,
-            env: { ...process.env, ...(opts.env ?? {}) },
-            stdio: ["pipe", "pipe", "pipe"],
-        });
-        const out: Buffer[] = [];
-        const err: Buffer[] = [];
-        child.stdout.on("data", (d: Buffer) => out.push(d));
-        child.stderr.on("data", (d: Buffer) => err.push(d));
-        const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 30 * 60_000);
-        child.on("error", (e) => {
-            clearTimeout(timer);
-            reject(new Error(`cannot start '${cmd}': ${e.message}`));
-        });
-        child.on("close", (code, signal) => {
-            clearTimeout(timer);
-            resolve({
-                command,
-                code: code ?? (signal !== null ? 128 : 1),
-                stdout: Buffer.concat(out).toString("utf8"),
-                stderr: Buffer.concat(err).toString("utf8"),
-                durationMs: Number(process.hrtime.bigint() - started) / 1e6,
-            });
-        });
-        // A command may exit without reading its stdin; that EPIPE is not the command's failure.
-        child.stdin.on("error", () => undefined);
-        child.stdin.end(opts.input ?? "");
+    const r = await execTool(cmd, [...args], {
+        cwd: opts.cwd,
+        fullEnv: { ...process.env, ...(opts.env ?? {}) },
+        input: opts.input ?? "",
+        timeoutMs: opts.timeoutMs ?? 30 * 60_000,
+    }).catch((e: unknown) => {
+        throw new Error(`cannot start '${cmd}': ${e instanceof Error ? e.message : String(e)}`);
     });
+    return { command, code: r.code, stdout: r.stdout, stderr: r.stderr, durationMs: r.seconds * 1000 };
 }
 
 /** Runs a command and rejects with a CommandError (naming `what`) when it exits non-zero. */
