@@ -2,7 +2,8 @@
 // data, the buildkitd.toml it writes, the systemd unit and the one-shot setup script. No Pulumi
 // here: BuildHosts resolves its Outputs and hands plain strings to these functions, so the tests
 // can feed the exact same text to the real `cloud-init schema` and the real buildkitd.
-import { stringify } from "yaml";
+import { isDeepStrictEqual } from "node:util";
+import { parse, stringify } from "yaml";
 import type { HostArch } from "../types";
 
 /** Where BuildKit comes from on a host. The release tarball carries buildkitd, buildctl,
@@ -94,10 +95,21 @@ export interface BuildkitdTomlOptions {
   /** @default HOST_PATHS.root */
   root?: string;
   /** `bridge` puts RUN steps one network hop away from the host, so the IMDSv2 hop limit of 1
-   *  keeps build steps from reading the instance role's credentials. @default "bridge" */
+   *  keeps build steps from reading the instance role's credentials. `host` only for the local
+   *  daemon (scripts/buildkit.sh), where no bridge may exist; either way a build's `network:
+   *  default` gets this mode, and `network: host` is refused (no `insecure-entitlements`).
+   *  @default "bridge" */
   networkMode?: "bridge" | "host";
   /** @default HOST_PATHS.socket */
   socket?: string;
+  /** Address the TCP listener binds. A host serves its security group's CIDRs; the local daemon
+   *  (scripts/buildkit.sh) binds loopback only. @default "0.0.0.0" */
+  listen?: string;
+  /** Registries buildkitd reaches over TLS with extra CA certificates, rendered as
+   *  `[registry."<host>"]` sections after everything else (`http = false`: BuildKit would otherwise
+   *  try plain HTTP first on a loopback address). The hosts need none: their registries (GHCR, ECR)
+   *  chain to public CAs; the local daemon trusts its TLS registry's CA. @default none */
+  registries?: Record<string, { ca: string[] }>;
 }
 
 /** TOML basic strings accept JSON's escapes for everything these values can hold. */
@@ -123,7 +135,7 @@ export function renderBuildkitdToml(opts: BuildkitdTomlOptions): string {
     `  format = "text"`,
     "",
     "[grpc]",
-    `  address = [${tomlString(`tcp://0.0.0.0:${opts.port}`)}, ${tomlString(`unix://${socket}`)}]`,
+    `  address = [${tomlString(`tcp://${opts.listen ?? "0.0.0.0"}:${opts.port}`)}, ${tomlString(`unix://${socket}`)}]`,
     "  [grpc.tls]",
     `    cert = ${tomlString(`${tlsDir}/server.pem`)}`,
     `    key = ${tomlString(`${tlsDir}/server-key.pem`)}`,
@@ -149,6 +161,12 @@ export function renderBuildkitdToml(opts: BuildkitdTomlOptions): string {
     "[worker.containerd]",
     "  enabled = false",
     "",
+    ...Object.entries(opts.registries ?? {}).flatMap(([host, r]) => [
+      `[registry.${tomlString(host)}]`,
+      "  http = false",
+      `  ca = [${r.ca.map(tomlString).join(", ")}]`,
+      "",
+    ]),
   ].join("\n");
 }
 
@@ -313,7 +331,15 @@ export function cloudConfig(o: CloudConfigOptions): Record<string, unknown> {
  *  as `yes` or `0644` unquoted, which 1.1 reads as a boolean and an octal number. Multi-line
  *  strings become literal blocks, so `cloud-init query userdata` stays readable. */
 export function renderCloudConfig(o: CloudConfigOptions): string {
-  const yaml = stringify(cloudConfig(o), { version: "1.1", lineWidth: 0, blockQuote: "literal" });
+  const config = cloudConfig(o);
+  let yaml = stringify(config, { version: "1.1", lineWidth: 0, blockQuote: "literal" });
+  // yaml 2.9 writes a whitespace-only string (" \n") as a literal block without an indentation
+  // indicator, which reads back as another string (found by the round-trip property). Such input
+  // is never a real certificate, but the user data must say exactly what it was given: fall back
+  // to quoted scalars whenever the literal form does not read back the same.
+  if (!isDeepStrictEqual(parse(yaml, { version: "1.1" }), config)) {
+    yaml = stringify(config, { version: "1.1", lineWidth: 0, blockQuote: false });
+  }
   const text = `#cloud-config\n# image-factory build host (${o.arch}); generated, do not edit.\n${yaml}`;
   const bytes = Buffer.byteLength(text, "utf8");
   if (bytes > USER_DATA_LIMIT_BYTES) {

@@ -115,6 +115,11 @@ describe("renderCloudConfig round-trips through the YAML parser (property)", () 
     );
   });
 
+  it("keeps a whitespace-only file exactly (the property's counterexample [amd64, 1, 1, \"\", \" \\n\"])", () => {
+    const o = options({ arch: "amd64", port: 1, volumeGb: 1, caCertPem: "", serverCertPem: " \n" });
+    assert.deepEqual(parse(renderCloudConfig(o), { version: "1.1" }), cloudConfig(o));
+  });
+
   it('keeps 1.1-ambiguous values strings: permissions stay "0644", not the number 420', () => {
     const doc = parse(renderCloudConfig(options({ caCertPem: "yes", serverCertPem: "0644" })), {
       version: "1.1",
