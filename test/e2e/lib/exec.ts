@@ -1,6 +1,6 @@
 // Running real commands for end-to-end tests and benchmarks: output captured, time measured, and
 // failures turned into errors that name the command and quote the end of its output.
-import { execTool } from "../../../evidence/exec";
+import { execTool, lastLines } from "../../../evidence/exec";
 import * as path from "path";
 
 export interface RunOptions {
@@ -36,11 +36,7 @@ export const REPO_ROOT = path.resolve(__dirname, "..", "..", "..");
 
 /** The last `lines` non-empty lines of a command's output, for error messages. */
 export function tail(text: string, lines = 15): string {
-    return text
-        .split("\n")
-        .filter((l) => l.trim() !== "")
-        .slice(-lines)
-        .join("\n");
+    return lastLines(text, lines);
 }
 
 /** Runs a command and resolves with its result whatever its exit code: the evidence engine's one
