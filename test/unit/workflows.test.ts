@@ -237,13 +237,14 @@ describe("delivery workflows (.github/workflows)", () => {
         "PULUMI_ACCESS_TOKEN",
         "REGISTRY_TOKEN",
         "SLACK_WEBHOOK_URL",
+        "TEAMS_WEBHOOK_URL",
       ],
       // Previews: the preview-only Pulumi token, nothing that publishes or administers.
       "pr.yml:test": [],
       "pr.yml:preview-unavailable": [],
       "pr.yml:preview": ["PULUMI_PREVIEW_TOKEN"],
       "pr.yml:comment": [],
-      "release.yml:promote-prod": ["PULUMI_ACCESS_TOKEN", "REGISTRY_TOKEN", "SLACK_WEBHOOK_URL"],
+      "release.yml:promote-prod": ["PULUMI_ACCESS_TOKEN", "REGISTRY_TOKEN", "SLACK_WEBHOOK_URL", "TEAMS_WEBHOOK_URL"],
       "test.yml:test": [],
     });
     assert.deepEqual(job("main.yml", "deploy-dev").environment, { name: "dev" });
@@ -265,6 +266,7 @@ describe("delivery workflows (.github/workflows)", () => {
       "BUILDKIT_CLIENT_CERT_PEM",
       "BUILDKIT_CLIENT_KEY_PEM",
       "SLACK_WEBHOOK_URL",
+      "TEAMS_WEBHOOK_URL",
     ]) {
       assert.ok(!prText.includes(`secrets.${name}`), `pr.yml hands over ${name}`);
     }
@@ -674,6 +676,8 @@ describe("delivery workflows (.github/workflows)", () => {
       assert.equal(notify.if, "always()");
       assert.equal(notify["continue-on-error"], true);
       assert.equal(notify.env?.SLACK_WEBHOOK_URL, "${{ secrets.SLACK_WEBHOOK_URL }}");
+      assert.equal(notify.env?.TEAMS_WEBHOOK_URL, "${{ secrets.TEAMS_WEBHOOK_URL }}");
+      assert.equal(notify.env?.NOTIFY_GATES, "${{ steps.up.outputs.gateResults }}");
       assert.equal(notify.env?.NOTIFY_STACK, stack);
       assert.equal(notify.env?.NOTIFY_STATUS, "${{ job.status }}");
       assert.equal(notify.env?.NOTIFY_DIGEST, "${{ steps.up.outputs.digest }}");
@@ -815,6 +819,7 @@ describe("delivery policies (docs/delivery.md)", () => {
       "BuildKit CA, client certificate, client key",
       "Signing key",
       "`SLACK_WEBHOOK_URL`",
+      "`TEAMS_WEBHOOK_URL`",
     ]) {
       assert.ok(section.includes(`| ${credential}`), `trust model lacks ${credential}`);
     }
