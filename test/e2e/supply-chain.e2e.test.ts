@@ -183,6 +183,30 @@ describe("supply-chain evidence on the local stack (e2e)", function () {
     assert.deepEqual(findSecret(auth.password, auth.username, [{ name: file, text }]), [], "registry token in gate-results.json");
   });
 
+  it("`npm run evidence` standalone on the published image prints the same gate results the stack exports", async () => {
+    const { password, username } = localRegistryAuth();
+    const r = await run(
+      "npm",
+      [
+        "run", "-s", "evidence", "--",
+        "--image", outputs.imageRef,
+        "--username", username,
+        "--db-repository", String(localStackConfig()["image-factory:vulnerabilityDb"]),
+        "--coverage-image", `${outputs.imageName}:sha-${shared.sha.slice(0, 7)}-coverage`,
+        "--dockerfile", path.join(shared.appDir, "Dockerfile"),
+        "--source-revision", shared.sha,
+        "--out", path.join(shared.stack.dir, "cli-evidence"),
+      ],
+      { cwd: REPO_ROOT, env: { IMAGE_FACTORY_REGISTRY_TOKEN: password, SSL_CERT_FILE: path.join(shared.stack.localDir, "ca-bundle.pem"), NODE_EXTRA_CA_CERTS: path.join(shared.stack.localDir, "ca-bundle.pem") } },
+    );
+    assert.equal(r.code, 0, tail(r.stderr, 20));
+    const cli = (JSON.parse(r.stdout) as { gateResults: GateResults & { platformDigests: Record<string, string> } }).gateResults;
+    const pick = (g: GateResults): Array<Record<string, unknown>> => g.checks.map((c) => ({ gate: c.gate, status: c.status, measured: c.measured, limit: c.limit }));
+    assert.deepEqual(pick(cli), pick(outputs.gateResults));
+    assert.deepEqual(cli.platformDigests, outputs.platformDigests);
+    assert.deepEqual(findSecret(password, username, [{ name: "evidence CLI output", text: `${r.stdout}\n${r.stderr}` }]), []);
+  });
+
   it("the evidence run removed the images it pulled for Dive from the engine", async () => {
     // The stack's evidence pulled each platform image from the stack's registry by digest;
     // nothing else in the tests pulls from that registry address for this repository.
