@@ -37,9 +37,10 @@ export interface MultiPlatformImageArgs {
   push?: boolean;
   /** Build secrets mounted with `RUN --mount=type=secret,id=<key>`. @default {} */
   secrets?: Record<string, pulumi.Input<string>>;
-  /** Build network. Remote BuildKit hosts refuse `network.host` (no entitlement), so only the
-   *  local builder uses it (to stay off any bridge). @default "default" */
-  network?: "host" | "default" | "none";
+  /** Build network. Every builder runs the hosts' buildkitd.toml, which grants no entitlement, so
+   *  `host` is refused; `default` is the daemon's own networkMode (a bridge on the hosts, the host's
+   *  loopback-only namespace on the local daemon), hence no `host` here. @default "default" */
+  network?: "default" | "none";
   /** Dockerfile stage whose image holds `coverage-summary.json`; unset = no coverage image. */
   coverageTarget?: string;
 }

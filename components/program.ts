@@ -149,8 +149,10 @@ export function createFactory(cfg: FactoryArgs, opts?: { parent?: pulumi.Resourc
       registry: creds?.registry,
       push: cfg.push,
       secrets,
-      // Remote BuildKit hosts refuse host networking; the local builder uses it to stay off any bridge.
-      network: cfg.buildHosts.localBuilder !== undefined ? "host" : "default",
+      // Every builder runs the hosts' buildkitd.toml, which grants no entitlement: `host` is refused.
+      // `default` is the daemon's networkMode: a bridge on the hosts, the host's loopback-only
+      // namespace on the local daemon (docs/build-hosts.md, "The local daemon is a host").
+      network: "default",
       coverageTarget: "coverage",
     },
     // The builders exist once CI has run the hosts' builderCommands (see docs/delivery.md).

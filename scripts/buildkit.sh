@@ -1,26 +1,45 @@
 #!/usr/bin/env bash
-# Runs buildkitd on this machine the way the cloud build hosts run it: as root with the runc worker,
-# host networking, QEMU (binfmt, set by scripts/engine.sh) for linux/arm64 and linux/arm/v7, listening
-# on tcp://127.0.0.1:1234 with mutual TLS, and a buildx `remote` builder `image-factory-local`
-# pointing at it. Idempotent: on a ready machine it only checks and returns in about a second.
+# Runs buildkitd on this machine as a cloud build host runs it: as root with the runc worker, QEMU
+# (binfmt, set by scripts/engine.sh) for linux/arm64 and linux/arm/v7, mutual TLS, and the hosts'
+# buildkitd.toml — rendered by renderBuildkitdToml (components/buildHosts/userData.ts) through
+# scripts/render-buildkitd-toml.ts, with only the documented local differences (listen on
+# 127.0.0.1, networkMode "host" instead of a bridge, local paths, the local TLS registry's CA; see
+# docs/build-hosts.md). The hosts' entitlements too: none, so a build asking for `network: host`
+# is refused; `network: default` runs in the host's loopback-only namespace. Plus a buildx `remote`
+# builder pointing at it. Idempotent: on a ready machine it only checks and returns in seconds; a
+# changed rendered config (or registry CA) restarts the daemon.
 #
 # Certificates (CA, server with SAN 127.0.0.1/localhost, client) are made with openssl in
-# $IF_CACHE/buildkit/certs (the CA by lib.sh's loopback_ca: pathlen:0, loopback names only) and
-# remade when the CA profile changes; keys are mode 600. BuildKit state lives in $IF_CACHE/buildkit/root.
+# <dir>/certs (the CA by lib.sh's loopback_ca: pathlen:0, loopback names only) and remade when the
+# CA profile changes; keys are mode 600. BuildKit state lives in <dir>/root.
 # Usage: scripts/buildkit.sh          bring up (default)
 #        scripts/buildkit.sh status   exit 0 when buildkitd answers over mTLS and the builder exists
 #        scripts/buildkit.sh stop     stop the buildkitd this script started (pid file)
 #        scripts/buildkit.sh env      print BUILDKIT_* variables for buildctl (addresses, cert paths)
+# Environment (a test or a benchmark runs a private daemon with the same rendered config):
+#   IF_BUILDKIT_PORT       TCP port on 127.0.0.1                    (default: 1234)
+#   IF_BUILDKIT_DIR        certs, state root, config, pid and log   (default: $IF_CACHE/buildkit)
+#   IF_BUILDKIT_BUILDER    buildx remote builder's name             (default: image-factory-local)
+#   IF_BUILDKIT_VOLUME_GB  "cache volume" the GC limits derive from (default: 25, a 20 GiB cap)
+# Only the shared daemon (the default directory) manages the imagetools builder below; a private
+# daemon's builder stays until `docker buildx rm <IF_BUILDKIT_BUILDER>`.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ADDR=tcp://127.0.0.1:1234
+PORT="${IF_BUILDKIT_PORT:-1234}"
+[[ "$PORT" =~ ^[1-9][0-9]{0,4}$ && "$PORT" -le 65535 ]] || die "buildkit.sh: IF_BUILDKIT_PORT must be a port number, got '$PORT'"
+VOLUME_GB="${IF_BUILDKIT_VOLUME_GB:-25}"
+[[ "$VOLUME_GB" =~ ^[1-9][0-9]{0,4}$ ]] || die "buildkit.sh: IF_BUILDKIT_VOLUME_GB must be a positive integer, got '$VOLUME_GB'"
+SHARED_DIR="$IF_CACHE/buildkit"
+DIR="${IF_BUILDKIT_DIR:-$SHARED_DIR}"
+[[ "$DIR" == /* ]] || die "buildkit.sh: IF_BUILDKIT_DIR must be an absolute path, got '$DIR'"
+ADDR="tcp://127.0.0.1:$PORT"
 SERVER_NAME=localhost
-BUILDER=image-factory-local
+BUILDER="${IF_BUILDKIT_BUILDER:-image-factory-local}"
 IMAGETOOLS_BUILDER=image-factory-registries
-DIR="$IF_CACHE/buildkit"
 CERTS="$DIR/certs"
 CONFIG="$DIR/buildkitd.toml"
 PIDFILE="$DIR/buildkitd.pid"
+STAMP_FILE="$DIR/buildkitd.stamp"
 RUNC=/usr/sbin/runc
 mkdir -p "$DIR/root" "$CERTS"
 chmod 700 "$DIR" "$CERTS"
@@ -91,60 +110,37 @@ extendedKeyUsage=clientAuth"
   stop_daemon # a running daemon still holds the old server certificate
 fi
 
-# --- daemon -----------------------------------------------------------------------------------
-# The TLS twin of the local registry (scripts/registry-tls.sh) is trusted through its CA.
+# --- daemon ---------------------------------------------------------------------------------
+# The hosts' buildkitd.toml with the local differences (scripts/render-buildkitd-toml.ts); the TLS
+# twin of the local registry (scripts/registry-tls.sh) is trusted through its CA.
 bash "$REPO_ROOT/scripts/registry-tls.sh" certs
 REGISTRY_CA="$IF_CACHE/registry-tls/ca.pem"
-# Its digest in the config: a replaced registry CA changes the file, which restarts buildkitd.
-REGISTRY_CA_SHA256="$(sha256sum "$REGISTRY_CA" | cut -d" " -f1)"
-cat >"$CONFIG.new" <<TOML
-# Written by scripts/buildkit.sh; the cloud build hosts' cloud-init writes the same shape.
-# Registry CA sha256: $REGISTRY_CA_SHA256
-root = "$DIR/root"
-insecure-entitlements = ["network.host"]
-
-[grpc]
-  address = ["$ADDR"]
-  [grpc.tls]
-    cert = "$CERTS/server.pem"
-    key = "$CERTS/server-key.pem"
-    ca = "$CERTS/ca.pem"
-
-[worker.oci]
-  enabled = true
-  binary = "$RUNC"
-  snapshotter = "overlayfs"
-  # The network rule: no CNI bridge, builds share the host's loopback-only network.
-  networkMode = "host"
-  gc = true
-  gckeepstorage = "20GB"
-
-[worker.containerd]
-  enabled = false
-
-# The local registry speaks plain HTTP on loopback.
-[registry."127.0.0.1:5000"]
-  http = true
-  insecure = true
-[registry."localhost:5000"]
-  http = true
-  insecure = true
-# BuildKit would try plain HTTP first on a loopback address; this one speaks only TLS.
-[registry."127.0.0.1:5443"]
-  http = false
-  ca = ["$REGISTRY_CA"]
-TOML
-if ! cmp -s "$CONFIG.new" "$CONFIG"; then mv "$CONFIG.new" "$CONFIG"; stop_daemon; else rm -f "$CONFIG.new"; fi
+TS_NODE="$REPO_ROOT/node_modules/.bin/ts-node"
+[[ -x "$TS_NODE" ]] || die "buildkit.sh: $TS_NODE missing: run npm ci first"
+"$TS_NODE" --transpile-only "$REPO_ROOT/scripts/render-buildkitd-toml.ts" --dir "$DIR" --port "$PORT" \
+  --volume-gb "$VOLUME_GB" --registry-ca "$REGISTRY_CA" >"$CONFIG.new" ||
+  die "buildkit.sh: scripts/render-buildkitd-toml.ts failed"
+# The daemon restarts when the rendered file changes or the registry CA it read at start does (the
+# file names the CA by path only, so its bytes are in the stamp); otherwise it keeps running.
+stamp="$(cat "$CONFIG.new" "$REGISTRY_CA" | sha256sum | cut -d" " -f1)"
+if ! cmp -s "$CONFIG.new" "$CONFIG" || [[ "$(cat "$STAMP_FILE" 2>/dev/null)" != "$stamp" ]]; then
+  mv "$CONFIG.new" "$CONFIG"
+  [[ -f "$PIDFILE" ]] && log "buildkit: $CONFIG or the registry CA changed: restarting buildkitd"
+  stop_daemon
+  echo "$stamp" >"$STAMP_FILE"
+else
+  rm -f "$CONFIG.new"
+fi
 
 if daemon_up; then
   log "buildkit: buildkitd already serving on $ADDR"
 else
   if [[ -f "$PIDFILE" ]] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then stop_daemon; fi
   # Not answering over mTLS but the port is taken: something else is listening there.
-  if (exec 3<>/dev/tcp/127.0.0.1/1234) 2>/dev/null; then
-    die "buildkit.sh: something else listens on 127.0.0.1:1234; stop it first"
+  if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+    die "buildkit.sh: something else listens on 127.0.0.1:$PORT; stop it first"
   fi
-  log "buildkit: starting buildkitd $(buildkitd --version | awk '{print $3}') on $ADDR (runc, host network, mTLS)"
+  log "buildkit: starting buildkitd $(buildkitd --version | awk '{print $3}') on $ADDR (the hosts' config: runc, mTLS, no entitlements; host network)"
   # setsid: buildkitd must outlive the shell (and the test run) that started it.
   setsid buildkitd --config "$CONFIG" </dev/null >>"$DIR/buildkitd.log" 2>&1 &
   echo $! >"$PIDFILE"
@@ -171,6 +167,7 @@ docker buildx inspect --bootstrap "$BUILDER" >/dev/null 2>&1 ||
   die "buildkit.sh: buildx builder $BUILDER cannot reach $ADDR (docker buildx inspect --bootstrap $BUILDER)"
 
 # --- registry settings for `buildx imagetools` ------------------------------------------------
+[[ "$DIR" == "$SHARED_DIR" ]] || exit 0 # a private daemon leaves the shared imagetools builder alone
 # docker-build's Index runs `buildx imagetools create` on the default builder (BUILDX_BUILDER), and
 # imagetools speaks plain HTTP to every loopback registry unless that builder's buildkitd config
 # says otherwise; a remote builder cannot carry such a config. This docker-container builder is never

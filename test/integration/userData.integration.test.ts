@@ -8,10 +8,10 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
+import { renderLocalBuildkitdToml } from "../../scripts/render-buildkitd-toml";
 import {
   type CloudConfigOptions,
   DEFAULT_BUILDKIT_RELEASE,
-  HOST_PATHS,
   gcLimits,
   renderBuildkitdToml,
   renderCloudConfig,
@@ -273,26 +273,25 @@ describe("buildkitd with the generated buildkitd.toml", () => {
       const root = path.join(dir, "root");
       const socket = path.join(dir, "buildkitd.sock");
       const volumeGb = 200;
-      const toml = renderBuildkitdToml({ port: 1234, volumeGb, tlsDir, root, socket });
-      // Only the paths differ from what a host gets.
-      const host = toml
-        .split(tlsDir)
-        .join(HOST_PATHS.tlsDir)
-        .split(root)
-        .join(HOST_PATHS.root)
-        .split(socket)
-        .join(HOST_PATHS.socket);
-      assert.equal(host, renderBuildkitdToml({ port: 1234, volumeGb }));
-      const config = path.join(dir, "buildkitd.toml");
-      fs.writeFileSync(config, toml);
-
-      // The network rule of this machine: listen on loopback only (the host config says 0.0.0.0)
-      // and no bridge (the host config's RUN-step network); TLS, GC and the rest come from the file.
+      // The local rendering (scripts/render-buildkitd-toml.ts): a host's file with this machine's
+      // network rule — loopback listener, no bridge — and its own paths; the unit tests pin those
+      // as the only differences. Nothing is overridden on the command line: address, TLS, network
+      // and GC all come from the file.
       const port = await freePort();
       const addr = `tcp://127.0.0.1:${port}`;
-      daemon = spawn(buildkitd, ["--config", config, "--addr", addr, "--oci-worker-net", "host"], {
-        stdio: ["ignore", "pipe", "pipe"],
+      const toml = renderLocalBuildkitdToml({
+        dir,
+        port,
+        volumeGb,
+        tlsDir,
+        root,
+        socket,
+        registryCa: path.join(tlsDir, "ca.pem"),
       });
+      assert.ok(toml.includes(`address = ["${addr}", "unix://${socket}"]`), toml);
+      const config = path.join(dir, "buildkitd.toml");
+      fs.writeFileSync(config, toml);
+      daemon = spawn(buildkitd, ["--config", config], { stdio: ["ignore", "pipe", "pipe"] });
       const collect = (b: Buffer): void => {
         log = (log + b.toString()).slice(-8000);
       };

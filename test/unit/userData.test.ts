@@ -20,6 +20,11 @@ import {
   renderSetupScript,
   renderSystemdUnit,
 } from "../../components/buildHosts/userData";
+import {
+  LOCAL_BUILDKITD,
+  localBuildkitdOptions,
+  renderLocalBuildkitdToml,
+} from "../../scripts/render-buildkitd-toml";
 
 const GIB = 1024 ** 3;
 
@@ -115,7 +120,7 @@ describe("renderCloudConfig round-trips through the YAML parser (property)", () 
     );
   });
 
-  it("keeps a whitespace-only file exactly (the property's counterexample [amd64, 1, 1, \"\", \" \\n\"])", () => {
+  it('keeps a whitespace-only file exactly (the property\'s counterexample [amd64, 1, 1, "", " \\n"])', () => {
     const o = options({ arch: "amd64", port: 1, volumeGb: 1, caCertPem: "", serverCertPem: " \n" });
     assert.deepEqual(parse(renderCloudConfig(o), { version: "1.1" }), cloudConfig(o));
   });
@@ -189,6 +194,86 @@ describe("renderBuildkitdToml", () => {
     assert.match(toml, new RegExp(`^ {2}maxUsedSpace = ${gcLimits(100).keepBytes}$`, "m"));
     assert.equal(toml.match(/\[\[worker\.oci\.gcpolicy\]\]/g)?.length, 4);
     assert.match(toml, /\[worker\.containerd\]\n {2}enabled = false/);
+    // No entitlement: a build asking for network.host or security.insecure is refused.
+    assert.doesNotMatch(toml, /entitlements/);
+    assert.doesNotMatch(toml, /^\[registry\./m);
+  });
+
+  it("renders a registry's CA files as a TLS-only [registry] section, after everything else", async () => {
+    const toml = renderBuildkitdToml({
+      port: 1234,
+      volumeGb: 10,
+      registries: { "127.0.0.1:5443": { ca: ['/x/a "b".pem', "/y/c.pem"] } },
+    });
+    assert.ok(
+      toml.endsWith(
+        '\n[worker.containerd]\n  enabled = false\n\n[registry."127.0.0.1:5443"]\n  http = false\n  ca = ["/x/a \\"b\\".pem", "/y/c.pem"]\n',
+      ),
+      toml,
+    );
+  });
+});
+
+describe("the local daemon's buildkitd.toml (scripts/render-buildkitd-toml.ts) is a host's", () => {
+  const dir = "/root/.cache/image-factory/buildkit";
+  const registryCa = "/root/.cache/image-factory/registry-tls/ca.pem";
+
+  it("differs from the host rendering only in the listen address, networkMode, local paths and the registry CA", async () => {
+    const { port, volumeGb } = LOCAL_BUILDKITD;
+    const host = renderBuildkitdToml({ port, volumeGb }).split("\n");
+    const local = renderLocalBuildkitdToml({ dir, registryCa }).split("\n");
+    const changed: Array<[string, string]> = [];
+    for (let i = 0; i < host.length; i++)
+      if (host[i] !== local[i]) changed.push([host[i], local[i]]);
+    assert.deepEqual(changed, [
+      ['root = "/var/lib/buildkit"', 'root = "/root/.cache/image-factory/buildkit/root"'],
+      [
+        '  address = ["tcp://0.0.0.0:1234", "unix:///run/buildkit/buildkitd.sock"]',
+        '  address = ["tcp://127.0.0.1:1234", "unix:///root/.cache/image-factory/buildkit/buildkitd.sock"]',
+      ],
+      [
+        '    cert = "/etc/buildkit/tls/server.pem"',
+        '    cert = "/root/.cache/image-factory/buildkit/certs/server.pem"',
+      ],
+      [
+        '    key = "/etc/buildkit/tls/server-key.pem"',
+        '    key = "/root/.cache/image-factory/buildkit/certs/server-key.pem"',
+      ],
+      [
+        '    ca = "/etc/buildkit/tls/ca.pem"',
+        '    ca = "/root/.cache/image-factory/buildkit/certs/ca.pem"',
+      ],
+      ['  networkMode = "bridge"', '  networkMode = "host"'],
+    ]);
+    // Appended after the host's last line: the local TLS registry's CA, nothing else.
+    assert.deepEqual(local.slice(host.length), [
+      '[registry."127.0.0.1:5443"]',
+      "  http = false",
+      '  ca = ["/root/.cache/image-factory/registry-tls/ca.pem"]',
+      "",
+    ]);
+    assert.doesNotMatch(local.join("\n"), /entitlements/);
+  });
+
+  it("keeps those differences for any port, volume and directory (a private daemon's too)", async () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 65535 }),
+        fc.integer({ min: 1, max: 16384 }),
+        fc.stringMatching(/^\/[a-z0-9._-]{1,12}(\/[a-z0-9._-]{1,12}){0,3}$/),
+        (port, volumeGb, d) => {
+          const host = renderBuildkitdToml({ port, volumeGb }).split("\n");
+          const o = localBuildkitdOptions({ dir: d, registryCa, port, volumeGb });
+          assert.equal(o.listen, "127.0.0.1");
+          assert.equal(o.networkMode, "host");
+          const local = renderBuildkitdToml(o).split("\n");
+          const changed = host.flatMap((l, i) => (l === local[i] ? [] : [l.trim().split(" ")[0]]));
+          assert.deepEqual(changed, ["root", "address", "cert", "key", "ca", "networkMode"]);
+          assert.equal(local.length, host.length + 4);
+        },
+      ),
+      { numRuns: 100 },
+    );
   });
 });
 
