@@ -2,7 +2,10 @@
 // data, the buildkitd.toml it writes, the systemd unit and the one-shot setup script. No Pulumi
 // here: BuildHosts resolves its Outputs and hands plain strings to these functions, so the tests
 // can feed the exact same text to the real `cloud-init schema` and the real buildkitd.
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { isDeepStrictEqual } from "node:util";
+import * as dotenv from "dotenv";
 import { parse, stringify } from "yaml";
 import type { HostArch } from "../types";
 
@@ -20,16 +23,14 @@ export interface BuildkitRelease {
   url?: Partial<Record<HostArch, string>>;
 }
 
-/** Pinned BuildKit for the hosts. These sha256 values are the GitHub release assets' digests as
+/** Pinned BuildKit for the hosts: the same pin as the local daemon, read from scripts/versions.env
+ *  (the one place versions live). The sha256 values are the GitHub release assets' digests as
  *  pinned independently by several public projects (they agree); re-check with
- *  `curl -fsSL <url> | sha256sum` when bumping. The local stack builds BuildKit from the Go
- *  module proxy (scripts/versions.env); the config keys written here are the same in both. */
+ *  `curl -fsSL <url> | sha256sum` when bumping. */
+const PINS = dotenv.parse(fs.readFileSync(path.join(__dirname, "..", "..", "scripts", "versions.env")));
 export const DEFAULT_BUILDKIT_RELEASE: BuildkitRelease = {
-  version: "v0.32.2",
-  sha256: {
-    amd64: "2975d0f651ad96ba8b80b9992ae1f9a964f4408569af5b6dc36544165c3926af",
-    arm64: "9e8f46bf309ec0ab262967be5538a4dbe06be756a82621f98253933bac5dcf92",
-  },
+  version: PINS.BUILDKIT_VERSION,
+  sha256: { amd64: PINS.BUILDKIT_SHA256_AMD64, arm64: PINS.BUILDKIT_SHA256_ARM64 },
 };
 
 export function buildkitReleaseUrl(release: BuildkitRelease, arch: HostArch): string {

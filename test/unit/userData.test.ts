@@ -93,6 +93,18 @@ const certText = fc.oneof(
   fc.constant(CA_PEM),
 );
 
+describe("one BuildKit pin for the hosts and the local daemon", () => {
+  it("reads the hosts' release and its checksums from scripts/versions.env", () => {
+    assert.deepEqual(DEFAULT_BUILDKIT_RELEASE, {
+      version: "v0.32.2",
+      sha256: {
+        amd64: "2975d0f651ad96ba8b80b9992ae1f9a964f4408569af5b6dc36544165c3926af",
+        arm64: "9e8f46bf309ec0ab262967be5538a4dbe06be756a82621f98253933bac5dcf92",
+      },
+    });
+  });
+});
+
 describe("renderCloudConfig round-trips through the YAML parser (property)", () => {
   it("parses back to exactly the configuration, whatever the certificates hold", () => {
     fc.assert(
