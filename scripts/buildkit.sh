@@ -120,12 +120,13 @@ TS_NODE="$REPO_ROOT/node_modules/.bin/ts-node"
 "$TS_NODE" --transpile-only "$REPO_ROOT/scripts/render-buildkitd-toml.ts" --dir "$DIR" --port "$PORT" \
   --volume-gb "$VOLUME_GB" --registry-ca "$REGISTRY_CA" >"$CONFIG.new" ||
   die "buildkit.sh: scripts/render-buildkitd-toml.ts failed"
-# The daemon restarts when the rendered file changes or the registry CA it read at start does (the
-# file names the CA by path only, so its bytes are in the stamp); otherwise it keeps running.
-stamp="$(cat "$CONFIG.new" "$REGISTRY_CA" | sha256sum | cut -d" " -f1)"
+# The daemon restarts when the rendered file changes, the registry CA it read at start does (the
+# file names the CA by path only, so its bytes are in the stamp), or the pinned buildkitd binary
+# does (a version bump in scripts/versions.env); otherwise it keeps running.
+stamp="$(cat "$CONFIG.new" "$REGISTRY_CA" "$(command -v buildkitd)" | sha256sum | cut -d" " -f1)"
 if ! cmp -s "$CONFIG.new" "$CONFIG" || [[ "$(cat "$STAMP_FILE" 2>/dev/null)" != "$stamp" ]]; then
   mv "$CONFIG.new" "$CONFIG"
-  [[ -f "$PIDFILE" ]] && log "buildkit: $CONFIG or the registry CA changed: restarting buildkitd"
+  [[ -f "$PIDFILE" ]] && log "buildkit: $CONFIG, the registry CA or the buildkitd binary changed: restarting buildkitd"
   stop_daemon
   echo "$stamp" >"$STAMP_FILE"
 else
