@@ -22,16 +22,18 @@
 #   IF_BUILDKIT_BUILDER    buildx remote builder's name             (default: image-factory-local)
 #   IF_BUILDKIT_VOLUME_GB  "cache volume" the GC limits derive from (default: 25, a 20 GiB cap)
 # Only the shared daemon (the default directory) manages the imagetools builder below; a private
-# daemon's builder stays until `docker buildx rm <IF_BUILDKIT_BUILDER>`.
+# daemon's builder stays until `docker buildx rm <IF_BUILDKIT_BUILDER>`. The registry CA it trusts is
+# scripts/registry-tls.sh's (IF_REGISTRY_TLS_DIR, default $IF_CACHE/registry-tls).
+# shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PORT="${IF_BUILDKIT_PORT:-1234}"
-[[ "$PORT" =~ ^[1-9][0-9]{0,4}$ && "$PORT" -le 65535 ]] || die "buildkit.sh: IF_BUILDKIT_PORT must be a port number, got '$PORT'"
+check_port IF_BUILDKIT_PORT "$PORT"
 VOLUME_GB="${IF_BUILDKIT_VOLUME_GB:-25}"
 [[ "$VOLUME_GB" =~ ^[1-9][0-9]{0,4}$ ]] || die "buildkit.sh: IF_BUILDKIT_VOLUME_GB must be a positive integer, got '$VOLUME_GB'"
 SHARED_DIR="$IF_CACHE/buildkit"
 DIR="${IF_BUILDKIT_DIR:-$SHARED_DIR}"
-[[ "$DIR" == /* ]] || die "buildkit.sh: IF_BUILDKIT_DIR must be an absolute path, got '$DIR'"
+check_dir IF_BUILDKIT_DIR "$DIR"
 ADDR="tcp://127.0.0.1:$PORT"
 SERVER_NAME=localhost
 BUILDER="${IF_BUILDKIT_BUILDER:-image-factory-local}"
@@ -55,7 +57,7 @@ builder_ok() { # the builder exists and points at this daemon with this machine'
   grep -q "Endpoint: *$ADDR\$" <<<"$info" && grep -qF "cacert=\"$CERTS/ca.pem\"" <<<"$info" &&
     grep -qF "cert=\"$CERTS/client.pem\"" <<<"$info" && grep -qF "servername=\"$SERVER_NAME\"" <<<"$info"
 }
-stop_daemon() { stop_pidfile "$PIDFILE" "buildkit: buildkitd" 100; }
+stop_daemon() { stop_pidfile "$PIDFILE" buildkitd "buildkit: buildkitd" 100; }
 
 case "${1:-up}" in
   status) daemon_up && builder_ok; exit ;;
@@ -76,15 +78,6 @@ docker buildx version >/dev/null 2>&1 || die "buildkit.sh: docker buildx missing
 [[ "$(id -u)" == 0 ]] || die "buildkit.sh: buildkitd runs as root with the runc worker; run as root"
 
 # --- mutual TLS material ----------------------------------------------------------------------
-make_cert() { # <name> <subject CN> <extensions>
-  local name="$1" cn="$2" ext="$3"
-  (umask 077; openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$CERTS/$name-key.pem" 2>/dev/null)
-  openssl req -new -key "$CERTS/$name-key.pem" -subj "/CN=$cn" -out "$CERTS/$name.csr" 2>/dev/null
-  printf '%s\n' "$ext" >"$CERTS/$name.ext"
-  openssl x509 -req -in "$CERTS/$name.csr" -CA "$CERTS/ca.pem" -CAkey "$CERTS/ca-key.pem" -CAcreateserial \
-    -days 825 -sha256 -extfile "$CERTS/$name.ext" -out "$CERTS/$name.pem" 2>/dev/null
-  rm -f "$CERTS/$name.csr" "$CERTS/$name.ext"
-}
 certs_ok() {
   local f
   for f in client server; do [[ -s "$CERTS/$f.pem" && -s "$CERTS/$f-key.pem" ]] || return 1; done
@@ -98,14 +91,9 @@ loopback_ca "$CERTS" "image-factory local BuildKit CA"
 if ! certs_ok; then
   log "buildkit: making a server certificate (SAN 127.0.0.1, localhost) and a client certificate"
   rm -f "$CERTS"/server*.pem "$CERTS"/client*.pem
-  make_cert server buildkitd "basicConstraints=CA:FALSE
-keyUsage=critical,digitalSignature,keyEncipherment
-extendedKeyUsage=serverAuth
-subjectAltName=IP:127.0.0.1,DNS:localhost"
-  make_cert client image-factory-client "basicConstraints=CA:FALSE
-keyUsage=critical,digitalSignature,keyEncipherment
-extendedKeyUsage=clientAuth"
-  chmod 600 "$CERTS"/*-key.pem
+  loopback_leaf "$CERTS" server buildkitd "${LOOPBACK_SERVER_EXTENSIONS[@]}"
+  loopback_leaf "$CERTS" client image-factory-client "basicConstraints=CA:FALSE" \
+    "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=clientAuth"
   certs_ok || die "buildkit.sh: the certificates made in $CERTS do not verify"
   stop_daemon # a running daemon still holds the old server certificate
 fi
@@ -114,7 +102,7 @@ fi
 # The hosts' buildkitd.toml with the local differences (scripts/render-buildkitd-toml.ts); the TLS
 # twin of the local registry (scripts/registry-tls.sh) is trusted through its CA.
 bash "$REPO_ROOT/scripts/registry-tls.sh" certs
-REGISTRY_CA="$IF_CACHE/registry-tls/ca.pem"
+REGISTRY_CA="${IF_REGISTRY_TLS_DIR:-$IF_CACHE/registry-tls}/ca.pem"
 TS_NODE="$REPO_ROOT/node_modules/.bin/ts-node"
 [[ -x "$TS_NODE" ]] || die "buildkit.sh: $TS_NODE missing: run npm ci first"
 "$TS_NODE" --transpile-only "$REPO_ROOT/scripts/render-buildkitd-toml.ts" --dir "$DIR" --port "$PORT" \
@@ -136,17 +124,13 @@ fi
 if daemon_up; then
   log "buildkit: buildkitd already serving on $ADDR"
 else
-  if [[ -f "$PIDFILE" ]] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then stop_daemon; fi
+  stop_daemon # one that still runs but does not answer is restarted
   # Not answering over mTLS but the port is taken: something else is listening there.
   if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
     die "buildkit.sh: something else listens on 127.0.0.1:$PORT; stop it first"
   fi
   log "buildkit: starting buildkitd $(buildkitd --version | awk '{print $3}') on $ADDR (the hosts' config: runc, mTLS, no entitlements; host network)"
-  # setsid: buildkitd must outlive the shell (and the test run) that started it.
-  setsid buildkitd --config "$CONFIG" </dev/null >>"$DIR/buildkitd.log" 2>&1 &
-  echo $! >"$PIDFILE"
-  for _ in $(seq 1 120); do daemon_up && break; sleep 0.5; done
-  daemon_up || { tail -n 30 "$DIR/buildkitd.log" >&2; die "buildkit.sh: buildkitd did not answer on $ADDR within 60 s (log: $DIR/buildkitd.log)"; }
+  supervise_start buildkitd "$ADDR" "$PIDFILE" "$DIR/buildkitd.log" daemon_up 60 -- buildkitd --config "$CONFIG"
   # Without a client certificate the daemon must refuse: that is what mutual TLS means here.
   if buildctl --addr "$ADDR" --tlsservername "$SERVER_NAME" --tlscacert "$CERTS/ca.pem" debug workers >/dev/null 2>&1; then
     die "buildkit.sh: buildkitd on $ADDR accepted a client without a certificate"

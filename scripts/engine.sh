@@ -5,7 +5,7 @@
 # checks and returns in well under a second.
 # Usage: scripts/engine.sh          bring up (default)
 #        scripts/engine.sh status   exit 0 when dockerd answers and binfmt is enabled, else 1
-#        scripts/engine.sh stop     stop the dockerd this script started (pid file)
+#        scripts/engine.sh stop     stop the dockerd this script started (pid file; waits up to 30 s)
 # Use the Debian client /usr/bin/docker with DOCKER_BUILDKIT=1: /usr/local/bin/docker (28.x) refuses
 # BuildKit builds without a buildx plugin.
 # shellcheck source=SCRIPTDIR/lib.sh
@@ -27,19 +27,9 @@ binfmt_ok() {
 # Addresses in 10/8, 172.16/12, 192.168/16 (the network rule forbids creating any).
 private_addrs() { ip -o -4 addr show | awk '{print $4}' | grep -E '^(10\.|172\.(1[6-9]|2[0-9]|3[01])\.|192\.168\.)' || true; }
 
-# The pid in our pid file, only when that process really is dockerd (pids get reused).
-our_dockerd_pid() {
-  local pid
-  pid="$(cat "$STATE/dockerd.pid" 2>/dev/null)" || return 1
-  [[ -n "$pid" && "$(cat "/proc/$pid/comm" 2>/dev/null)" == dockerd ]] || return 1
-  echo "$pid"
-}
-
 case "${1:-up}" in
   status) engine_up && binfmt_ok; exit ;;
-  stop)
-    if our_dockerd_pid >/dev/null; then kill "$(our_dockerd_pid)"; log "engine: dockerd stopping"; fi
-    exit 0 ;;
+  stop) stop_pidfile "$STATE/dockerd.pid" dockerd "engine: dockerd" 300; exit 0 ;;
   up) ;;
   *) die "engine.sh: unknown command '$1' (expected up, status or stop)" ;;
 esac
@@ -50,16 +40,12 @@ command -v update-binfmts >/dev/null || die "engine.sh: update-binfmts missing: 
 if engine_up; then
   log "engine: dockerd already running"
 else
-  # Left over from a dockerd that is gone (a new session or CI run): dockerd refuses a pid file
-  # naming a live process, and a reused pid would be one.
-  our_dockerd_pid >/dev/null || rm -f "$STATE/dockerd.pid"
   before="$(private_addrs)"
   log "engine: starting dockerd (no bridge, no iptables)"
-  # setsid: dockerd must outlive the shell (and the test run) that started it.
-  setsid "$DOCKERD" --bridge=none --iptables=false --ip6tables=false --host="unix://$SOCK" \
-    --pidfile="$STATE/dockerd.pid" </dev/null >>"$STATE/dockerd.log" 2>&1 &
-  for _ in $(seq 1 120); do engine_up && break; sleep 0.5; done
-  engine_up || { tail -n 30 "$STATE/dockerd.log" >&2; die "engine.sh: dockerd did not answer on $SOCK within 60 s (log: $STATE/dockerd.log)"; }
+  # dockerd writes its own pid file (and refuses one naming a live process, a reused pid included):
+  # supervise_start (lib.sh) removes one left over from a dockerd that is gone (a new session or CI run).
+  supervise_start --own-pidfile dockerd "$SOCK" "$STATE/dockerd.pid" "$STATE/dockerd.log" engine_up 60 -- \
+    "$DOCKERD" --bridge=none --iptables=false --ip6tables=false --host="unix://$SOCK" --pidfile="$STATE/dockerd.pid"
   after="$(private_addrs)"
   if [[ "$after" != "$before" ]]; then
     die "engine.sh: a private-range address appeared after starting dockerd: $(comm -13 <(echo "$before") <(echo "$after") | tr '\n' ' ')"

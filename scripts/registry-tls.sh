@@ -15,11 +15,22 @@
 #        scripts/registry-tls.sh status   exit 0 when 127.0.0.1:5443 answers over TLS with auth
 #        scripts/registry-tls.sh stop     stop the instance this script started (pid file)
 #        scripts/registry-tls.sh env      print SSL_CERT_FILE for the bundle
+# Environment (a private instance for a test):
+#   IF_REGISTRY_TLS_PORT  TCP port on 127.0.0.1                                   (default: 5443)
+#   IF_REGISTRY_TLS_DIR   CA, certificate, bundle, config, pid file and log        (default: $IF_CACHE/registry-tls)
+#   IF_REGISTRY_DIR       scripts/registry.sh's directory: storage and users       (default: $IF_CACHE/registry)
+#   IF_REGISTRY_PORT      scripts/registry.sh's port, named in the log line        (default: 5000)
+# shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ADDR=127.0.0.1:5443
-PLAIN="$IF_CACHE/registry"
-DIR="$IF_CACHE/registry-tls"
+PORT="${IF_REGISTRY_TLS_PORT:-5443}"
+check_port IF_REGISTRY_TLS_PORT "$PORT"
+ADDR="127.0.0.1:$PORT"
+PLAIN="${IF_REGISTRY_DIR:-$IF_CACHE/registry}"
+check_dir IF_REGISTRY_DIR "$PLAIN"
+PLAIN_ADDR="127.0.0.1:${IF_REGISTRY_PORT:-5000}"
+DIR="${IF_REGISTRY_TLS_DIR:-$IF_CACHE/registry-tls}"
+check_dir IF_REGISTRY_TLS_DIR "$DIR"
 CONFIG="$DIR/config.yml"
 PIDFILE="$DIR/registry.pid"
 SYSTEM_BUNDLE=/etc/ssl/certs/ca-certificates.crt
@@ -31,7 +42,7 @@ code() { # HTTP status of GET /v2/ over TLS with the local CA; extra curl args (
 }
 authed_code() { printf 'user = "factory:%s"\n' "$(cat "$PLAIN/password")" | code --config -; }
 tls_up() { [[ -f "$DIR/ca.pem" && -f "$PLAIN/password" ]] && [[ "$(authed_code)" == 200 ]]; }
-stop_tls() { stop_pidfile "$PIDFILE" "registry-tls:"; }
+stop_tls() { stop_pidfile "$PIDFILE" docker-registry "registry-tls:"; }
 
 # The CA comes from lib.sh's loopback_ca (pathlen:0, names limited to 127.0.0.1 and localhost); a CA
 # of an older profile is replaced there, and the server certificate below then no longer verifies, so
@@ -46,15 +57,8 @@ make_certs() {
   loopback_ca "$DIR" "image-factory local registry CA"
   certs_ok && return 0
   log "registry-tls: making a server certificate (SAN 127.0.0.1, localhost)"
-  rm -f "$DIR/server.pem" "$DIR/server-key.pem" "$DIR/ca-bundle.pem"
-  (umask 077; openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$DIR/server-key.pem" 2>/dev/null)
-  openssl req -new -key "$DIR/server-key.pem" -subj "/CN=127.0.0.1" -out "$DIR/server.csr" 2>/dev/null
-  printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
-    "extendedKeyUsage=serverAuth" "subjectAltName=IP:127.0.0.1,DNS:localhost" >"$DIR/server.ext"
-  openssl x509 -req -in "$DIR/server.csr" -CA "$DIR/ca.pem" -CAkey "$DIR/ca-key.pem" -CAcreateserial -days 825 -sha256 \
-    -extfile "$DIR/server.ext" -out "$DIR/server.pem" 2>/dev/null
-  rm -f "$DIR/server.csr" "$DIR/server.ext"
-  chmod 600 "$DIR"/*-key.pem
+  rm -f "$DIR/ca-bundle.pem"
+  loopback_leaf "$DIR" server 127.0.0.1 "${LOOPBACK_SERVER_EXTENSIONS[@]}"
   cat "$SYSTEM_BUNDLE" "$DIR/ca.pem" >"$DIR/ca-bundle.pem"
   certs_ok || die "registry-tls.sh: the certificates made in $DIR do not verify"
   stop_tls
@@ -105,11 +109,8 @@ if tls_up; then
   log "registry-tls: already serving on https://$ADDR"
 else
   [[ "$(code)" == 000 ]] || { stop_tls; [[ "$(code)" == 000 ]] || die "registry-tls.sh: something else answers on $ADDR; stop it first"; }
-  REGISTRY_HTTP_SECRET="$(openssl rand -hex 16)" setsid docker-registry serve "$CONFIG" \
-    </dev/null >>"$DIR/registry.log" 2>&1 &
-  echo $! >"$PIDFILE"
-  for _ in $(seq 1 100); do tls_up && break; sleep 0.1; done
-  tls_up || { tail -n 20 "$DIR/registry.log" >&2; die "registry-tls.sh: registry did not answer on https://$ADDR within 10 s (log: $DIR/registry.log)"; }
+  REGISTRY_HTTP_SECRET="$(openssl rand -hex 16)" \
+    supervise_start registry "https://$ADDR" "$PIDFILE" "$DIR/registry.log" tls_up 10 -- docker-registry serve "$CONFIG"
   [[ "$(code)" == 401 ]] || die "registry-tls.sh: https://$ADDR answers without credentials; auth is not active"
-  log "registry-tls: serving https://$ADDR (same storage and users as http://127.0.0.1:5000)"
+  log "registry-tls: serving https://$ADDR (same storage and users as http://$PLAIN_ADDR)"
 fi

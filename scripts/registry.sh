@@ -8,12 +8,19 @@
 #        scripts/registry.sh status   exit 0 when the registry answers with auth
 #        scripts/registry.sh stop     stop the registry this script started (pid file)
 # Tests read the address from IF_REGISTRY (127.0.0.1:5000), the user `factory` and the password file.
+# Environment (a private instance for a test; scripts/registry-tls.sh reads IF_REGISTRY_DIR too):
+#   IF_REGISTRY_PORT   TCP port on 127.0.0.1                              (default: 5000)
+#   IF_REGISTRY_DIR    password, htpasswd, config, data, pid file and log (default: $IF_CACHE/registry)
+# A private instance logs the docker client in too: give it its own DOCKER_CONFIG.
 # shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ADDR=127.0.0.1:5000
+PORT="${IF_REGISTRY_PORT:-5000}"
+check_port IF_REGISTRY_PORT "$PORT"
+ADDR="127.0.0.1:$PORT"
 USER_NAME=factory
-DIR="$IF_CACHE/registry"
+DIR="${IF_REGISTRY_DIR:-$IF_CACHE/registry}"
+check_dir IF_REGISTRY_DIR "$DIR"
 PASSWORD_FILE="$DIR/password"
 HTPASSWD="$DIR/htpasswd"
 CONFIG="$DIR/config.yml"
@@ -26,17 +33,7 @@ http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 3 "$@" "http://$
 # `curl --config -` keeps the password off the command line (ps shows arguments).
 authed_code() { printf 'user = "%s:%s"\n' "$USER_NAME" "$(cat "$PASSWORD_FILE")" | http_code --config -; }
 registry_up() { [[ -f "$PASSWORD_FILE" ]] && [[ "$(authed_code)" == 200 ]]; }
-# The pid in our pid file, only when that process really is the registry (pids get reused).
-our_registry_pid() {
-  local pid
-  pid="$(cat "$PIDFILE" 2>/dev/null)" || return 1
-  [[ -n "$pid" && "$(cat "/proc/$pid/comm" 2>/dev/null)" == docker-registry ]] || return 1
-  echo "$pid"
-}
-# Only a pid that really is our registry is signalled (pids get reused).
-stop_registry() {
-  if our_registry_pid >/dev/null; then stop_pidfile "$PIDFILE" "registry:"; else rm -f "$PIDFILE"; fi
-}
+stop_registry() { stop_pidfile "$PIDFILE" docker-registry "registry:"; }
 
 case "${1:-up}" in
   status) registry_up; exit ;;
@@ -90,11 +87,8 @@ else
   code="$(http_code)"
   [[ "$code" == 000 ]] || die "registry.sh: something else answers on $ADDR (HTTP $code without credentials); stop it first"
   # The http secret signs upload state; it only has to be stable for one process lifetime.
-  REGISTRY_HTTP_SECRET="$(openssl rand -hex 16)" setsid docker-registry serve "$CONFIG" \
-    </dev/null >>"$DIR/registry.log" 2>&1 &
-  echo $! >"$PIDFILE"
-  for _ in $(seq 1 100); do registry_up && break; sleep 0.1; done
-  registry_up || { tail -n 20 "$DIR/registry.log" >&2; die "registry.sh: registry did not answer on $ADDR within 10 s (log: $DIR/registry.log)"; }
+  REGISTRY_HTTP_SECRET="$(openssl rand -hex 16)" \
+    supervise_start registry "$ADDR" "$PIDFILE" "$DIR/registry.log" registry_up 10 -- docker-registry serve "$CONFIG"
   [[ "$(http_code)" == 401 ]] || die "registry.sh: registry on $ADDR answers without credentials; auth is not active"
   log "registry: serving on $ADDR (htpasswd auth, user '$USER_NAME', data in $DIR/data)"
 fi
