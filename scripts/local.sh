@@ -2,7 +2,8 @@
 # `npm run local`: the whole factory on this machine with no cloud. Bootstraps the tools and local
 # services (scripts/bootstrap.sh: pinned tools, Docker engine, QEMU binfmt, registry on
 # 127.0.0.1:5000, offline base images, buildkitd over mTLS), selects or creates the `local` stack on
-# a file backend in .local/state with the passphrase secrets provider, runs the real
+# a file backend in .local/state with the passphrase secrets provider (scripts/prepare-stack.ts, the
+# Automation API), runs the real
 # `pulumi up --stack local --yes`, and prints the exports (index digest, digest per platform, tags,
 # cache refs).
 #
@@ -25,7 +26,9 @@
 #
 # Secrets: the registry password ($IF_CACHE/registry/password) becomes the Pulumi secret
 # image-factory:registryToken in the generated config file .local/stacks/Pulumi.<stack>.yaml (never
-# in the committed Pulumi.local.yaml), read from a file descriptor so it is never on a command line.
+# in the committed Pulumi.local.yaml). scripts/prepare-stack.ts creates or selects the stack with the
+# Automation API (LocalWorkspace) and reads and encrypts the password in its own process, so it is
+# never on a command line or in an environment variable.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PROJECT_DIR="$(cd "${IF_PROJECT_DIR:-$REPO_ROOT}" && pwd)"
@@ -38,7 +41,6 @@ mkdir -p "$LOCAL_DIR/state" "$LOCAL_DIR/stacks"
 chmod 700 "$LOCAL_DIR"
 LOCAL_DIR="$(cd "$LOCAL_DIR" && pwd)"
 STACK_CONFIG="$LOCAL_DIR/stacks/Pulumi.$STACK.yaml"
-SALT_FILE="$LOCAL_DIR/stacks/$STACK.encryptionsalt"
 
 export PULUMI_BACKEND_URL="file://$LOCAL_DIR/state"
 export PULUMI_CONFIG_PASSPHRASE_FILE="$LOCAL_DIR/passphrase"
@@ -94,25 +96,11 @@ prepare_stack() {
   fi
   chmod 600 "$PULUMI_CONFIG_PASSPHRASE_FILE"
 
-  if ! pulumi --cwd "$PROJECT_DIR" stack ls --json 2>/dev/null | jq -e --arg s "$STACK" 'any(.[]; .name == $s)' >/dev/null; then
-    # `stack init` writes the passphrase salt into Pulumi.<stack>.yaml beside Pulumi.yaml; doing it
-    # in a scratch copy keeps the committed stack file free of machine-specific values.
-    local scratch
-    scratch="$(mktemp -d)"
-    cp "$PROJECT_DIR/Pulumi.yaml" "$scratch/"
-    pulumi --cwd "$scratch" stack init "$STACK" --secrets-provider passphrase >/dev/null ||
-      { rm -rf "$scratch"; die "local.sh: pulumi stack init $STACK failed (backend $PULUMI_BACKEND_URL)"; }
-    grep '^encryptionsalt:' "$scratch/Pulumi.$STACK.yaml" >"$SALT_FILE"
-    rm -rf "$scratch"
-    log "local: created stack $STACK (file backend $LOCAL_DIR/state, passphrase secrets)"
-  fi
-  [[ -s "$SALT_FILE" ]] || die "local.sh: $SALT_FILE is missing, so the secrets of stack $STACK cannot be decrypted; remove $LOCAL_DIR/state and rerun"
-
-  # The generated config: the salt, then the committed settings, then the token as a secret.
-  (umask 077; { cat "$SALT_FILE"; grep -v '^encryptionsalt:' "$BASE_CONFIG"; } >"$STACK_CONFIG.new")
-  mv "$STACK_CONFIG.new" "$STACK_CONFIG"
-  pulumi_stack config set --secret image-factory:registryToken <"$PASSWORD_FILE" >/dev/null ||
-    die "local.sh: pulumi config set --secret image-factory:registryToken failed"
+  # The stack and its generated config (salt + committed settings + the token secret) through the
+  # Automation API (LocalWorkspace): scripts/prepare-stack.ts reads the password itself.
+  (cd "$REPO_ROOT" && node -r ts-node/register/transpile-only scripts/prepare-stack.ts --project-dir "$PROJECT_DIR" \
+    --stack "$STACK" --base-config "$BASE_CONFIG" --stacks-dir "$LOCAL_DIR/stacks" --password-file "$PASSWORD_FILE" >&2) ||
+    die "local.sh: scripts/prepare-stack.ts could not prepare stack $STACK (backend $PULUMI_BACKEND_URL)"
 }
 
 print_outputs() {

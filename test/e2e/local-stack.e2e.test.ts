@@ -4,6 +4,8 @@
 import { strict as assert } from "assert";
 import * as fs from "fs";
 import * as path from "path";
+import { parse } from "yaml";
+import { REPO_ROOT } from "./lib/exec";
 import { localRegistryAuth, LOCAL_REGISTRY_USER, parseRef, RegistryClient } from "./lib/registry";
 import { FactoryOutputs, sharedFactoryStack } from "./lib/factoryStack";
 import { buildkitHistory, findSecret, PreviewResult, TestStack, urnType } from "./lib/pulumiStack";
@@ -108,9 +110,21 @@ describe("local stack: real pulumi up on docker-build + BuildKit + registry", fu
         }
     });
 
-    it("never writes the registry token to the state, the exports or the logs", async function () {
+    it("generates the stack config with the salt and the token as a secret, from a salt-free committed file", async function () {
+        // scripts/local.sh → scripts/prepare-stack.ts (Automation API) wrote it before every command.
+        const generated = parse(fs.readFileSync(stack.generatedConfigFile, "utf8")) as { encryptionsalt?: string; config?: Record<string, unknown> };
+        assert.match(generated.encryptionsalt ?? "", /^v1:[^:]+:v1:[^:]+:[^:]+$/, "the generated config carries the stack's encryption salt");
+        assert.match((generated.config?.["image-factory:registryToken"] as { secure?: string } | undefined)?.secure ?? "", /^v1:[^:]+:[^:]+$/, "the token is a secure value");
+        assert.equal(fs.statSync(stack.generatedConfigFile).mode & 0o077, 0, "the generated config is private to its owner");
+        for (const committed of fs.readdirSync(REPO_ROOT).filter((f) => /^Pulumi\..+\.yaml$/.test(f))) {
+            assert.doesNotMatch(fs.readFileSync(path.join(REPO_ROOT, committed), "utf8"), /^encryptionsalt:/m, `${committed} stays free of a salt`);
+        }
+    });
+
+    it("never writes the registry token to the state, the exports, the generated config or the logs", async function () {
         const { password } = localRegistryAuth();
         const texts = [
+            { name: stack.generatedConfigFile, text: fs.readFileSync(stack.generatedConfigFile, "utf8") },
             ...stack.stateFiles().map((f) => ({ name: f.file, text: f.text })),
             { name: "stack outputs", text: JSON.stringify(await stack.outputs()) },
             { name: "stack export", text: JSON.stringify(await stack.exportState()) },

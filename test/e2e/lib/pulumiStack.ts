@@ -142,7 +142,9 @@ export class TestStack {
         return this.localOk(["up"]);
     }
 
-    /** The config file scripts/local.sh generates for this stack (salt + settings + token secret). */
+    /** The config file scripts/local.sh generates for this stack before every command (salt +
+     *  settings + token secret), through scripts/prepare-stack.ts and the Automation API: the stack
+     *  is created or selected there, so TestStack has no stack or salt handling of its own. */
     get generatedConfigFile(): string {
         return path.join(this.localDir, "stacks", `Pulumi.${this.stack}.yaml`);
     }
