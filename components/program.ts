@@ -74,7 +74,8 @@ export function createFactory(cfg: FactoryArgs, opts?: { parent?: pulumi.Resourc
       ? registryCredentials({ address: cfg.registry, username: cfg.registryUsername, token: cfg.registryToken, repository: cfg.imageName.slice(cfg.registry.length + 1) })
       : undefined;
 
-  if (cfg.github !== undefined && cfg.registry === "ghcr.io") {
+  // A review build (publish: false) administers nothing on GitHub.
+  if (cfg.github !== undefined && cfg.registry === "ghcr.io" && cfg.publish) {
     new GhcrPackage("ghcr", { imageName: cfg.imageName, github: cfg.github, platforms: cfg.platforms }, { parent });
   }
 
@@ -106,9 +107,11 @@ export function createFactory(cfg: FactoryArgs, opts?: { parent?: pulumi.Resourc
     };
   }
 
-  // A pull request never writes the cache main's builds import (docs/delivery.md: cache poisoning).
+  // A pull request never writes the cache main's builds import (docs/delivery.md: cache poisoning);
+  // nor does a review build (publish: false), whatever ref it names.
   const pr = /^refs\/pull\/(\d+)\//.exec(cfg.git.ref)?.[1];
-  const cache = new BuildCache("cache", { cache: cfg.cache, platforms: cfg.platforms, stack: cfg.stack, scope: pr !== undefined ? `pr-${pr}` : undefined }, { parent });
+  const scope = pr !== undefined ? `pr-${pr}` : cfg.publish ? undefined : "review";
+  const cache = new BuildCache("cache", { cache: cfg.cache, platforms: cfg.platforms, stack: cfg.stack, scope }, { parent });
   const buildArgs: Record<string, string> = {
     VERSION: plan.version,
     REVISION: cfg.git.sha,
@@ -119,9 +122,11 @@ export function createFactory(cfg: FactoryArgs, opts?: { parent?: pulumi.Resourc
   const secrets: Record<string, pulumi.Input<string>> | undefined =
     cfg.npmCaFile !== undefined ? { npm_ca: fs.readFileSync(cfg.npmCaFile, "utf8") } : undefined;
 
-  // Native hosts, only for the architectures the configured platforms need.
+  // Native hosts, only for the architectures the configured platforms need. A review build
+  // (publish: false) runs under the target stack's name, so it uses that stack's builders and
+  // never provisions hosts of its own.
   const hosts =
-    cfg.buildHosts.enabled && cfg.buildHosts.localBuilder === undefined
+    cfg.buildHosts.enabled && cfg.buildHosts.localBuilder === undefined && cfg.publish
       ? new BuildHosts(
           "buildhosts",
           {
@@ -158,6 +163,23 @@ export function createFactory(cfg: FactoryArgs, opts?: { parent?: pulumi.Resourc
     // The builders exist once CI has run the hosts' builderCommands (see docs/delivery.md).
     { parent, dependsOn: hosts !== undefined ? [hosts] : [] },
   );
+
+  // A review build (publish: false, scripts/review.ts) stops at quarantine: the per-platform images
+  // (and the coverage image) exist only in its own repository, by digest. The review runs the
+  // evidence engine on them itself, so a failing gate is reported rather than fatal; no manifest
+  // list, no tag.
+  if (!cfg.publish) {
+    return {
+      imageName: cfg.imageName,
+      digest: pulumi.output(""),
+      imageRef: pulumi.output(""),
+      platformDigests: image.platformDigests,
+      tags: pulumi.output<string[]>([]),
+      sbomLocations: pulumi.output<Record<string, string>>({}),
+      cacheRefs: cache.cacheRefs,
+      release,
+    };
+  }
 
   // Evidence on those digests: SBOM per platform, scans, coverage, gates. A failing gate fails this
   // resource, so the publication below (which depends on it) never runs and no tag moves.

@@ -17,6 +17,10 @@
 #        scripts/local.sh destroy         pulumi destroy --yes (images stay in the registry)
 #        scripts/local.sh pulumi <cmd> [args]  any pulumi command with the stack's backend, --stack
 #                                          and (where pulumi takes it) --config-file
+#        scripts/local.sh review [args]   the pull-request review of the working tree against this
+#                                          stack (scripts/review.ts, `npm run review`): a real build
+#                                          into <imageName>-review on a review stack in
+#                                          .local/review/<stack>/, evidence, diff, Markdown
 # Environment (the e2e tests use these to run fresh, isolated stacks):
 #   IF_LOCAL_DIR     state, passphrase and generated stack config   (default: <repo>/.local)
 #   IF_STACK         stack name                                     (default: local)
@@ -149,5 +153,14 @@ case "$cmd" in
     prepare_stack
     pulumi_stack "$@"
     ;;
-  *) die "local.sh: unknown command '$cmd' (expected up, preview, outputs, destroy or pulumi)" ;;
+  review)
+    # Node reads NODE_EXTRA_CA_CERTS only at start: the review runs with the local registry's CA
+    # trusted and the pinned tools on PATH. It drives this script again for the target stack
+    # (outputs, preview) and for its own review stack (IF_LOCAL_DIR=.local/review/<stack>/local).
+    bash "$REPO_ROOT/scripts/registry-tls.sh" >&2 || die "local.sh: scripts/registry-tls.sh failed"
+    trust_bundle
+    export IF_REVIEW_LOCAL=1 IF_STACK="$STACK" IF_LOCAL_DIR="$LOCAL_DIR" IF_STACK_CONFIG="$BASE_CONFIG"
+    exec "$REPO_ROOT/node_modules/.bin/ts-node" --transpile-only "$REPO_ROOT/scripts/review.ts" "$@"
+    ;;
+  *) die "local.sh: unknown command '$cmd' (expected up, preview, outputs, destroy, pulumi or review)" ;;
 esac

@@ -1,0 +1,251 @@
+// How the review command reaches stacks: the target through scripts/local.sh (a file backend on
+// this machine) or the pulumi CLI's current backend (CI), and its own review stack through
+// scripts/local.sh or a file backend of its own. Every process is spawned without a shell; the
+// registry token reaches pulumi on stdin only.
+import { spawn } from "node:child_process";
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { NS } from "./pure";
+
+export const REPO_ROOT = path.resolve(__dirname, "..", "..");
+
+export interface Ran {
+  code: number;
+  stdout: string;
+  stderr: string;
+  seconds: number;
+}
+
+export function run(
+  cmd: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string } = {},
+): Promise<Ran> {
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, {
+      cwd: opts.cwd ?? REPO_ROOT,
+      env: { ...process.env, ...(opts.env ?? {}) },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on("data", (d: Buffer) => out.push(d));
+    child.stderr.on("data", (d: Buffer) => err.push(d));
+    child.on("error", reject);
+    child.stdin.on("error", () => undefined);
+    child.stdin.end(opts.input ?? "");
+    child.on("close", (code) =>
+      resolve({
+        code: code ?? 1,
+        stdout: Buffer.concat(out).toString("utf8"),
+        stderr: Buffer.concat(err).toString("utf8"),
+        seconds: (Date.now() - started) / 1000,
+      }),
+    );
+  });
+}
+
+export function say(msg: string): void {
+  process.stderr.write(`[review] ${msg}\n`);
+}
+
+export function tailOf(text: string, n = 20): string {
+  return text
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .slice(-n)
+    .join("\n");
+}
+
+/** One stack reached either through scripts/local.sh (a file backend on this machine) or through
+ *  the pulumi CLI's current backend. */
+export interface StackAccess {
+  outputs(): Promise<Record<string, unknown> | undefined>;
+  preview(): Promise<Ran>;
+}
+
+export function localAccess(
+  env: NodeJS.ProcessEnv,
+): StackAccess & { local(args: string[], input?: string): Promise<Ran> } {
+  const local = (args: string[], input?: string): Promise<Ran> =>
+    run("bash", [path.join(REPO_ROOT, "scripts", "local.sh"), ...args], {
+      env: { ...env, IF_SKIP_BOOTSTRAP: "1" },
+      input,
+    });
+  return {
+    local,
+    async outputs() {
+      const r = await local(["outputs"]);
+      if (r.code !== 0) {
+        if (/no stack named|does not exist|not found/i.test(r.stderr)) return undefined;
+        throw new Error(
+          `scripts/local.sh outputs (stack ${env.IF_STACK}) failed: ${tailOf(r.stderr, 8)}`,
+        );
+      }
+      return JSON.parse(r.stdout) as Record<string, unknown>;
+    },
+    preview: () => local(["preview", "--diff"]),
+  };
+}
+
+export function serviceAccess(stack: string): StackAccess {
+  return {
+    async outputs() {
+      const r = await run("pulumi", [
+        "--cwd",
+        REPO_ROOT,
+        "stack",
+        "output",
+        "--stack",
+        stack,
+        "--json",
+        "--non-interactive",
+      ]);
+      if (r.code !== 0) {
+        if (/no stack named|does not exist|not found/i.test(r.stderr)) return undefined;
+        throw new Error(`pulumi stack output --stack ${stack} failed: ${tailOf(r.stderr, 8)}`);
+      }
+      return JSON.parse(r.stdout) as Record<string, unknown>;
+    },
+    preview: () =>
+      run("pulumi", [
+        "--cwd",
+        REPO_ROOT,
+        "preview",
+        "--stack",
+        stack,
+        "--diff",
+        "--non-interactive",
+        "--suppress-outputs",
+      ]),
+  };
+}
+
+/** The review build: `pulumi up --continue-on-error` of the review stack, and its state. */
+export interface ReviewBuilder {
+  up(): Promise<Ran>;
+  exportState(): Promise<{
+    deployment?: {
+      resources?: Array<{ type: string; urn: string; outputs?: Record<string, unknown> }>;
+    };
+  }>;
+}
+
+export function localBuilder(reviewDir: string, stack: string, baseConfig: string): ReviewBuilder {
+  const access = localAccess({
+    IF_LOCAL_DIR: path.join(reviewDir, "local"),
+    IF_STACK: stack,
+    IF_STACK_CONFIG: baseConfig,
+  });
+  return {
+    up: () => access.local(["up", "--continue-on-error"]),
+    async exportState() {
+      const r = await access.local(["pulumi", "stack", "export"]);
+      if (r.code !== 0)
+        throw new Error(`pulumi stack export of the review stack failed: ${tailOf(r.stderr, 8)}`);
+      return JSON.parse(r.stdout) as never;
+    },
+  };
+}
+
+/** CI: a file backend of the review's own, a random passphrase, the token from the environment. */
+export function serviceBuilder(
+  reviewDir: string,
+  stack: string,
+  baseConfig: string,
+  token: string,
+): ReviewBuilder {
+  const state = path.join(reviewDir, "state");
+  const passphrase = path.join(reviewDir, "passphrase");
+  const configFile = path.join(reviewDir, `Pulumi.${stack}.yaml`);
+  const env: NodeJS.ProcessEnv = {
+    PULUMI_BACKEND_URL: `file://${state}`,
+    PULUMI_CONFIG_PASSPHRASE_FILE: passphrase,
+    PULUMI_CONFIG_PASSPHRASE: undefined,
+    PULUMI_ACCESS_TOKEN: undefined,
+    PULUMI_SKIP_UPDATE_CHECK: "true",
+    PULUMI_SKIP_CONFIRMATIONS: "true",
+  };
+  const pulumi = (args: string[], opts: { cwd?: string; input?: string } = {}): Promise<Ran> =>
+    run("pulumi", args, { env, cwd: opts.cwd, input: opts.input });
+  const prepare = async (): Promise<void> => {
+    fs.mkdirSync(state, { recursive: true });
+    if (!fs.existsSync(passphrase))
+      fs.writeFileSync(passphrase, crypto.randomBytes(32).toString("hex"), { mode: 0o600 });
+    const salt = path.join(reviewDir, "encryptionsalt");
+    if (!fs.existsSync(salt)) {
+      // `stack init` writes the salt beside Pulumi.yaml: a scratch copy keeps the checkout clean.
+      const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "if-review-"));
+      fs.copyFileSync(path.join(REPO_ROOT, "Pulumi.yaml"), path.join(scratch, "Pulumi.yaml"));
+      const r = await pulumi([
+        "--cwd",
+        scratch,
+        "stack",
+        "init",
+        stack,
+        "--secrets-provider",
+        "passphrase",
+        "--non-interactive",
+      ]);
+      if (r.code !== 0 && !/already exists/.test(r.stderr))
+        throw new Error(
+          `pulumi stack init ${stack} (review backend ${state}) failed: ${tailOf(r.stderr, 8)}`,
+        );
+      const text = fs.readFileSync(path.join(scratch, `Pulumi.${stack}.yaml`), "utf8");
+      fs.writeFileSync(salt, text.split("\n").find((l) => l.startsWith("encryptionsalt:")) ?? "");
+      fs.rmSync(scratch, { recursive: true, force: true });
+    }
+    fs.writeFileSync(
+      configFile,
+      `${fs.readFileSync(salt, "utf8").trim()}\n${fs.readFileSync(baseConfig, "utf8")}`,
+      { mode: 0o600 },
+    );
+    const set = await pulumi(
+      [
+        "--cwd",
+        REPO_ROOT,
+        "config",
+        "set",
+        "--secret",
+        `${NS}:registryToken`,
+        "--stack",
+        stack,
+        "--config-file",
+        configFile,
+        "--non-interactive",
+      ],
+      { input: token },
+    );
+    if (set.code !== 0)
+      throw new Error(
+        `pulumi config set --secret ${NS}:registryToken on the review stack failed: ${tailOf(set.stderr, 4)}`,
+      );
+  };
+  return {
+    async up() {
+      await prepare();
+      return pulumi([
+        "--cwd",
+        REPO_ROOT,
+        "up",
+        "--stack",
+        stack,
+        "--config-file",
+        configFile,
+        "--yes",
+        "--skip-preview",
+        "--non-interactive",
+        "--continue-on-error",
+      ]);
+    },
+    async exportState() {
+      const r = await pulumi(["--cwd", REPO_ROOT, "stack", "export", "--stack", stack]);
+      if (r.code !== 0)
+        throw new Error(`pulumi stack export of the review stack failed: ${tailOf(r.stderr, 8)}`);
+      return JSON.parse(r.stdout) as never;
+    },
+  };
+}
