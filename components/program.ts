@@ -1,6 +1,8 @@
 // The whole factory as one plain function of validated config: index.ts only reads config and
 // exports what this returns, so tests drive exactly the program `pulumi up` runs.
 import * as fs from "node:fs";
+import * as path from "node:path";
+import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { BuildCache } from "./buildCache";
 import { BuildHosts } from "./buildHosts";
@@ -8,8 +10,9 @@ import type { ValidatedConfig } from "./config";
 import { GhcrPackage } from "./ghcrPackage";
 import { MultiPlatformImage } from "./multiPlatformImage";
 import { builderName } from "./naming";
-import { PromotedImage, promotionTags } from "./promotion";
+import { PromotedImage, promotionTags, type StackSigningExport } from "./promotion";
 import { Publication } from "./publication";
+import { SigningKey } from "./signing";
 import { registryCredentials } from "./registryCredentials";
 import { SupplyChainEvidence } from "./supplyChain";
 import { computeTags, type TagPlan } from "./tags";
@@ -40,6 +43,41 @@ export interface FactoryOutputs {
   gateResults?: pulumi.Output<unknown>;
   /** What the tags were computed from, for humans reading `pulumi stack output`. */
   release: { ref: string; sha: string; version: string; prerelease: boolean };
+  /** Who signs (or, promoting, whom this stack verified) and digest → signature referrer
+   *  (docs/contracts.md, docs/signing.md). Publishing stacks and promoting stacks. */
+  signing?: pulumi.Output<StackSigningExport>;
+}
+
+/** The Dockerfile's `ARG BASE_IMAGE=` default: what the build resolves when `baseImage` is unset. */
+export function dockerfileBaseImage(appPath: string): string {
+  const text = fs.readFileSync(path.join(appPath, "Dockerfile"), "utf8");
+  const m = /^\s*ARG\s+BASE_IMAGE=(\S+)/m.exec(text);
+  if (m === null) throw new Error(`${path.join(appPath, "Dockerfile")} has no ARG BASE_IMAGE=<default>; set image-factory:baseImage so provenance can name the base image`);
+  return m[1];
+}
+
+/** The role `pulumi up` runs as (an assumed role's session ARN → the role's ARN): who may sign with
+ *  a kms key when `signing.signerRoleArns` is not set. */
+function callerRoleArn(parent?: pulumi.Resource): pulumi.Output<string> {
+  return aws.getCallerIdentityOutput({}, { parent }).arn.apply((arn) => {
+    const m = /^arn:(aws[a-z-]*):sts::(\d{12}):assumed-role\/([^/]+)\/.+$/.exec(arn) ?? /^arn:(aws[a-z-]*):iam::(\d{12}):role\/(?:.*\/)?([^/]+)$/.exec(arn);
+    if (m === null) {
+      throw new Error(`image-factory:signing.signerRoleArns is not set and \`pulumi up\` does not run as a role (${arn}): name the roles that may sign with the kms key`);
+    }
+    return `arn:${m[1]}:iam::${m[2]}:role/${m[3]}`;
+  });
+}
+
+/** A CI run's URL, else `<stack>/<program start>`: the provenance's invocationId. */
+export function invocationId(stack: string, startedOn: string, env: NodeJS.ProcessEnv = process.env): string {
+  const { GITHUB_SERVER_URL: server, GITHUB_REPOSITORY: repo, GITHUB_RUN_ID: run, GITHUB_RUN_ATTEMPT: attempt } = env;
+  return server && repo && run ? `${server}/${repo}/actions/runs/${run}/attempts/${attempt ?? "1"}` : `${stack}/${startedOn}`;
+}
+
+/** SOURCE_DATE_EPOCH from the commit time: BuildKit stamps the image config and history with it. */
+export function sourceDateEpoch(created: string): string {
+  const t = Date.parse(created);
+  return Number.isNaN(t) ? "0" : String(Math.floor(t / 1000));
 }
 
 /** OCI labels from the git context: the image says where it came from without the registry. */
@@ -65,6 +103,8 @@ export function buildersFor(cfg: ValidatedConfig, stack: string): Partial<Record
 }
 
 export function createFactory(cfg: FactoryArgs, opts?: { parent?: pulumi.Resource }): FactoryOutputs {
+  // The lower bound of the provenance's build time (docs/signing.md: startedOn).
+  const startedOn = new Date().toISOString();
   const plan = computeTags(cfg.git, { defaultBranch: cfg.defaultBranch });
   const release = { ref: cfg.git.ref, sha: cfg.git.sha, version: plan.version, prerelease: plan.prerelease };
   const parent = opts?.parent;
@@ -92,6 +132,8 @@ export function createFactory(cfg: FactoryArgs, opts?: { parent?: pulumi.Resourc
         expectedRevision: cfg.git.sha,
         gates: cfg.gates,
         registry: { address: cfg.registry, username: cfg.registryUsername ?? "", password: creds.token },
+        // Verify the signature and attestations on the registry, never the source's outputs.
+        verification: { mode: cfg.signing.mode, tlog: cfg.signing.tlog, publicKey: cfg.signing.publicKey, identity: cfg.signing.identity, issuer: cfg.signing.issuer },
       },
       { parent },
     );
@@ -104,6 +146,7 @@ export function createFactory(cfg: FactoryArgs, opts?: { parent?: pulumi.Resourc
       sbomLocations: promoted.sbomLocations,
       cacheRefs: pulumi.output<Record<string, string>>({}),
       release,
+      signing: promoted.signing,
     };
   }
 
@@ -117,6 +160,9 @@ export function createFactory(cfg: FactoryArgs, opts?: { parent?: pulumi.Resourc
     REVISION: cfg.git.sha,
     CREATED: cfg.git.created,
     SOURCE: ociLabels(cfg, plan)["org.opencontainers.image.source"],
+    // Reproducible timestamps: BuildKit uses this build argument for the image config's `created`
+    // and the history (docs/signing.md, "Reproducibility").
+    SOURCE_DATE_EPOCH: sourceDateEpoch(cfg.git.created),
   };
   if (cfg.baseImage !== undefined) buildArgs.BASE_IMAGE = cfg.baseImage;
   const secrets: Record<string, pulumi.Input<string>> | undefined =
@@ -181,6 +227,22 @@ export function createFactory(cfg: FactoryArgs, opts?: { parent?: pulumi.Resourc
     };
   }
 
+  // The signing key (or keyless identity): shared infrastructure beside the image pipeline, created
+  // in parallel with the builds, used by the publish step (docs/signing.md). Only where something
+  // is pushed and published.
+  const signingKey = cfg.push
+    ? new SigningKey(
+        "signing",
+        {
+          mode: cfg.signing.mode,
+          signerRoleArns: cfg.signing.mode === "kms" ? (cfg.signing.signerRoleArns ?? [callerRoleArn(parent)]) : undefined,
+          readerRoleArns: cfg.signing.readerRoleArns,
+          identity: cfg.signing.mode === "keyless" ? { workflowRef: cfg.signing.identity ?? "", issuer: cfg.signing.issuer ?? "" } : undefined,
+        },
+        { parent },
+      )
+    : undefined;
+
   // Evidence on those digests: SBOM per platform, scans, coverage, gates. A failing gate fails this
   // resource, so the publication below (which depends on it) never runs and no tag moves.
   const evidence = new SupplyChainEvidence(
@@ -211,6 +273,33 @@ export function createFactory(cfg: FactoryArgs, opts?: { parent?: pulumi.Resourc
       registryUsername: cfg.registryUsername,
       registryToken: creds?.token,
       push: cfg.push,
+      // Signed and attested after the binding check, before any tag moves.
+      signing:
+        signingKey !== undefined
+          ? {
+              mode: cfg.signing.mode,
+              tlog: cfg.signing.tlog,
+              keyRef: signingKey.keyRef,
+              publicKeyPem: signingKey.publicKeyPem,
+              privateKeyPem: signingKey.privateKeyPem,
+              identity: cfg.signing.identity,
+              issuer: cfg.signing.issuer,
+              sbomPaths: evidence.platforms.apply((ps) => Object.fromEntries(Object.entries(ps ?? {}).map(([p, e]) => [p, e.sbomPath]))),
+              provenance: {
+                repository: ociLabels(cfg, plan)["org.opencontainers.image.source"],
+                ref: cfg.git.ref,
+                commit: cfg.git.sha,
+                dockerfile: path.relative(process.cwd(), path.join(cfg.appPath, "Dockerfile")),
+                buildArgs,
+                secretBuildArgs: Object.keys(secrets ?? {}),
+                baseImage: cfg.baseImage ?? dockerfileBaseImage(cfg.appPath),
+                stack: cfg.stack,
+                builders: Object.fromEntries(cfg.platforms.map((p) => [p, buildersFor(cfg, cfg.stack)[HOST_ARCH[p]] ?? "default"])),
+                invocationId: invocationId(cfg.stack, startedOn),
+                startedOn,
+              },
+            }
+          : undefined,
     },
     { parent, dependsOn: [evidence] },
   );
@@ -231,5 +320,9 @@ export function createFactory(cfg: FactoryArgs, opts?: { parent?: pulumi.Resourc
         : undefined,
     cacheRefs: cache.cacheRefs,
     release,
+    signing:
+      signingKey !== undefined
+        ? pulumi.all([signingKey.signingExport, publication.signatures]).apply(([e, signatures]): StackSigningExport => ({ ...e, signatures: signatures ?? {} }))
+        : undefined,
   };
 }

@@ -3,9 +3,21 @@
 // tested. docker-build's `Index` takes a single `tag`, so there is one Index per tag, each with the
 // source image's digest as its only source (`buildx imagetools create` copies a single index
 // source unchanged, so every tag resolves to the same digest).
+//
+// Verify, do not trust (docs/signing.md): with `verification` set (the program always sets it),
+// a dynamic resource runs the engine's `verify` step (evidence/verify.ts) on the registry before
+// any Index exists, and every Index depends on it: the signature on the list's digest, the gates
+// attestation (passed, bound to this list, its platform digests and this repository, nothing
+// unrun, judged again with this stack's gates), an SBOM attestation on every platform digest and
+// provenance naming the released commit. The source stack's outputs only say WHICH digest to
+// check (checkSourceOutputs: digest, imageRef, release.sha); whether it may ship comes from the
+// signed attestations.
+import * as crypto from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 import * as dockerBuild from "@pulumi/docker-build";
 import type { GatesConfig } from "../evidence/gates";
+import type { VerifyReport, VerifyRequest, VerifyTrust } from "../evidence/verify";
+import { engineTail, runEngineProcess } from "./engineProcess";
 import { OCI_TAG } from "./tags";
 
 /** The registry a promoted tag is pushed to. */
@@ -37,6 +49,136 @@ export interface PromotedImageArgs {
   expectedRevision?: string;
   /** This stack's own gates: the source's measured values are judged again against them. */
   gates?: GatesConfig;
+  /** Verify the signature and attestations on the registry before publishing (the gates decision
+   *  then comes from the verified gates attestation, not from the source's `gateResults` output).
+   *  Needs `expectedRevision` and `gates`. Unset = trust the source stack's outputs (tests only). */
+  verification?: PromotionVerification;
+}
+
+/** How promotion decides whom to trust (config `image-factory:signing` of the promoting stack). */
+export interface PromotionVerification {
+  mode: "key" | "kms" | "keyless";
+  /** @default false */
+  tlog?: boolean;
+  /** key/kms: a PEM this stack pins. Unset = the source stack's exported `signing.publicKey`. */
+  publicKey?: string;
+  /** keyless: pinned identity and OIDC issuer. */
+  identity?: string;
+  issuer?: string;
+}
+
+/** The stack export `signing` (docs/contracts.md): who signs (or, on a promoting stack, whom it
+ *  verified), and digest → signature referrer manifest. Nothing secret. */
+export interface StackSigningExport {
+  mode: "key" | "kms" | "keyless";
+  publicKey?: string;
+  keyRef?: string;
+  keyArn?: string;
+  alias?: string;
+  identity?: string;
+  issuer?: string;
+  signatures: Record<string, string>;
+}
+
+/** The source stack's `signing` export, as far as promotion reads it. */
+export interface SourceSigning {
+  mode?: unknown;
+  publicKey?: unknown;
+  identity?: unknown;
+  issuer?: unknown;
+}
+
+/** What the signatures must verify with: this stack's pinned key or identity, else the key the
+ *  source stack exports. Errors name the config key and the export. */
+export function trustFor(v: PromotionVerification, sourceStack: string, exported: unknown): VerifyTrust {
+  const src = JSON.stringify(sourceStack);
+  if (v.mode === "keyless") {
+    if (!v.identity || !v.issuer) {
+      fail("image-factory:signing.identity and signing.issuer must pin the signing workflow in keyless mode; refusing to trust an identity the source stack exports");
+    }
+    return { identity: v.identity, issuer: v.issuer };
+  }
+  if (v.publicKey !== undefined && v.publicKey !== "") return { publicKeyPem: v.publicKey };
+  const e = (typeof exported === "object" && exported !== null ? exported : {}) as SourceSigning;
+  if (typeof e.publicKey !== "string" || !e.publicKey.includes("-----BEGIN PUBLIC KEY-----")) {
+    fail(
+      `source stack ${src} exports no "signing.publicKey" (got ${JSON.stringify(exported ?? null)}) and this stack pins none (image-factory:signing.publicKey): nothing to verify its signatures with; refusing to promote`,
+    );
+  }
+  return { publicKeyPem: e.publicKey };
+}
+
+/** The request the Verify resource hands the engine (no token: that goes in its environment). */
+type VerifyInputs = Omit<VerifyRequest, "registryToken"> & { registryToken?: string };
+
+/** Everything but the token decides whether verification runs again. */
+export function verifyFingerprint(inputs: VerifyInputs): string {
+  const rest: Record<string, unknown> = { ...inputs };
+  delete rest.registryToken;
+  const stable = (v: unknown): string =>
+    Array.isArray(v)
+      ? `[${v.map(stable).join(",")}]`
+      : v !== null && typeof v === "object"
+        ? `{${Object.keys(v)
+            .sort()
+            .map((k) => `${JSON.stringify(k)}:${stable((v as Record<string, unknown>)[k])}`)
+            .join(",")}}`
+        : (JSON.stringify(v) ?? "null");
+  return crypto.createHash("sha256").update(stable(rest)).digest("hex");
+}
+
+async function runVerify(inputs: VerifyInputs): Promise<pulumi.dynamic.CreateResult> {
+  const { registryToken, ...request } = inputs;
+  const child = await runEngineProcess(["verify"], request, registryToken);
+  if (child.code !== 0) {
+    const why = child.code === 1 ? child.stderr.trim() : `the verification could not run (exit ${child.code}): ${engineTail(child)}`;
+    throw new Error(`PromotedImage: ${why}\nNo tag was published.`);
+  }
+  const report = JSON.parse(child.stdout) as VerifyReport;
+  return {
+    id: inputs.digest,
+    outs: {
+      fingerprint: verifyFingerprint(inputs),
+      digest: report.digest,
+      platformDigests: report.platformDigests,
+      signatures: report.signatures,
+      attestedGates: report.gates,
+      provenance: report.provenance,
+      sboms: report.sboms,
+      checked: report.checked,
+      seconds: report.seconds,
+    },
+  };
+}
+
+/** Capture-free, serialized into the state: it holds no secret and no Pulumi object. */
+export const verifyProvider: pulumi.dynamic.ResourceProvider = {
+  create: (inputs: VerifyInputs) => runVerify(inputs),
+  diff: async (_id: string, olds: { fingerprint?: string }, news: VerifyInputs) => ({
+    changes: olds.fingerprint !== verifyFingerprint(news),
+    replaces: [],
+    deleteBeforeReplace: false,
+  }),
+  update: async (_id: string, _olds: unknown, news: VerifyInputs) => ({ outs: (await runVerify(news)).outs }),
+  delete: async () => undefined,
+};
+
+/** `pulumi-nodejs:dynamic/promotion:Verify`: the engine's verify step on the registry. */
+export class VerifiedRelease extends pulumi.dynamic.Resource {
+  declare public readonly digest: pulumi.Output<string>;
+  declare public readonly platformDigests: pulumi.Output<Record<string, string>>;
+  declare public readonly signatures: pulumi.Output<Record<string, string>>;
+  declare public readonly checked: pulumi.Output<string[]>;
+  constructor(name: string, props: pulumi.Inputs, opts?: pulumi.CustomResourceOptions) {
+    super(
+      verifyProvider,
+      name,
+      { ...props, fingerprint: undefined, signatures: undefined, attestedGates: undefined, provenance: undefined, sboms: undefined, checked: undefined, seconds: undefined },
+      opts,
+      "promotion",
+      "Verify",
+    );
+  }
 }
 
 /** The slice of the source stack's exports that promotion reads. */
@@ -344,6 +486,11 @@ export class PromotedImage extends pulumi.ComponentResource {
   public readonly publishedRefs: pulumi.Output<string[]>;
   public readonly sourceStack: pulumi.Output<string>;
   public readonly indexes: dockerBuild.Index[];
+  /** The verification every Index depends on (unset without `verification`). */
+  public readonly verified?: VerifiedRelease;
+  /** What signatures were verified with, as the stack export `signing` shows it, plus digest →
+   *  signature referrer found on the registry (unset without `verification`). */
+  public readonly signing?: pulumi.Output<StackSigningExport>;
 
   constructor(name: string, args: PromotedImageArgs, opts?: pulumi.ComponentResourceOptions) {
     super("image-factory:promotion:PromotedImage", name, {}, opts);
@@ -351,7 +498,13 @@ export class PromotedImage extends pulumi.ComponentResource {
       project: pulumi.getProject(),
       stack: pulumi.getStack(),
     });
-    const requireGatesPassed = args.requireGatesPassed ?? true;
+    const verification = args.verification;
+    if (verification !== undefined && (args.expectedRevision === undefined || args.gates === undefined)) {
+      fail("verification needs expectedRevision (the released commit) and gates (this stack's limits)");
+    }
+    // With verification the gates decision comes from the signed gates attestation, not from the
+    // source stack's gateResults output.
+    const requireGatesPassed = verification !== undefined ? false : (args.requireGatesPassed ?? true);
     const { sourceStack, imageName } = args;
 
     const ref = new pulumi.StackReference(
@@ -396,19 +549,54 @@ export class PromotedImage extends pulumi.ComponentResource {
       username: args.registry.username,
       password: pulumi.secret(args.registry.password),
     };
+    let sourceRef: pulumi.Output<string> = checked.sourceRef;
+    if (verification !== undefined) {
+      // After the digest basics: a source without a digest is refused for that, not for its key.
+      const trust = pulumi
+        .all([checked.digest, ref.getOutput("signing")])
+        .apply(([, exported]) => trustFor(verification, sourceStack, exported));
+      this.verified = new VerifiedRelease(
+        `${name}-verify`,
+        {
+          imageName,
+          digest: checked.digest,
+          platformDigests: checked.platformDigests,
+          expectedRevision: args.expectedRevision,
+          gates: args.gates,
+          trust,
+          tlog: verification.tlog ?? false,
+          registryUsername: args.registry.username,
+          registryToken: pulumi.secret(args.registry.password),
+        },
+        { parent: this, additionalSecretOutputs: ["registryToken"] },
+      );
+      // The Index copies what was verified: the verified digest flows into its source.
+      sourceRef = pulumi.interpolate`${checked.sourceRef.apply((r) => r.slice(0, r.lastIndexOf("@")))}@${this.verified.digest}`;
+      this.signing = pulumi
+        .all([trust, this.verified.signatures])
+        .apply(
+          ([t, signatures]): StackSigningExport => ({
+            mode: verification.mode,
+            ...("identity" in t ? { identity: t.identity, issuer: t.issuer } : { publicKey: t.publicKeyPem }),
+            signatures: signatures ?? {},
+          }),
+        );
+    }
+    const verified = this.verified;
     this.indexes = tagNames.map(
       (tag) =>
         new dockerBuild.Index(
           `${name}-${tag}`,
           {
             tag: `${imageName}:${tag}`,
-            sources: [checked.sourceRef],
+            sources: [sourceRef],
             push: true,
             registry,
           },
           // A replaced Index is deleted BY DIGEST by docker-build, which would remove the released
           // image under every tag (and rollbacks with it). Retention belongs to the registry.
-          { parent: this, retainOnDelete: true },
+          // Nothing is pushed before the verification succeeded.
+          { parent: this, retainOnDelete: true, dependsOn: verified !== undefined ? [verified] : [] },
         ),
     );
 
@@ -442,6 +630,7 @@ export class PromotedImage extends pulumi.ComponentResource {
       tags: this.tags,
       publishedRefs: this.publishedRefs,
       sourceStack: this.sourceStack,
+      signing: this.signing,
     });
   }
 }

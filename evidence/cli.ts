@@ -12,12 +12,19 @@ import { DEFAULT_GATES, formatGateFailures, validateGates } from "./gates";
 import { indexPlatforms, probeInsecure, registryOf } from "./oci";
 import { type PublishRequest, publish } from "./publish";
 import { type EvidenceRequest, runEvidence } from "./run";
+import { type VerifyRequest, VerificationError, verifyRelease } from "./verify";
 
 export const TOKEN_ENV = "IMAGE_FACTORY_REGISTRY_TOKEN";
+/** key mode's private key for `publish`: only ever from the environment (never a flag or a file). */
+export const SIGNING_KEY_ENV = "IMAGE_FACTORY_SIGNING_KEY";
 
 const USAGE = `usage: npm run evidence -- --image <repo@sha256:…> [options]
        npm run evidence -- --request <request.json>
-       npm run evidence -- publish --request <publish.json>   (verify the binding, then move the tags)
+       npm run evidence -- publish --request <publish.json>   (verify the binding, sign and attest, then move the tags)
+       npm run evidence -- verify --image <repo@sha256:…> --commit <sha> (--public-key <file> | --identity <id> --issuer <url>)
+                              [--gates <json>] [--tlog] [--username <user>]   or   verify --request <verify.json>
+                                (what promotion checks: signature, gates, SBOM and provenance attestations;
+                                 exit 0 verified, 1 refused, 2 could not check)
   --image <repo@digest>         a manifest list (every platform in it is judged) or, with --platform, one image
   --platform <os/arch[/v]>      the platform of a single-image --image
   --source-revision <sha>       commit the image was built from (default: the image's org.opencontainers.image.revision is not read; say it)
@@ -100,12 +107,81 @@ export async function requestFromArgs(argv: string[], env: NodeJS.ProcessEnv = p
   };
 }
 
+/** `verify` arguments → a VerifyRequest (the token from the environment only). */
+export function verifyRequestFromArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): VerifyRequest {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      request: { type: "string" },
+      image: { type: "string" },
+      commit: { type: "string" },
+      "public-key": { type: "string" },
+      identity: { type: "string" },
+      issuer: { type: "string" },
+      gates: { type: "string" },
+      tlog: { type: "boolean" },
+      username: { type: "string" },
+    },
+    strict: true,
+  });
+  const token = env[TOKEN_ENV];
+  if (values.request !== undefined) {
+    const req = JSON.parse(fs.readFileSync(values.request, "utf8")) as VerifyRequest;
+    return { ...req, registryToken: token };
+  }
+  const image = values.image ?? fail("verify needs --image <repo@sha256:…> (or --request <file>)");
+  const m = /^(.+)@(sha256:[0-9a-f]{64})$/.exec(image);
+  if (m === null) fail(`--image must be <repository>@sha256:<64 hex>, got ${JSON.stringify(image)}`);
+  const trust =
+    values["public-key"] !== undefined
+      ? { publicKeyPem: fs.readFileSync(values["public-key"], "utf8") }
+      : values.identity !== undefined && values.issuer !== undefined
+        ? { identity: values.identity, issuer: values.issuer }
+        : fail("verify needs --public-key <pem file>, or --identity and --issuer (keyless)");
+  let gates = { ...DEFAULT_GATES };
+  if (values.gates !== undefined) {
+    try {
+      gates = validateGates(JSON.parse(values.gates), "--gates");
+    } catch (e) {
+      fail(e instanceof Error ? e.message : String(e));
+    }
+  }
+  return {
+    imageName: m[1],
+    digest: m[2],
+    expectedRevision: values.commit ?? fail("verify needs --commit <the 40-hex commit being released>"),
+    gates,
+    trust,
+    tlog: values.tlog ?? false,
+    registryUsername: values.username,
+    registryToken: token,
+  };
+}
+
 async function main(): Promise<void> {
   if (process.argv[2] === "publish") {
     const { values } = parseArgs({ args: process.argv.slice(3), options: { request: { type: "string" } }, strict: true });
     const req = JSON.parse(fs.readFileSync(values.request ?? fail("publish needs --request <file>"), "utf8")) as PublishRequest;
-    const result = await publish({ ...req, registryToken: process.env[TOKEN_ENV] });
+    const signingKey = process.env[SIGNING_KEY_ENV];
+    const result = await publish({ ...req, registryToken: process.env[TOKEN_ENV], signingKey: signingKey === "" ? undefined : signingKey });
+    if (result.signing !== undefined) {
+      process.stderr.write(`publish: signing took ${result.signing.seconds.toFixed(1)} s (made ${result.signing.created.length}, already verified ${result.signing.reused.length})\n`);
+    }
     process.stdout.write(JSON.stringify(result, null, 2) + "\n");
+    return;
+  }
+  if (process.argv[2] === "verify") {
+    const req = verifyRequestFromArgs(process.argv.slice(3));
+    try {
+      const report = await verifyRelease(req);
+      process.stdout.write(JSON.stringify(report, null, 2) + "\n");
+    } catch (e) {
+      if (e instanceof VerificationError) {
+        process.stderr.write(`${e.message}\n`);
+        process.exit(1);
+      }
+      throw e;
+    }
     return;
   }
   let req: EvidenceRequest;

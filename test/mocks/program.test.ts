@@ -2,6 +2,7 @@
 // under mocks: resource types and counts, the inputs that matter, the order quarantine → evidence →
 // publication, and the export contract.
 import { strict as assert } from "node:assert";
+import * as crypto from "node:crypto";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { decodeRawConfig, validateConfig } from "../../components/config";
@@ -24,6 +25,33 @@ const EVIDENCE = "pulumi-nodejs:dynamic/supplychain:Evidence";
 const TAGS = "pulumi-nodejs:dynamic/publication:Tags";
 const IMAGE = "docker-build:index:Image";
 const INDEX = "docker-build:index:Index";
+const VERIFY = "pulumi-nodejs:dynamic/promotion:Verify";
+const KEYPAIR = "pulumi-nodejs:dynamic/signing:EcdsaKeyPair";
+/** What the mocked key pair answers (the harness answers every other dynamic resource like the
+ *  evidence): a real P-256 pair, so the test can look for the private key where it must not be. */
+const KEY = (() => {
+  const { privateKey, publicKey } = crypto.generateKeyPairSync("ec", { namedCurve: "prime256v1" });
+  return {
+    privateKeyPem: privateKey.export({ type: "pkcs8", format: "pem" }).toString(),
+    publicKeyPem: publicKey.export({ type: "spki", format: "pem" }).toString(),
+  };
+})();
+/** dev's exported key, as prod reads it through the StackReference. */
+const DEV_PUBLIC_KEY = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEdev\n-----END PUBLIC KEY-----\n";
+/** 2025-12-01T10:00:00Z: the commit time SOURCE_DATE_EPOCH is set from. */
+const EPOCH = "1764583200";
+
+/** Makes the mock engine answer the key pair with KEY (after the harness recorded it). */
+function answerKeyPair(): void {
+  const monitor = pulumi.runtime.getMonitor() as unknown as { mocks: pulumi.runtime.Mocks };
+  const inner = monitor.mocks.newResource.bind(monitor.mocks);
+  monitor.mocks.newResource = (args) => {
+    const answer = inner(args);
+    if (args.type !== KEYPAIR) return answer;
+    const add = (r: { id: string | undefined; state: Record<string, unknown> }) => ({ ...r, state: { ...r.state, ...KEY, publicKeyFingerprintSha256: "f".repeat(64) } });
+    return answer instanceof Promise ? answer.then(add) : add(answer);
+  };
+}
 
 /**
  * The registry check registryCredentials makes on `up` (a GET of /v2/), answered here as a registry
@@ -84,6 +112,7 @@ async function runStack(
         ? ((await resolve(out.gateResults)) as Record<string, unknown>)
         : undefined,
       release: out.release,
+      signing: out.signing ? ((await resolve(out.signing)) as unknown as Record<string, unknown>) : undefined,
     };
     return { out, exports };
   });
@@ -108,7 +137,7 @@ describe("program under mocks: dev stack (build on main)", function () {
   this.timeout(60000);
   let run: Awaited<ReturnType<typeof runStack>>;
   before(async () => {
-    run = await runStack("dev", { GITHUB_REF: "refs/heads/main", GITHUB_SHA: SHA }, (h) => {
+    run = await runStack("dev", { GITHUB_REF: "refs/heads/main", GITHUB_SHA: SHA, SOURCE_DATE_EPOCH: EPOCH }, (h) => {
       // The evidence takes a while (the scanners run): whatever does not wait for it on purpose
       // would register in the meantime.
       h.delays[EVIDENCE] = 300;
@@ -166,7 +195,49 @@ describe("program under mocks: dev stack (build on main)", function () {
       const args = img.inputs.buildArgs as Record<string, string>;
       assert.equal(args.REVISION, SHA);
       assert.equal(args.VERSION, "main-1a2b3c4");
+      // Reproducible timestamps: the commit time, for every build.
+      assert.equal(args.SOURCE_DATE_EPOCH, EPOCH);
     }
+  });
+
+  it("signs through a kms key the deploy role may use, created beside (not inside) the image pipeline", () => {
+    const key = run.h.byType("aws:kms/key:Key").find((k) => k.name === "signing-key");
+    assert.ok(key !== undefined, "a signing-key kms Key");
+    assert.equal(key.inputs.customerMasterKeySpec, "ECC_NIST_P256");
+    assert.equal(key.inputs.keyUsage, "SIGN_VERIFY");
+    const policy = JSON.parse(key.inputs.policy as string) as { Statement: Array<{ Sid: string; Principal: { AWS: string | string[] } }> };
+    const signers = policy.Statement.find((st) => st.Sid === "SignersSign");
+    assert.deepEqual(signers?.Principal.AWS, ["arn:aws:iam::123456789012:role/image-factory-deploy"]);
+    const component = one(run.h, "image-factory:signing:SigningKey");
+    assert.equal(component.request?.dependencies.length, 0, "the key waits for nothing of the image pipeline");
+    assert.equal(run.h.byType(KEYPAIR).length, 0, "no key pair in kms mode");
+  });
+
+  it("hands the publish step the signer, the SBOM files and the provenance facts, with no private key", () => {
+    const tags = one(run.h, TAGS);
+    const signing = tags.inputs.signing as Record<string, unknown>;
+    assert.equal(signing.mode, "kms");
+    assert.equal(signing.tlog, false);
+    assert.match(signing.keyRef as string, /^awskms:\/\/\/arn:/);
+    assert.equal(tags.inputs.signingKey, undefined, "kms mode hands the engine no key material");
+    // From the evidence's per-platform results (the harness's evidence reports no platforms).
+    assert.deepEqual(signing.sbomPaths, {});
+    const prov = signing.provenance as Record<string, unknown>;
+    assert.equal(prov.commit, SHA);
+    assert.equal(prov.ref, "refs/heads/main");
+    assert.equal(prov.repository, "https://github.com/acme/shop-api");
+    assert.equal(prov.dockerfile, path.join("app", "Dockerfile"));
+    assert.equal(prov.stack, "dev");
+    // No baseImage configured on dev: the Dockerfile's pinned default is what the build resolved.
+    assert.match(prov.baseImage as string, /^node:22[^@]*@sha256:[0-9a-f]{64}$/);
+    assert.deepEqual(prov.builders, {
+      "linux/amd64": "image-factory-dev-amd64",
+      "linux/arm64": "image-factory-dev-arm64",
+      "linux/arm/v7": "image-factory-dev-arm64",
+    });
+    assert.equal((prov.buildArgs as Record<string, string>).SOURCE_DATE_EPOCH, EPOCH);
+    assert.match(prov.startedOn as string, /^\d{4}-\d\d-\d\dT/);
+    assert.equal(prov.invocationId, `dev/${prov.startedOn as string}`);
   });
 
   it("checks the token against the registry before using it", () => {
@@ -382,13 +453,41 @@ describe("program under mocks: dev stack (build on main)", function () {
   it("never exports the token", () => {
     assert.ok(!JSON.stringify(run.exports).includes(TOKEN));
   });
+
+  it("exports signing: the kms key and the signatures the publish step made", () => {
+    const s = run.exports.signing ?? {};
+    assert.equal(s.mode, "kms");
+    assert.match(s.keyRef as string, /^awskms:\/\/\/arn:/);
+    assert.equal(s.alias, "alias/image-factory-dev-signing");
+    assert.deepEqual(s.signatures, {});
+  });
 });
 
 describe("program under mocks: local stack (local BuildKit builder)", function () {
   this.timeout(60000);
   let run: Awaited<ReturnType<typeof runStack>>;
   before(async () => {
-    run = await runStack("local", { GITHUB_REF: "refs/heads/main", GITHUB_SHA: SHA });
+    run = await runStack("local", { GITHUB_REF: "refs/heads/main", GITHUB_SHA: SHA }, () => answerKeyPair());
+  });
+
+  it("signs with the stack's own key pair: the private key reaches the publish step only as a secret input", () => {
+    assert.equal(run.h.byType("aws:kms/key:Key").length, 0);
+    one(run.h, KEYPAIR);
+    const tags = one(run.h, TAGS);
+    assert.ok(isSecretInput(tags.inputs.signingKey), "the private key must be a secret input");
+    assert.equal(unwrapSecret<string>(tags.inputs.signingKey), KEY.privateKeyPem);
+    const signing = tags.inputs.signing as Record<string, unknown>;
+    assert.equal(signing.mode, "key");
+    assert.equal(signing.publicKeyPem, KEY.publicKeyPem);
+    assert.ok(!JSON.stringify(signing).includes("PRIVATE KEY"), "no private key in the request");
+    const prov = signing.provenance as Record<string, unknown>;
+    assert.equal(prov.baseImage, "127.0.0.1:5443/image-factory/node-base:22");
+    assert.deepEqual(Object.values(prov.builders as Record<string, string>), ["image-factory-local", "image-factory-local", "image-factory-local"]);
+  });
+
+  it("exports signing { mode: key, publicKey, signatures } and never the private key", () => {
+    assert.deepEqual(run.exports.signing, { mode: "key", publicKey: KEY.publicKeyPem, signatures: {} });
+    assert.ok(!JSON.stringify(run.exports).includes(KEY.privateKeyPem.split("\n")[1]));
   });
 
   it("builds every image on the local builder with the default network (the daemon refuses host, like the hosts)", () => {
@@ -460,6 +559,7 @@ function devExports(devDigest: string): Record<string, unknown> {
       sourceRevision: SHA,
     },
     release: { ref: "refs/heads/main", sha: SHA, version: "main-1a2b3c4", prerelease: false },
+    signing: { mode: "kms", keyRef: "awskms:///arn:aws:kms:eu-west-1:123456789012:key/dev", publicKey: DEV_PUBLIC_KEY, signatures: {} },
   };
 }
 
@@ -470,7 +570,30 @@ describe("program under mocks: prod stack (promotion by digest on a release tag)
   before(async () => {
     run = await runStack("prod", { GITHUB_REF: "refs/tags/v1.4.2", GITHUB_SHA: SHA }, (h) => {
       h.stackOutputs["acme/image-factory/dev"] = devExports(devDigest);
+      // Verification takes a while (cosign on the registry): no Index may start meanwhile.
+      h.delays[VERIFY] = 300;
     });
+  });
+
+  it("verifies the dev digest on the registry with dev's exported key, before any Index exists", () => {
+    const verify = one(run.h, VERIFY);
+    assert.equal(verify.inputs.imageName, "ghcr.io/acme/shop-api");
+    assert.equal(verify.inputs.digest, devDigest);
+    assert.equal(verify.inputs.expectedRevision, SHA);
+    assert.deepEqual(verify.inputs.platformDigests, devExports(devDigest).platformDigests);
+    assert.deepEqual(verify.inputs.trust, { publicKeyPem: DEV_PUBLIC_KEY });
+    assert.equal((verify.inputs.gates as Record<string, unknown>).maxImageSizeMb, 500);
+    assert.ok(isSecretInput(verify.inputs.registryToken), "the registry token must be a secret input");
+    const created = run.h.events.indexOf(`created ${VERIFY} promoted-verify`);
+    assert.ok(created >= 0, JSON.stringify(run.h.events));
+    for (const idx of run.h.byType(INDEX)) {
+      assert.ok(idx.request?.dependencies.includes(verify.request?.urn ?? "-"), `${idx.name} does not depend on the verification`);
+      assert.ok(run.h.events.indexOf(`register ${INDEX} ${idx.name}`) > created, `${idx.name} was registered before the verification finished`);
+    }
+  });
+
+  it("exports signing: whom it verified, and the signatures found", () => {
+    assert.deepEqual(run.exports.signing, { mode: "kms", publicKey: DEV_PUBLIC_KEY, signatures: {} });
   });
 
   it("builds nothing and publishes every release tag at the dev digest, each Index kept on delete", () => {
@@ -558,6 +681,7 @@ describe("index.ts under mocks: exports only what the stack has", function () {
       "platformDigests",
       "release",
       "sbomLocations",
+      "signing",
       "tags",
     ]);
     for (const [k, v] of Object.entries(exported)) assert.notEqual(v, undefined, k);
@@ -577,8 +701,79 @@ describe("index.ts under mocks: exports only what the stack has", function () {
       "platformDigests",
       "release",
       "sbomLocations",
+      "signing",
       "tags",
     ]);
     for (const [k, v] of Object.entries(exported)) assert.notEqual(v, undefined, k);
   });
 });
+
+describe("config image-factory:signing (validateConfig, pure)", () => {
+  const ctx = (stack: string) => ({
+    stack,
+    env: { GITHUB_REF: "refs/heads/main", GITHUB_SHA: SHA },
+    localGit: () => undefined,
+    secretKeys: new Set(["registryToken"]),
+    cwd: ROOT,
+  });
+  const base = { imageName: "ghcr.io/acme/shop-api", registryUsername: "acme-ci", registryToken: TOKEN };
+  const problems = (raw: Record<string, unknown>, stack = "dev"): string[] => {
+    try {
+      validateConfig({ ...base, ...raw }, ctx(stack));
+      return [];
+    } catch (e) {
+      return (e as { problems?: string[] }).problems ?? [String(e)];
+    }
+  };
+
+  it("defaults to key where the factory runs locally and kms on dev and prod", () => {
+    assert.equal(validateConfig(base, ctx("local")).signing.mode, "key");
+    assert.equal(validateConfig(base, ctx("e2e-abc")).signing.mode, "key");
+    assert.equal(validateConfig(base, ctx("test")).signing.mode, "key");
+    assert.equal(validateConfig({ ...base, buildHosts: { localBuilder: "b" } }, ctx("dev")).signing.mode, "key");
+    assert.equal(validateConfig(base, ctx("dev")).signing.mode, "kms");
+    assert.equal(validateConfig({ ...base, promoteFrom: "dev" }, ctx("prod")).signing.mode, "kms");
+    assert.equal(validateConfig(base, ctx("dev")).signing.tlog, false);
+  });
+
+  const pem = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n";
+  const bad: Array<[string, Record<string, unknown>, RegExp, string?]> = [
+    ["an unknown mode", { signing: { mode: "gpg" } }, /image-factory:signing\.mode must be one of kms, key, keyless, got "gpg"/],
+    ["an unknown field", { signing: { mode: "key", keyFile: "x" } }, /image-factory:signing\.keyFile is not a known setting .*got "x"/],
+    ["tlog as text", { signing: { tlog: "yes" } }, /image-factory:signing\.tlog must be a boolean, got "yes"/],
+    ["keyless without the log", { signing: { mode: "keyless", identity: "x", issuer: "y" } }, /image-factory:signing\.tlog must be true in keyless mode/],
+    [
+      "keyless with a bad identity",
+      { signing: { mode: "keyless", tlog: true, identity: "https://github.com/acme/x", issuer: "https://token.actions.githubusercontent.com" } },
+      /image-factory:signing\.identity\.workflowRef must be the workflow's certificate identity.*got "https:\/\/github.com\/acme\/x"/,
+    ],
+    ["a signer that is not a role", { signing: { mode: "kms", signerRoleArns: ["arn:aws:iam::123456789012:user/ci"] } }, /image-factory:signing\.signerRoleArns\[0\] must be an IAM role ARN.*"arn:aws:iam::123456789012:user\/ci"/],
+    ["a pinned key on a building stack", { signing: { publicKey: pem } }, /image-factory:signing\.publicKey pins the key a promoting stack .*got "-----BEGIN PUBLIC KEY-----/],
+    ["a pinned key that is not a PEM", { promoteFrom: "dev", signing: { publicKey: "ssh-ed25519 AAAA" } }, /image-factory:signing\.publicKey must be a PEM public key .*got "ssh-ed25519 AAAA"/, "prod"],
+  ];
+  for (const [title, raw, re, stack] of bad) {
+    it(`refuses ${title}, naming the key and the value`, () => {
+      const p = problems(raw, stack);
+      assert.ok(p.some((x) => re.test(x)), JSON.stringify(p, null, 2));
+    });
+  }
+
+  it("accepts a pinned key on a promoting stack and a keyless identity with the log", () => {
+    assert.equal(validateConfig({ ...base, promoteFrom: "dev", signing: { publicKey: pem } }, ctx("prod")).signing.publicKey, pem);
+    const keyless = validateConfig(
+      {
+        ...base,
+        signing: {
+          mode: "keyless",
+          tlog: true,
+          identity: "https://github.com/acme/image-factory/.github/workflows/main.yml@refs/heads/main",
+          issuer: "https://token.actions.githubusercontent.com",
+        },
+      },
+      ctx("dev"),
+    ).signing;
+    assert.equal(keyless.mode, "keyless");
+    assert.equal(keyless.issuer, "https://token.actions.githubusercontent.com");
+  });
+});
+

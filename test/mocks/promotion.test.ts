@@ -17,6 +17,8 @@ import {
   type Measurements,
 } from "../../evidence/gates";
 import type * as promotionModule from "../../components/promotion";
+import { gatesPredicate, slsaProvenance } from "../../evidence/signing/predicates";
+import { gatesProblems, provenanceProblems, sbomProblems } from "../../evidence/verify";
 
 type Pulumi = typeof pulumiType;
 type Promotion = typeof promotionModule;
@@ -118,6 +120,10 @@ function devOutputs(m: Measure = {}, gates: GatesConfig = DEV_GATES): DevOutputs
 
 const goodOutputs = devOutputs();
 
+const PUBLIC_KEY = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEsrc\n-----END PUBLIC KEY-----\n";
+const PINNED_KEY = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEpin\n-----END PUBLIC KEY-----\n";
+const VERIFY = "pulumi-nodejs:dynamic/promotion:Verify";
+
 /** Source stacks by name, as the mocked backend would return their outputs. */
 const SOURCES: Record<string, Record<string, unknown>> = {
   "acme/image-factory/dev": goodOutputs,
@@ -158,6 +164,13 @@ const SOURCES: Record<string, Record<string, unknown>> = {
   },
   // 450 MB passes dev's 500 MB limit.
   "acme/image-factory/large": devOutputs({ sizeMb: 450 }),
+  // A signing source stack: its gateResults output says failed, but with verification promotion
+  // reads the gates from the signed attestation (the mocked Verify resource), not from this.
+  "acme/image-factory/signed": {
+    ...goodOutputs,
+    gateResults: { ...goodOutputs.gateResults, passed: false },
+    signing: { mode: "key", publicKey: PUBLIC_KEY, signatures: {} },
+  },
 };
 
 let pulumi: Pulumi;
@@ -228,6 +241,10 @@ describe("PromotedImage (mocks)", () => {
               id: stack,
               state: { name: stack, outputs: SOURCES[stack] ?? {}, secretOutputNames: [] },
             };
+          }
+          if (a.type === VERIFY && a.name.startsWith("refused")) {
+            // What the engine reports when the verify step refuses (evidence/verify.ts).
+            throw new Error(`refusing to promote ${String(a.inputs.imageName)}@${String(a.inputs.digest)}: no signature`);
           }
           if (a.type === "docker-build:index:Index") {
             const source = String((a.inputs.sources as string[])[0]);
@@ -503,6 +520,66 @@ describe("PromotedImage (mocks)", () => {
       registered.filter((r) => r.type !== "image-factory:promotion:PromotedImage").length,
       0,
     );
+  });
+
+  it("with verification: verifies the digest first, with the source's exported key, and the Indexes copy the verified digest", async () => {
+    const pi = new promotion.PromotedImage(
+      "verified",
+      args({ sourceStack: "acme/image-factory/signed", expectedRevision: SHA, gates: DEV_GATES, verification: { mode: "key" } }),
+    );
+    assert.equal(await promiseOf(pi.digest), DIGEST);
+    await promiseOf(pi.tags);
+    const types = registered.map((r) => r.type).filter((t) => t !== "image-factory:promotion:PromotedImage");
+    assert.equal(types.filter((t) => t === VERIFY).length, 1);
+    // The source's failed gateResults OUTPUT is not what decides: the Verify step (the attestation) is.
+    assert.ok(types.indexOf(VERIFY) < types.indexOf("docker-build:index:Index"), `order: ${types.join(", ")}`);
+    const verify = registered.find((r) => r.type === VERIFY) as Registered;
+    assert.equal(verify.inputs.digest, DIGEST);
+    assert.equal(verify.inputs.expectedRevision, SHA);
+    assert.deepEqual(verify.inputs.platformDigests, PLATFORM_DIGESTS);
+    assert.deepEqual(verify.inputs.trust, { publicKeyPem: PUBLIC_KEY });
+    assert.deepEqual(verify.inputs.gates, DEV_GATES);
+    assert.equal((verify.inputs.registryToken as Record<string, unknown>)[SECRET_SIG_KEY], SECRET_SIG, "token as a secret");
+    for (const idx of registered.filter((r) => r.type === "docker-build:index:Index")) {
+      assert.deepEqual(idx.inputs.sources, [`${IMAGE}@${DIGEST}`]);
+    }
+    assert.deepEqual(await promiseOf(pi.signing as pulumiType.Output<unknown>), { mode: "key", publicKey: PUBLIC_KEY, signatures: {} });
+  });
+
+  it("with verification: a pinned key wins over the source's export", async () => {
+    const pi = new promotion.PromotedImage(
+      "pinned",
+      args({ sourceStack: "acme/image-factory/signed", expectedRevision: SHA, gates: DEV_GATES, verification: { mode: "kms", publicKey: PINNED_KEY } }),
+    );
+    await promiseOf(pi.tags);
+    const verify = registered.find((r) => r.type === VERIFY) as Registered;
+    assert.deepEqual(verify.inputs.trust, { publicKeyPem: PINNED_KEY });
+  });
+
+  it("with verification: a refused verification registers no Index", async () => {
+    const { result, rejections } = await collectingRejections(async () => {
+      const pi = new promotion.PromotedImage(
+        "refused",
+        args({ sourceStack: "acme/image-factory/signed", expectedRevision: SHA, gates: DEV_GATES, verification: { mode: "key" } }),
+      );
+      return promiseOf(pi.tags);
+    });
+    assert.ok(result instanceof Error, "expected the tags output to reject");
+    assert.ok(rejections.some((m) => m.includes("no signature")), `rejections: ${JSON.stringify(rejections)}`);
+    assert.equal(registered.filter((r) => r.type === "docker-build:index:Index").length, 0, "no Index may be registered");
+  });
+
+  it("with verification: a source that exports no key and no pinned key is refused, naming both", async () => {
+    const { result } = await collectingRejections(async () => {
+      const pi = new promotion.PromotedImage(
+        "nokey",
+        args({ expectedRevision: SHA, gates: DEV_GATES, verification: { mode: "key" } }),
+      );
+      return promiseOf(pi.tags);
+    });
+    assert.ok(result instanceof Error);
+    assert.match(result.message, /exports no "signing.publicKey".*image-factory:signing.publicKey/);
+    assert.equal(registered.filter((r) => r.type === "docker-build:index:Index").length, 0);
   });
 
   it("refuses promoting a stack onto itself", async () => {
@@ -916,5 +993,74 @@ describe("promotion rules (pure)", () => {
     });
     assert.equal(checked.digest, DIGEST);
     assert.equal(checked.sourceRef, `${IMAGE}@${DIGEST}`);
+  });
+});
+
+describe("evidence/verify judges (pure): what promotion reads from the signed attestations", () => {
+  const listed = { ...PLATFORM_DIGESTS };
+  const expect = { digest: DIGEST, platformDigests: listed, repository: IMAGE, gates: DEV_GATES };
+  const predicate = (m: Measure = {}, over: Record<string, unknown> = {}): Record<string, unknown> => ({
+    ...gatesPredicate({ indexDigest: DIGEST, platformDigests: listed, sourceRevision: SHA, repository: IMAGE, results: bound(m) }),
+    ...over,
+  });
+
+  it("accepts the gates predicate the publish step attests for these bytes", () => {
+    assert.deepEqual(gatesProblems([predicate()], expect), []);
+  });
+
+  const refusals: Array<[string, unknown[], RegExp]> = [
+    ["no gates attestation", [], /gates attestation on sha256:ab.*: none verified/],
+    ["another manifest list", [predicate({}, { indexDigest: OTHER_DIGEST })], new RegExp(`names indexDigest "${OTHER_DIGEST}": the gates judged another manifest list`)],
+    ["a swapped platform digest", [predicate({}, { platformDigests: { "linux/amd64": ARM64, "linux/arm64": AMD64 } })], /platform linux\/amd64 was judged at "sha256:0202.*", but the manifest list holds "sha256:0101/],
+    ["another repository", [predicate({}, { repository: "ghcr.io/evil/shop-api" })], /names repository "ghcr.io\/evil\/shop-api", not "ghcr.io\/acme\/shop-api"/],
+    ["failed gates", [predicate({ sizeMb: 600 })], /says passed = false; failed: imageSize\[linux\/amd64\] \(failed/],
+    ["checks that did not run", [predicate({}, { notRun: ["coverage"] })], /lists checks that did not run: notRun = \["coverage"\]/],
+    ["a missing check", [predicate({}, { checks: (predicate().checks as Array<{ name: string }>).filter((c) => c.name !== "criticalVulnerabilities[linux/arm64]") })], /has no criticalVulnerabilities\[linux\/arm64\] check/],
+    ["a good one beside one for other bytes", [predicate(), predicate({}, { indexDigest: OTHER_DIGEST })], /judged another manifest list/],
+  ];
+  for (const [title, preds, re] of refusals) {
+    it(`gatesProblems refuses ${title}`, () => {
+      const problems = gatesProblems(preds, expect);
+      assert.ok(problems.some((p) => re.test(p)), JSON.stringify(problems, null, 2));
+    });
+  }
+
+  it("gatesProblems judges the attested measurements again with this stack's gates and waivers", () => {
+    // 450 MB passed dev's 500 MB limit; prod allows 400 MB.
+    const problems = gatesProblems([predicate({ sizeMb: 450 })], { ...expect, gates: { ...DEV_GATES, maxImageSizeMb: 400 } });
+    assert.ok(problems.some((p) => /check imageSize\[linux\/amd64\] measured 450 MB, which fails this stack's gates.maxImageSizeMb = 400/.test(p)), JSON.stringify(problems));
+    const waived = bound({}, { ...DEV_GATES, minCoverage: 95, waive: { coverage: "legacy module without tests (ACME-1)" } });
+    const wp = gatesPredicate({ indexDigest: DIGEST, platformDigests: listed, sourceRevision: SHA, repository: IMAGE, results: waived });
+    assert.ok(gatesProblems([wp], expect).some((p) => /check coverage was waived by the source stack .* but this stack does not waive it/.test(p)));
+    assert.deepEqual(gatesProblems([wp], { ...expect, gates: { ...DEV_GATES, waive: { coverage: "legacy module without tests (ACME-1)" } } }), []);
+  });
+
+  const provenance = (commit: string): unknown =>
+    slsaProvenance({
+      repository: "https://github.com/acme/shop-api",
+      ref: "refs/heads/main",
+      commit,
+      dockerfile: "app/Dockerfile",
+      platforms: ["linux/amd64"],
+      baseImages: [{ ref: "ghcr.io/acme/node-base:22", digest: AMD64 }],
+      stack: "dev",
+      builder: "image-factory-dev-amd64",
+      buildkitVersion: "v0.34.2",
+      invocationId: "dev/x",
+      startedOn: "2026-12-01T10:00:00Z",
+      finishedOn: "2026-12-01T10:05:00Z",
+    });
+
+  it("provenanceProblems accepts the released commit and refuses another, naming both", () => {
+    assert.deepEqual(provenanceProblems(DIGEST, [provenance(SHA)], SHA), []);
+    const other = "f".repeat(40);
+    const problems = provenanceProblems(DIGEST, [provenance(SHA)], other);
+    assert.match(problems[0], new RegExp(`provenance \\(https://slsa.dev/provenance/v1\\) on ${DIGEST} names source commit "${SHA}", but this release is ${other}`));
+    assert.match(provenanceProblems(DIGEST, [], SHA)[0], /none verified/);
+  });
+
+  it("sbomProblems wants an SPDX document", () => {
+    assert.deepEqual(sbomProblems("linux/amd64", AMD64, [{ spdxVersion: "SPDX-2.3", name: "x", packages: [] }]), []);
+    assert.match(sbomProblems("linux/amd64", AMD64, [{ bomFormat: "CycloneDX" }])[0], /SBOM attestation .* for linux\/amd64 on sha256:0101.*: the predicate is not an SPDX document/);
   });
 });
