@@ -21,10 +21,11 @@ import {
 } from "./gates";
 import { type RegistryAuth, headManifest, probeInsecure, pushSbomArtifact, registryOf } from "./oci";
 import { readCoverageFile, readCoverageImage } from "./scanners/coverage";
-import { pullAndSave, removePulledImage, runDive } from "./scanners/dive";
+import { pullAndSave, removePulledImage, runDive, runDiveOnLocal } from "./scanners/dive";
 import { runHadolint } from "./scanners/hadolint";
-import { platformSlug, runSyft } from "./scanners/syft";
-import { type VulnDbSource, runTrivyConfig, runTrivyImage, runTrivyVulnerabilities, trivyVersion } from "./scanners/trivy";
+import { type LocalImage, localImage } from "./scanners/layers";
+import { platformSlug, runSyft, runSyftReusing } from "./scanners/syft";
+import { type TrivyImageAllResult, type VulnDbSource, runTrivyConfig, runTrivyImage, runTrivyImageAll, runTrivyVulnerabilities, trivyVersion } from "./scanners/trivy";
 
 /** `file`: SBOM files under `<outputDir>/sbom/` (the local stack). `oci`: also pushed next to the
  *  image as an OCI artifact referring to it (GHCR), and that is the exported location. */
@@ -61,6 +62,8 @@ export interface PlatformEvidence {
   efficiency?: number;
   wastedBytes?: number;
   vulnerabilities?: Array<{ id: string; pkg: string; installed: string; severity: string }>;
+  /** How the SBOM was made: a full Syft scan, or which catalogued layers it reused (sbomReuse.ts). */
+  sbomMethod?: string;
   seconds: Record<string, number>;
 }
 
@@ -71,6 +74,8 @@ export interface EvidenceResult {
   evidenceDir: string;
   notes: string[];
   seconds: number;
+  /** Seconds of the build-context checks (they run while the platforms are scanned). */
+  contextSeconds?: Record<string, number>;
 }
 
 async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
@@ -115,18 +120,30 @@ export async function runEvidence(req: EvidenceRequest): Promise<EvidenceResult>
   const notes: string[] = [];
 
   // Build-context checks and tool versions, once, while the platforms are scanned.
+  const contextSeconds: Record<string, number> = {};
+  const timed = async <T>(key: string, fn: () => Promise<T>): Promise<T> => {
+    const t = Date.now();
+    try {
+      return await fn();
+    } finally {
+      contextSeconds[key] = (Date.now() - t) / 1000;
+    }
+  };
   const contextChecks = (async () => {
-    const lint = await settle(async () => {
-      const h = await runHadolint({ dockerfile });
-      if (h.notes.length > 0) notes.push(`hadolint notes: ${h.notes.map((n) => `${n.id} ${n.where}`).join(", ")}`);
-      return h.findings;
+    const lint = await timed("hadolint", () =>
+      settle(async () => {
+        const h = await runHadolint({ dockerfile });
+        if (h.notes.length > 0) notes.push(`hadolint notes: ${h.notes.map((n) => `${n.id} ${n.where}`).join(", ")}`);
+        return h.findings;
+      }),
+    );
+    const config = await timed("trivyContext", () => settle(() => runTrivyConfig({ dir: contextDir, reportPath: path.join(reportDir, "trivy-context.json") })));
+    const coverage: Measured<CoverageMeasurement> = await timed("coverage", async () => {
+      if (req.coverageImage !== undefined) return readCoverageImage({ ref: req.coverageImage, auth, outDir: reportDir });
+      if (req.coverageSummaryPath !== undefined) return readCoverageFile(path.resolve(req.coverageSummaryPath));
+      return notRun("no coverage measured: neither a coverage image nor a summary file was given");
     });
-    const config = await settle(() => runTrivyConfig({ dir: contextDir, reportPath: path.join(reportDir, "trivy-context.json") }));
-    let coverage: Measured<CoverageMeasurement>;
-    if (req.coverageImage !== undefined) coverage = await readCoverageImage({ ref: req.coverageImage, auth, outDir: reportDir });
-    else if (req.coverageSummaryPath !== undefined) coverage = readCoverageFile(path.resolve(req.coverageSummaryPath));
-    else coverage = notRun("no coverage measured: neither a coverage image nor a summary file was given");
-    const tools = { trivy: await trivyVersion().catch(() => "unknown"), hadolint: await versionOf("hadolint"), dive: await versionOf("dive"), syft: await versionOf("syft") };
+    const tools = await timed("versions", async () => ({ trivy: await trivyVersion().catch(() => "unknown"), hadolint: await versionOf("hadolint"), dive: await versionOf("dive"), syft: await versionOf("syft") }));
     return { lint, config, coverage, tools };
   })();
 
@@ -137,8 +154,19 @@ export async function runEvidence(req: EvidenceRequest): Promise<EvidenceResult>
     const slug = platformSlug(platform);
     const seconds: Record<string, number> = {};
 
+    // Every layer in the machine's layer cache (fetched and read only when new): Dive and the SBOM's
+    // partial scans read them there. Without it (a layer Node cannot uncompress), both fall back to
+    // the registry and the Docker engine.
+    let local: LocalImage | undefined;
+    try {
+      local = await localImage(auth, req.imageName, digest);
+      seconds.layers = local.seconds;
+    } catch (e) {
+      notes.push(`${platform}: layers not cached locally (${errMessage(e)}); full Syft scan and docker pull for Dive`);
+    }
+
     // The SBOM is the evidence itself: no SBOM, no release.
-    const s = await runSyft({ imageRef: ref, platform, outDir: sbomDir, auth });
+    const s = local !== undefined ? await runSyftReusing({ local, platform, outDir: sbomDir, auth }) : await runSyft({ imageRef: ref, platform, outDir: sbomDir, auth });
     seconds.syft = s.seconds;
     let location = `file://${s.spdxPath}`;
     if (req.sbomStore === "oci") {
@@ -146,8 +174,24 @@ export async function runEvidence(req: EvidenceRequest): Promise<EvidenceResult>
       location = await pushSbomArtifact({ imageName: req.imageName, subjectDigest: digest, subjectSize: subject.size, subjectMediaType: subject.mediaType, sbomPath: s.spdxPath, platform, auth });
     }
 
+    // One Trivy call for vulnerabilities, secrets and the config's misconfigurations; should it
+    // fail (the vulnerability DB unreachable, say), the two separate calls below, so the secret and
+    // misconfiguration checks do not depend on the DB.
+    let all: TrivyImageAllResult | undefined;
+    try {
+      all = await runTrivyImageAll({ imageRef: ref, platform, reportPath: path.join(reportDir, `trivy-image-${slug}.json`), auth, db: req.vulnDb });
+      fs.copyFileSync(all.reportPath, path.join(reportDir, `trivy-vuln-${slug}.json`));
+      seconds.trivy = all.seconds;
+    } catch (e) {
+      notes.push(`${platform}: ${errMessage(e)}; Trivy run again as two calls`);
+    }
+
     let imageMisconfigurations: Finding[] = [];
     const imageSecrets = await settle(async () => {
+      if (all !== undefined) {
+        imageMisconfigurations = all.misconfigurations.map((f) => ({ ...f, where: `${platform} image config` }));
+        return all.secrets;
+      }
       const t = await runTrivyImage({ imageRef: ref, platform, reportPath: path.join(reportDir, `trivy-image-${slug}.json`), auth });
       seconds.trivyImage = t.seconds;
       imageMisconfigurations = t.misconfigurations.map((f) => ({ ...f, where: `${platform} image config` }));
@@ -157,8 +201,8 @@ export async function runEvidence(req: EvidenceRequest): Promise<EvidenceResult>
     let vulnerabilities: PlatformEvidence["vulnerabilities"];
     let vulnDb = "";
     const criticalVulnerabilities = await settle(async () => {
-      const v = await runTrivyVulnerabilities({ imageRef: ref, platform, reportPath: path.join(reportDir, `trivy-vuln-${slug}.json`), auth, db: req.vulnDb });
-      seconds.trivyVuln = v.seconds;
+      const v = all ?? (await runTrivyVulnerabilities({ imageRef: ref, platform, reportPath: path.join(reportDir, `trivy-vuln-${slug}.json`), auth, db: req.vulnDb }));
+      if (all === undefined) seconds.trivyVuln = v.seconds;
       vulnerabilities = v.vulnerabilities.filter((x) => x.severity === "CRITICAL" || x.severity === "HIGH");
       vulnDb = v.db;
       return v.critical;
@@ -168,29 +212,46 @@ export async function runEvidence(req: EvidenceRequest): Promise<EvidenceResult>
     let efficiency: Measured<number> = notRun("not measured");
     let wastedBytes: Measured<number> = notRun("not measured");
     const archive = path.join(os.tmpdir(), `if-evidence-${process.pid}-${slug}.tar`);
-    try {
-      const pulled = await pullAndSave({ imageRef: ref, archivePath: archive, auth });
-      seconds.pull = pulled.seconds;
-      sizeBytes = measured(pulled.sizeBytes);
+    if (local !== undefined) {
       try {
-        const d = await runDive({ archivePath: archive, minEfficiency: req.gates.minEfficiency, maxWastedMb: req.gates.maxWastedMb });
+        const d = await runDiveOnLocal({ local, archivePath: archive, minEfficiency: req.gates.minEfficiency, maxWastedMb: req.gates.maxWastedMb });
+        seconds.archive = d.archiveSeconds;
         seconds.dive = d.seconds;
+        sizeBytes = measured(d.sizeBytes);
         efficiency = measured(d.efficiency);
         wastedBytes = measured(d.wastedBytes);
         fs.writeFileSync(path.join(reportDir, `dive-${slug}.txt`), d.output);
       } catch (e) {
+        sizeBytes = notRun(errMessage(e));
+        efficiency = notRun(errMessage(e));
+        wastedBytes = notRun(errMessage(e));
+      }
+    } else {
+      // No local layers: Docker pulls and saves the image for Dive (and sizes it).
+      try {
+        const pulled = await pullAndSave({ imageRef: ref, archivePath: archive, auth });
+        seconds.pull = pulled.seconds;
+        sizeBytes = measured(pulled.sizeBytes);
+        try {
+          const d = await runDive({ archivePath: archive, minEfficiency: req.gates.minEfficiency, maxWastedMb: req.gates.maxWastedMb });
+          seconds.dive = d.seconds;
+          efficiency = measured(d.efficiency);
+          wastedBytes = measured(d.wastedBytes);
+          fs.writeFileSync(path.join(reportDir, `dive-${slug}.txt`), d.output);
+        } catch (e) {
+          efficiency = notRun(errMessage(e));
+          wastedBytes = notRun(errMessage(e));
+        } finally {
+          const removed = await removePulledImage({ imageRef: ref, added: pulled.added });
+          if (removed.error !== undefined) notes.push(removed.error);
+        }
+      } catch (e) {
+        sizeBytes = notRun(errMessage(e));
         efficiency = notRun(errMessage(e));
         wastedBytes = notRun(errMessage(e));
       } finally {
-        const removed = await removePulledImage({ imageRef: ref, added: pulled.added });
-        if (removed.error !== undefined) notes.push(removed.error);
+        fs.rmSync(archive, { force: true });
       }
-    } catch (e) {
-      sizeBytes = notRun(errMessage(e));
-      efficiency = notRun(errMessage(e));
-      wastedBytes = notRun(errMessage(e));
-    } finally {
-      fs.rmSync(archive, { force: true });
     }
 
     const m: PlatformMeasurements = { sizeBytes, efficiency, wastedBytes, criticalVulnerabilities, imageSecrets };
@@ -203,6 +264,7 @@ export async function runEvidence(req: EvidenceRequest): Promise<EvidenceResult>
       efficiency: "value" in efficiency ? efficiency.value : undefined,
       wastedBytes: "value" in wastedBytes ? wastedBytes.value : undefined,
       vulnerabilities,
+      sbomMethod: s.reuse,
       seconds,
     };
     return { platform, m, evidence, imageMisconfigurations, syftVersion: s.syftVersion, vulnDb };
@@ -238,6 +300,7 @@ export async function runEvidence(req: EvidenceRequest): Promise<EvidenceResult>
     evidenceDir: outDir,
     notes,
     seconds: (Date.now() - started) / 1000,
+    contextSeconds,
   };
   fs.writeFileSync(path.join(outDir, "gate-results.json"), JSON.stringify(result, null, 2) + "\n");
   return result;

@@ -1,8 +1,12 @@
-// Dive: layer efficiency and wasted bytes of one platform image, plus its uncompressed size.
+// Dive: layer efficiency and wasted bytes of one platform image, plus its uncompressed size. Dive
+// reads a docker-archive written from the evidence's layer cache (layers.ts: no Docker engine, each
+// layer fetched and uncompressed once per machine); pullAndSave (docker pull + save) remains for an
+// image whose layers cannot be cached (a compression Node cannot read).
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { execTool, lastLines, requireTool } from "../exec";
 import { type RegistryAuth, withDockerConfig } from "../oci";
+import { type LocalImage, writeDockerArchive } from "./layers";
 
 export interface PulledImage {
   archivePath: string;
@@ -103,3 +107,40 @@ export async function runDive(opts: { archivePath: string; minEfficiency: number
   return { ...parseDiveCi(output), output, seconds: r.seconds };
 }
 
+
+/** Dive's own JSON export (`--json`): the image's size, efficiency and wasted bytes. */
+export interface DiveJson {
+  sizeBytes: number;
+  inefficientBytes: number;
+  efficiencyScore: number;
+}
+
+export function parseDiveJson(text: string): DiveJson {
+  const image = (JSON.parse(text) as { image?: Partial<DiveJson> }).image;
+  const num = (v: unknown, what: string): number => {
+    if (typeof v !== "number" || !Number.isFinite(v)) throw new Error(`dive --json has no image.${what}`);
+    return v;
+  };
+  return { sizeBytes: num(image?.sizeBytes, "sizeBytes"), inefficientBytes: num(image?.inefficientBytes, "inefficientBytes"), efficiencyScore: num(image?.efficiencyScore, "efficiencyScore") };
+}
+
+/** Dive on an image from the layer cache: the CI verdict with the gates' thresholds (runDive) and,
+ *  from Dive's JSON export of the same archive, the uncompressed size (the sum of the layers' file
+ *  sizes: what Docker's image Size reports). */
+export async function runDiveOnLocal(opts: { local: LocalImage; archivePath: string; minEfficiency: number; maxWastedMb: number; timeoutMs?: number }): Promise<DiveResult & { sizeBytes: number; archiveSeconds: number }> {
+  const started = Date.now();
+  fs.mkdirSync(path.dirname(opts.archivePath), { recursive: true });
+  const jsonPath = `${opts.archivePath}.dive.json`;
+  try {
+    await writeDockerArchive(opts.local, opts.archivePath);
+    const archiveSeconds = (Date.now() - started) / 1000;
+    const ci = await runDive({ archivePath: opts.archivePath, minEfficiency: opts.minEfficiency, maxWastedMb: opts.maxWastedMb, timeoutMs: opts.timeoutMs });
+    const r = await execTool(requireTool("dive"), ["--source", "docker-archive", "--json", jsonPath, opts.archivePath], { env: { CI: "true" }, timeoutMs: opts.timeoutMs ?? 600_000 });
+    if (r.code !== 0 || !fs.existsSync(jsonPath)) throw new Error(`dive --json failed on ${opts.archivePath}, exit ${r.code}: ${lastLines(r.stdout + r.stderr)}`);
+    const json = parseDiveJson(fs.readFileSync(jsonPath, "utf8"));
+    return { ...ci, sizeBytes: json.sizeBytes, archiveSeconds, seconds: ci.seconds + r.seconds };
+  } finally {
+    fs.rmSync(opts.archivePath, { force: true });
+    fs.rmSync(jsonPath, { force: true });
+  }
+}

@@ -189,10 +189,14 @@ export async function runTrivyVulnerabilities(opts: { imageRef: string; platform
     throw new Error(`trivy image (vuln, DB ${opts.db.repository ?? "Trivy's public DB"}) failed on ${opts.imageRef}, exit ${r.code}: ${lastLines(r.stderr || r.stdout)}`);
   }
   const report = JSON.parse(fs.readFileSync(opts.reportPath, "utf8")) as TrivyReport;
+  return vulnSummary(report, opts.db, cacheDir, r.seconds, opts.reportPath);
+}
+
+function vulnSummary(report: TrivyReport, source: VulnDbSource, cacheDir: string, seconds: number, reportPath: string): TrivyVulnResult {
   const vulnerabilities = (report.Results ?? [])
     .flatMap((x) => x.Vulnerabilities ?? [])
     .map((v) => ({ id: v.VulnerabilityID ?? "?", pkg: v.PkgName ?? "?", installed: v.InstalledVersion ?? "?", fixed: v.FixedVersion, severity: v.Severity ?? "UNKNOWN" }));
-  let db = opts.db.repository ?? "trivy public DB";
+  let db = source.repository ?? "trivy public DB";
   try {
     const meta = JSON.parse(fs.readFileSync(path.join(cacheDir, "db", "metadata.json"), "utf8")) as { UpdatedAt?: string };
     if (meta.UpdatedAt) db += ` (updated ${meta.UpdatedAt})`;
@@ -204,7 +208,31 @@ export async function runTrivyVulnerabilities(opts: { imageRef: string; platform
     high: vulnerabilities.filter((v) => v.severity === "HIGH").length,
     vulnerabilities,
     db,
-    seconds: r.seconds,
-    reportPath: opts.reportPath,
+    seconds,
+    reportPath,
   };
+}
+
+export interface TrivyImageAllResult extends TrivyVulnResult {
+  secrets: Finding[];
+  misconfigurations: Finding[];
+}
+
+/** Vulnerabilities, secrets and the image config's misconfigurations in one `trivy image` call:
+ *  one start-up, one analysis of the image (cached per layer in the DB source's cache) instead of
+ *  two. The same report then serves as both runTrivyImage's and runTrivyVulnerabilities'. */
+export async function runTrivyImageAll(opts: { imageRef: string; platform: string; reportPath: string; auth?: RegistryAuth; db: VulnDbSource; severities?: string[]; timeoutMs?: number }): Promise<TrivyImageAllResult> {
+  const trivy = requireTool("trivy");
+  fs.mkdirSync(path.dirname(opts.reportPath), { recursive: true });
+  const cacheDir = vulnCacheDir(opts.db);
+  const args = ["image", "--image-src", "remote", "--platform", opts.platform, "--scanners", "vuln,secret", "--image-config-scanners", "misconfig,secret", "--skip-java-db-update", ...TRIVY_OFFLINE_FLAGS, "--cache-dir", cacheDir, "--output", opts.reportPath];
+  if (opts.db.repository !== undefined) args.push("--db-repository", opts.db.repository);
+  if (insecureOf(opts.auth)) args.push("--insecure");
+  args.push(opts.imageRef);
+  const r = await execTool(trivy, args, { env: trivyRegistryEnv(opts.auth), timeoutMs: opts.timeoutMs ?? 600_000, redact: [opts.auth?.password ?? ""] });
+  if (r.code !== 0) {
+    throw new Error(`trivy image (vuln, secret, config; DB ${opts.db.repository ?? "Trivy's public DB"}) failed on ${opts.imageRef} (${opts.platform}), exit ${r.code}: ${lastLines(r.stderr || r.stdout)}`);
+  }
+  const report = JSON.parse(fs.readFileSync(opts.reportPath, "utf8")) as TrivyReport;
+  return { ...vulnSummary(report, opts.db, cacheDir, r.seconds, opts.reportPath), secrets: secretFindings(report), misconfigurations: misconfigFindings(report, opts.severities ?? ["HIGH", "CRITICAL"]) };
 }
