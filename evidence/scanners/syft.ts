@@ -3,7 +3,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { execTool, lastLines, requireTool } from "../exec";
-import { type RegistryAuth, insecureOf } from "../oci";
+import { type RegistryAuth, insecureOf, withDockerConfig } from "../oci";
 import type { LocalImage } from "./layers";
 import { type SyftDocument, CatalogCache, catalogProblems, imageSource, mergeParts, planReuse, upperLayout } from "./sbomReuse";
 
@@ -39,19 +39,13 @@ export async function runSyft(opts: {
   const slug = platformSlug(opts.platform);
   const spdxPath = path.join(opts.outDir, `${slug}.spdx.json`);
   const cyclonedxPath = path.join(opts.outDir, `${slug}.cdx.json`);
-  const env: Record<string, string> = {
-    SYFT_CHECK_FOR_APP_UPDATE: "false",
-    SYFT_REGISTRY_INSECURE_USE_HTTP: String(insecureOf(opts.auth)),
-  };
-  if (opts.auth?.username !== undefined && opts.auth.password !== undefined) {
-    env.SYFT_REGISTRY_AUTH_AUTHORITY = opts.auth.registry;
-    env.SYFT_REGISTRY_AUTH_USERNAME = opts.auth.username;
-    env.SYFT_REGISTRY_AUTH_PASSWORD = opts.auth.password;
-  }
-  const r = await execTool(
-    syft,
-    ["scan", `registry:${opts.imageRef}`, "--platform", opts.platform, "-q", "-o", `spdx-json=${spdxPath}`, "-o", `cyclonedx-json=${cyclonedxPath}`, ...(opts.syftJsonPath !== undefined ? ["-o", `syft-json=${opts.syftJsonPath}`] : [])],
-    { env, timeoutMs: opts.timeoutMs ?? 600_000, redact: [opts.auth?.password ?? ""] },
+  // Credentials through a private 0600 Docker config (Syft's default keychain), never its environment.
+  const r = await withDockerConfig(opts.auth, (dockerEnv) =>
+    execTool(
+      syft,
+      ["scan", `registry:${opts.imageRef}`, "--platform", opts.platform, "-q", "-o", `spdx-json=${spdxPath}`, "-o", `cyclonedx-json=${cyclonedxPath}`, ...(opts.syftJsonPath !== undefined ? ["-o", `syft-json=${opts.syftJsonPath}`] : [])],
+      { env: { ...dockerEnv, SYFT_CHECK_FOR_APP_UPDATE: "false", SYFT_REGISTRY_INSECURE_USE_HTTP: String(insecureOf(opts.auth)) }, timeoutMs: opts.timeoutMs ?? 600_000, redact: [opts.auth?.password ?? ""] },
+    ),
   );
   if (r.code !== 0) {
     throw new Error(`syft failed on ${opts.imageRef} (${opts.platform}), exit ${r.code}: ${lastLines(r.stderr || r.stdout)}`);

@@ -5,8 +5,8 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Finding } from "../gates";
-import { execTool, lastLines, requireTool, toolBinDir } from "../exec";
-import { type RegistryAuth, insecureOf } from "../oci";
+import { type ExecResult, execTool, lastLines, requireTool, toolBinDir } from "../exec";
+import { type RegistryAuth, insecureOf, withDockerConfig } from "../oci";
 
 interface TrivyMisconfig {
   ID?: string;
@@ -106,13 +106,10 @@ export async function runTrivyConfig(opts: { dir: string; reportPath: string; se
   return { misconfigurations: misconfigFindings(report, severities), secrets: secretFindings(report), seconds: r.seconds, reportPath: opts.reportPath };
 }
 
-function trivyRegistryEnv(auth: RegistryAuth | undefined): Record<string, string> {
-  const env: Record<string, string> = {};
-  if (auth?.username !== undefined && auth.password !== undefined) {
-    env.TRIVY_USERNAME = auth.username;
-    env.TRIVY_PASSWORD = auth.password;
-  }
-  return env;
+/** Trivy with this registry's credentials in a private 0600 Docker config (its default keychain,
+ *  for images and the DB artifact alike), never in its environment. */
+function runTrivy(trivy: string, args: string[], auth: RegistryAuth | undefined, timeoutMs: number): Promise<ExecResult> {
+  return withDockerConfig(auth, (env) => execTool(trivy, args, { env, timeoutMs, redact: [auth?.password ?? ""] }));
 }
 
 export interface TrivyImageResult {
@@ -137,7 +134,7 @@ export async function runTrivyImage(opts: {
   const args = ["image", "--image-src", "remote", "--platform", opts.platform, "--scanners", "secret", "--image-config-scanners", "misconfig,secret", ...TRIVY_OFFLINE_FLAGS, "--cache-dir", trivyCacheDir(), "--output", opts.reportPath];
   if (insecureOf(opts.auth)) args.push("--insecure");
   args.push(opts.imageRef);
-  const r = await execTool(trivy, args, { env: trivyRegistryEnv(opts.auth), timeoutMs: opts.timeoutMs ?? 600_000, redact: [opts.auth?.password ?? ""] });
+  const r = await runTrivy(trivy, args, opts.auth, opts.timeoutMs ?? 600_000);
   if (r.code !== 0) {
     throw new Error(`trivy image (secret, config) failed on ${opts.imageRef} (${opts.platform}), exit ${r.code}: ${lastLines(r.stderr || r.stdout)}`);
   }
@@ -184,7 +181,7 @@ export async function runTrivyVulnerabilities(opts: { imageRef: string; platform
   if (opts.db.repository !== undefined) args.push("--db-repository", opts.db.repository);
   if (insecureOf(opts.auth)) args.push("--insecure");
   args.push(opts.imageRef);
-  const r = await execTool(trivy, args, { env: trivyRegistryEnv(opts.auth), timeoutMs: opts.timeoutMs ?? 600_000, redact: [opts.auth?.password ?? ""] });
+  const r = await runTrivy(trivy, args, opts.auth, opts.timeoutMs ?? 600_000);
   if (r.code !== 0) {
     throw new Error(`trivy image (vuln, DB ${opts.db.repository ?? "Trivy's public DB"}) failed on ${opts.imageRef}, exit ${r.code}: ${lastLines(r.stderr || r.stdout)}`);
   }
@@ -229,7 +226,7 @@ export async function runTrivyImageAll(opts: { imageRef: string; platform: strin
   if (opts.db.repository !== undefined) args.push("--db-repository", opts.db.repository);
   if (insecureOf(opts.auth)) args.push("--insecure");
   args.push(opts.imageRef);
-  const r = await execTool(trivy, args, { env: trivyRegistryEnv(opts.auth), timeoutMs: opts.timeoutMs ?? 600_000, redact: [opts.auth?.password ?? ""] });
+  const r = await runTrivy(trivy, args, opts.auth, opts.timeoutMs ?? 600_000);
   if (r.code !== 0) {
     throw new Error(`trivy image (vuln, secret, config; DB ${opts.db.repository ?? "Trivy's public DB"}) failed on ${opts.imageRef} (${opts.platform}), exit ${r.code}: ${lastLines(r.stderr || r.stdout)}`);
   }
