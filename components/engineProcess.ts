@@ -1,8 +1,10 @@
 // How the program's dynamic providers call the evidence engine: its command-line entry as a child
 // process (evidence/cli.ts), the request in a 0600 temp file, the registry token (and any other
-// secret, such as the signing key) only in the child's environment, each scrubbed from anything
-// that comes back. Only Node built-ins here:
-// Pulumi serializes these functions into each provider.
+// secret, such as the signing key) written to the child's stdin — never its environment, a file or
+// a command line — and scrubbed from anything that comes back. The child gets an allow-listed
+// environment: the provider's own carries PULUMI_CONFIG (the stack's decrypted config) and CI
+// tokens, none of which the engine needs. Only Node built-ins here: Pulumi serializes these
+// functions into each provider.
 import * as childProcess from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -18,19 +20,31 @@ export interface EngineRun {
 /** The engine's entry relative to the program directory (the cwd of program and providers). */
 export const ENGINE_ENTRY = path.join("evidence", "cli.ts");
 
-/** `secretEnv`: further secrets for the child's environment only (e.g. IMAGE_FACTORY_SIGNING_KEY);
- *  like the token, never in the request file or on the command line, and scrubbed from its output. */
+/** What the engine may see of the provider's environment: where things are, how to reach them,
+ *  and the cloud identities only cosign's kms and keyless modes use (cosign narrows them again). */
+export function engineEnv(from: NodeJS.ProcessEnv): Record<string, string> {
+  const keep = /^(PATH|HOME|TMPDIR|LANG|LC_ALL|TZ|SSL_CERT_FILE|SSL_CERT_DIR|NODE_EXTRA_CA_CERTS|DOCKER_HOST|DOCKER_CONFIG|BUILDX_CONFIG|HTTPS?_PROXY|NO_PROXY|https?_proxy|no_proxy|IMAGE_FACTORY_CACHE|AWS_[A-Z_]+|ACTIONS_ID_TOKEN_REQUEST_(URL|TOKEN))$/;
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(from)) if (v !== undefined && keep.test(k)) env[k] = v;
+  return env;
+}
+
+/** `secretEnv`: further secrets (e.g. IMAGE_FACTORY_SIGNING_KEY); like the token, handed over on
+ *  stdin only, and scrubbed from the output. */
 export async function runEngineProcess(args: string[], request: unknown, token: string | undefined, secretEnv: Record<string, string | undefined> = {}): Promise<EngineRun> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "if-engine-"));
   const requestFile = path.join(dir, "request.json");
   fs.writeFileSync(requestFile, JSON.stringify(request), { mode: 0o600 });
   // Transpile only: the program and the tests type-check the engine; doing it again per run costs seconds.
   const extra = Object.fromEntries(Object.entries(secretEnv).map(([k, v]) => [k, v ?? ""]));
-  const env = { ...process.env, ...extra, IMAGE_FACTORY_REGISTRY_TOKEN: token ?? "", TS_NODE_TRANSPILE_ONLY: "true" };
+  const env = { ...engineEnv(process.env), TS_NODE_TRANSPILE_ONLY: "true" };
+  const stdin = JSON.stringify({ ...extra, IMAGE_FACTORY_REGISTRY_TOKEN: token ?? "" });
   const secrets = [token ?? "", ...Object.values(extra)].filter((s) => s !== "");
   try {
     return await new Promise<EngineRun>((resolve, reject) => {
-      const p = childProcess.spawn(process.execPath, ["-r", "ts-node/register", ENGINE_ENTRY, ...args, "--request", requestFile], { env, stdio: ["ignore", "pipe", "pipe"] });
+      const p = childProcess.spawn(process.execPath, ["-r", "ts-node/register", ENGINE_ENTRY, ...args, "--request", requestFile, "--secrets-stdin"], { env, stdio: ["pipe", "pipe", "pipe"] });
+      p.stdin.on("error", () => undefined);
+      p.stdin.end(stdin);
       const out: Buffer[] = [];
       const err: Buffer[] = [];
       p.stdout.on("data", (d: Buffer) => out.push(d));

@@ -158,7 +158,21 @@ export function verifyRequestFromArgs(argv: string[], env: NodeJS.ProcessEnv = p
   };
 }
 
+/** `--secrets-stdin`: the providers hand the token and the signing key over on stdin as JSON
+ *  (never the environment, which `ps e` and /proc show); they land in this process's own
+ *  environment only, which no tool inherits (tools get allow-listed environments). */
+async function takeSecretsFromStdin(): Promise<void> {
+  const at = process.argv.indexOf("--secrets-stdin");
+  if (at < 0) return;
+  process.argv.splice(at, 1);
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  const secrets = JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}") as Record<string, string>;
+  for (const [k, v] of Object.entries(secrets)) if (k === TOKEN_ENV || k === SIGNING_KEY_ENV) process.env[k] = v;
+}
+
 async function main(): Promise<void> {
+  await takeSecretsFromStdin();
   if (process.argv[2] === "publish") {
     const { values } = parseArgs({ args: process.argv.slice(3), options: { request: { type: "string" } }, strict: true });
     const req = JSON.parse(fs.readFileSync(values.request ?? fail("publish needs --request <file>"), "utf8")) as PublishRequest;

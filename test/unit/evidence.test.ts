@@ -4,6 +4,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { contentHashOf, evidenceFingerprint, evidenceProvider } from "../../components/supplyChain";
+import { engineEnv } from "../../components/engineProcess";
 import { publishProvider } from "../../components/publication";
 import { ENV_ALLOW_LIST, toolEnv } from "../../evidence/exec";
 import { checkedRealm, isLoopbackRegistry, registryOf, repositoryOf } from "../../evidence/oci";
@@ -78,6 +79,15 @@ describe("supplyChain: pure helpers", () => {
     const env = toolEnv({ TRIVY_USERNAME: "factory" }, { PATH: "/bin", HOME: "/root", PULUMI_ACCESS_TOKEN: "pul-x", GITHUB_TOKEN: "ghs_x", AWS_SECRET_ACCESS_KEY: "a", AWS_SESSION_TOKEN: "b", SSL_CERT_FILE: "/ca.pem", ACTIONS_ID_TOKEN_REQUEST_TOKEN: "c" });
     assert.deepEqual(env, { PATH: "/bin", HOME: "/root", SSL_CERT_FILE: "/ca.pem", TRIVY_USERNAME: "factory" });
     assert.equal(ENV_ALLOW_LIST.some((k) => /TOKEN|SECRET|PASSWORD|PULUMI|GITHUB|AWS/.test(k)), false);
+  });
+
+  it("hands the engine child no stack config and no CI token, only where things are and cloud identities", async () => {
+    const env = engineEnv({
+      PATH: "/bin", HOME: "/root", NODE_EXTRA_CA_CERTS: "/ca.pem", PULUMI_CONFIG: '{"image-factory:registryToken":"s3cret"}',
+      PULUMI_ACCESS_TOKEN: "pul-x", GITHUB_TOKEN: "ghs_x", IMAGE_FACTORY_REGISTRY_TOKEN: "t", AWS_REGION: "eu-west-1", AWS_SESSION_TOKEN: "a",
+      ACTIONS_ID_TOKEN_REQUEST_URL: "https://example.invalid/oidc", ACTIONS_RUNTIME_TOKEN: "r",
+    });
+    assert.deepEqual(env, { PATH: "/bin", HOME: "/root", NODE_EXTRA_CA_CERTS: "/ca.pem", AWS_REGION: "eu-west-1", AWS_SESSION_TOKEN: "a", ACTIONS_ID_TOKEN_REQUEST_URL: "https://example.invalid/oidc" });
   });
 
   it("sends Basic credentials to a bearer realm only over HTTPS on the registry's own host", async () => {
