@@ -6,7 +6,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { errMessage, execTool, findTool } from "./exec";
+import { errMessage, execTool, findTool, mapLimit } from "./exec";
 import {
   type BoundGateResults,
   type CoverageMeasurement,
@@ -78,18 +78,6 @@ export interface EvidenceResult {
   contextSeconds?: Record<string, number>;
 }
 
-async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  return out;
-}
 
 async function versionOf(tool: "hadolint" | "dive" | "syft"): Promise<string> {
   const bin = findTool(tool);

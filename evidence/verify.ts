@@ -14,24 +14,30 @@
 // Every missing or bad piece is collected and reported at once, each naming the piece and the
 // digest. No Pulumi here: the CLI (`npm run evidence -- verify`) and the promoting stack's dynamic
 // resource (components/promotion.ts, through components/engineProcess.ts) both call verifyRelease.
-import { execTool, lastLines, requireTool } from "./exec";
-import { CHECK_NAMES, type GatesConfig } from "./gates";
+import { mapLimit, } from "./exec";
+import { type GatesConfig } from "./gates";
 import {
-  type RegistryAuth,
+  
   indexPlatforms,
-  isLoopbackRegistry,
-  probeInsecure,
-  registryOf,
-  withDockerConfig,
+  
+  
+  
+  
 } from "./oci";
 import {
-  type CosignOptions,
+  
   type InTotoStatement,
-  type Trust,
+  
   verify,
   verifyAttestation,
 } from "./signing/cosign";
-import { COSIGN_SIGN_PREDICATE_TYPE, PREDICATE_TYPES } from "./signing/predicates";
+import { PREDICATE_TYPES } from "./signing/predicates";
+import { cosignOptions, listReferrers, registryAuth, signatureRefOf, trustOf } from "./trust";
+import { COMMIT, DIGEST, gatesProblems, isRecord, provenanceProblems, sbomProblems, short } from "./verifyRules";
+
+export * from "./trust";
+export * from "./verifyRules";
+export { mapLimit } from "./exec";
 
 /** What signatures must verify with: a PEM public key (key and kms modes) or a keyless identity. */
 export type VerifyTrust = { publicKeyPem: string } | { identity: string; issuer: string };
@@ -87,273 +93,6 @@ export class VerificationError extends Error {
     );
     this.name = "VerificationError";
   }
-}
-
-const DIGEST = /^sha256:[0-9a-f]{64}$/;
-const COMMIT = /^[0-9a-f]{40}$/;
-
-const short = (d: string): string => (DIGEST.test(d) ? `${d.slice(0, 19)}…` : JSON.stringify(d));
-const isRecord = (v: unknown): v is Record<string, unknown> =>
-  typeof v === "object" && v !== null && !Array.isArray(v);
-
-// ------------------------------------------------------------------------------------------------
-// Pure judges of decoded predicates (table-tested in test/mocks/promotion.test.ts)
-// ------------------------------------------------------------------------------------------------
-
-/** How each numeric check reads its limit, by check name (the gates predicate carries no config
- *  key): what promotion re-judges with this stack's gates. */
-export const CHECK_LIMITS: Record<
-  string,
-  { field: Exclude<keyof GatesConfig, "waive">; direction: "atMost" | "atLeast" }
-> = {
-  imageSize: { field: "maxImageSizeMb", direction: "atMost" },
-  efficiency: { field: "minEfficiency", direction: "atLeast" },
-  wasted: { field: "maxWastedMb", direction: "atMost" },
-  criticalVulnerabilities: { field: "maxCritical", direction: "atMost" },
-  coverage: { field: "minCoverage", direction: "atLeast" },
-  branchCoverage: { field: "minBranchCoverage", direction: "atLeast" },
-  functionCoverage: { field: "minFunctionCoverage", direction: "atLeast" },
-};
-
-/** Checks measured once per platform (named `<check>[<platform>]`). */
-export const PER_PLATFORM_CHECKS = [
-  "imageSize",
-  "efficiency",
-  "wasted",
-  "criticalVulnerabilities",
-  "imageSecrets",
-];
-
-export interface GatesExpectation {
-  /** The manifest list being promoted. */
-  digest: string;
-  /** Platform → digest the list holds. */
-  platformDigests: Record<string, string>;
-  /** This repository. */
-  repository: string;
-  /** This stack's gates and waivers. */
-  gates: GatesConfig;
-}
-
-/**
- * Why the verified gates predicates on `expect.digest` cannot vouch for promoting it ([] when they
- * can). Every verified gates attestation on the digest must vouch: one that judged other bytes is
- * a refusal even beside a good one.
- */
-export function gatesProblems(predicates: unknown[], expect: GatesExpectation): string[] {
-  const at = `gates attestation on ${expect.digest}`;
-  if (predicates.length === 0) return [`${at}: none verified`];
-  const problems: string[] = [];
-  for (const raw of predicates) {
-    if (!isRecord(raw)) {
-      problems.push(`${at}: the predicate is not an object`);
-      continue;
-    }
-    const p = raw;
-    if (p.indexDigest !== expect.digest) {
-      problems.push(
-        `${at} names indexDigest ${JSON.stringify(p.indexDigest)}: the gates judged another manifest list`,
-      );
-      continue;
-    }
-    if (p.repository !== expect.repository) {
-      problems.push(
-        `${at} names repository ${JSON.stringify(p.repository)}, not ${JSON.stringify(expect.repository)}`,
-      );
-    }
-    const judged = isRecord(p.platformDigests) ? p.platformDigests : {};
-    const platforms = [
-      ...new Set([...Object.keys(judged), ...Object.keys(expect.platformDigests)]),
-    ].sort();
-    if (Object.keys(judged).length === 0)
-      problems.push(`${at} names no platformDigests: nothing binds the gates to platform images`);
-    for (const pl of platforms) {
-      if (judged[pl] !== expect.platformDigests[pl]) {
-        problems.push(
-          `${at}: platform ${pl} was judged at ${JSON.stringify(judged[pl] ?? null)}, but the manifest list holds ${JSON.stringify(expect.platformDigests[pl] ?? null)}`,
-        );
-      }
-    }
-    const checks = Array.isArray(p.checks) ? (p.checks as unknown[]).filter(isRecord) : [];
-    if (p.passed !== true) {
-      const failed = checks
-        .filter((c) => c.status !== "passed" && c.status !== "waived")
-        .map(
-          (c) =>
-            `${String(c.name)} (${String(c.status)}${c.reason ? `: ${String(c.reason)}` : ""})`,
-        );
-      problems.push(
-        `${at} says passed = ${JSON.stringify(p.passed)}${failed.length > 0 ? `; failed: ${failed.join("; ")}` : ""}`,
-      );
-    }
-    if (!Array.isArray(p.notRun) || p.notRun.length > 0) {
-      problems.push(
-        `${at} lists checks that did not run: notRun = ${JSON.stringify(p.notRun ?? null)}`,
-      );
-    }
-    // Every check the factory makes must be there: results without, say, the vulnerability check
-    // cannot be judged again here.
-    const names = new Set(checks.map((c) => String(c.name)));
-    for (const base of CHECK_NAMES) {
-      const wanted = PER_PLATFORM_CHECKS.includes(base)
-        ? Object.keys(expect.platformDigests).map((pl) => `${base}[${pl}]`)
-        : [base];
-      for (const w of wanted) if (!names.has(w)) problems.push(`${at} has no ${w} check`);
-    }
-    for (const c of checks) {
-      const name = String(c.name);
-      const base = name.replace(/\[[^\]]+\]$/, "");
-      if (c.status === "waived") {
-        const here = Object.keys(expect.gates.waive).find(
-          (w) => name === w || name.startsWith(`${w}[`),
-        );
-        if (here === undefined) {
-          problems.push(
-            `${at}: check ${name} was waived by the source stack (${JSON.stringify(c.reason ?? "")}) but this stack does not waive it (gates.waive)`,
-          );
-        }
-        continue;
-      }
-      if (c.status !== "passed") continue; // already named through `passed`
-      const rule = CHECK_LIMITS[base];
-      if (rule === undefined || typeof c.measured !== "number") continue;
-      const limit = expect.gates[rule.field];
-      const ok = rule.direction === "atMost" ? c.measured <= limit : c.measured >= limit;
-      if (!ok) {
-        problems.push(
-          `${at}: check ${name} measured ${c.measured}${c.unit ? ` ${String(c.unit)}` : ""}, which fails this stack's gates.${rule.field} = ${limit}`,
-        );
-      }
-    }
-  }
-  return problems;
-}
-
-/** Why the verified provenance on `digest` does not show the build of `commit` ([] when it does). */
-export function provenanceProblems(
-  digest: string,
-  predicates: unknown[],
-  commit: string,
-): string[] {
-  const at = `provenance (${PREDICATE_TYPES.slsaprovenance1}) on ${digest}`;
-  if (predicates.length === 0) return [`${at}: none verified`];
-  const problems: string[] = [];
-  for (const raw of predicates) {
-    const def = isRecord(raw) && isRecord(raw.buildDefinition) ? raw.buildDefinition : undefined;
-    const ext = def !== undefined && isRecord(def.externalParameters) ? def.externalParameters : {};
-    const deps =
-      def !== undefined && Array.isArray(def.resolvedDependencies) ? def.resolvedDependencies : [];
-    const gitCommits = deps
-      .filter(isRecord)
-      .map((d) => (isRecord(d.digest) ? d.digest.gitCommit : undefined))
-      .filter((c): c is string => typeof c === "string");
-    if (ext.commit !== commit) {
-      problems.push(
-        `${at} names source commit ${JSON.stringify(ext.commit ?? null)}, but this release is ${commit}: the image was built from another commit`,
-      );
-    } else if (!gitCommits.includes(commit)) {
-      problems.push(
-        `${at}: resolvedDependencies name git commit(s) ${JSON.stringify(gitCommits)}, not ${commit}`,
-      );
-    }
-  }
-  return problems;
-}
-
-/** Why the verified SBOM attestations on a platform digest are not an SPDX SBOM ([] when one is). */
-export function sbomProblems(platform: string, digest: string, predicates: unknown[]): string[] {
-  const at = `SBOM attestation (${PREDICATE_TYPES.spdxjson}) for ${platform} on ${digest}`;
-  if (predicates.length === 0) return [`${at}: none verified`];
-  const good = predicates.some(
-    (p) =>
-      isRecord(p) &&
-      typeof p.spdxVersion === "string" &&
-      p.spdxVersion.startsWith("SPDX-") &&
-      Array.isArray(p.packages),
-  );
-  return good ? [] : [`${at}: the predicate is not an SPDX document (no spdxVersion and packages)`];
-}
-
-// ------------------------------------------------------------------------------------------------
-// Registry side
-// ------------------------------------------------------------------------------------------------
-
-/** cosign's options for this registry and trust. The CA bundle comes from SSL_CERT_FILE. */
-export function cosignOptions(auth: RegistryAuth, tlog: boolean): CosignOptions {
-  return {
-    registry:
-      auth.username !== undefined && auth.password !== undefined
-        ? { address: auth.registry, username: auth.username, password: auth.password }
-        : undefined,
-    tlog,
-  };
-}
-
-export function trustOf(t: VerifyTrust): Trust {
-  return "identity" in t
-    ? { identity: t.identity, issuer: t.issuer }
-    : { publicKeyPem: t.publicKeyPem };
-}
-
-export interface Referrer {
-  predicateType: string;
-  /** The bundle's manifest, `<repo>@sha256:…`. */
-  ref: string;
-}
-
-/** The Sigstore bundles `cosign tree` lists for an image (OCI referrers, or the fallback tag on a
- *  registry without the referrers API). Nothing is verified here: this is what exists. */
-export async function listReferrers(imageRef: string, auth: RegistryAuth): Promise<Referrer[]> {
-  const bin = requireTool("cosign");
-  return withDockerConfig(auth, async (env) => {
-    const r = await execTool(bin, ["tree", imageRef], {
-      env,
-      timeoutMs: 120_000,
-      redact: [auth.password ?? ""],
-    });
-    if (r.code !== 0)
-      throw new Error(`cosign tree ${imageRef} failed (exit ${r.code}): ${lastLines(r.stderr, 4)}`);
-    const out: Referrer[] = [];
-    for (const line of r.stdout.split("\n")) {
-      const m = /\s(\S+) artifacts via OCI referrer: (\S+@sha256:[0-9a-f]{64})/.exec(line);
-      if (m) out.push({ predicateType: m[1], ref: m[2] });
-    }
-    return out;
-  });
-}
-
-/** The last plain signature (`https://sigstore.dev/cosign/sign/v1`) bundle listed on an image. */
-export function signatureRefOf(referrers: Referrer[]): string | undefined {
-  return referrers.filter((r) => r.predicateType === COSIGN_SIGN_PREDICATE_TYPE).pop()?.ref;
-}
-
-/** Registry access for the image's registry; plain HTTP only for a loopback registry that says so. */
-export async function registryAuth(
-  imageName: string,
-  username?: string,
-  password?: string,
-): Promise<RegistryAuth> {
-  const registry = registryOf(imageName);
-  return {
-    registry,
-    username,
-    password,
-    insecure: isLoopbackRegistry(registry) ? await probeInsecure(registry) : false,
-  };
-}
-
-/** Runs `fn` over `items`, at most `limit` at a time, results in order. */
-export async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  return out;
 }
 
 const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
