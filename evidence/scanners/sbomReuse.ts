@@ -310,7 +310,7 @@ export function imageSource(local: Pick<LocalImage, "image" | "listings">): Syft
     os: image.config.os ?? "",
   };
   if (image.config.variant !== undefined && image.config.variant !== "")
-    metadata.variant = image.config.variant;
+    metadata.architectureVariant = image.config.variant;
   const labels = image.config.config?.Labels;
   if (labels !== undefined && labels !== null && Object.keys(labels).length > 0)
     metadata.labels = labels;
