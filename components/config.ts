@@ -19,6 +19,7 @@ import { BUILD_HOSTS_SHAPE, buildHostsConfig, buildHostsProblems } from "./build
 import { validateGithub } from "./ghcrPackage";
 import { SIGNING_MODES, type SigningMode, validateSigningKey } from "./signing";
 import { DEFAULT_GATES, validateGates } from "../evidence/gates";
+import { PATH_COMPONENT, REGISTRY_HOST, STACK_NAME } from "./reference";
 import { parseRef, validateSha } from "./tags";
 
 export const NAMESPACE = "image-factory";
@@ -193,10 +194,6 @@ export interface ConfigContext {
 
 export const show = (v: unknown): string => (typeof v === "string" ? `"${v}"` : JSON.stringify(v));
 
-// Registry host (a dot, a port or localhost marks it), then lowercase path components as the
-// distribution reference grammar defines them; no tag and no digest (those come from git).
-const HOST = /^(?:localhost|[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+|[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*:[0-9]{1,5}|\[[0-9a-f:]+\](?::[0-9]{1,5})?)(?::[0-9]{1,5})?$/;
-const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 
 /** Checks `imageName` and returns its registry host. */
 export function validateImageName(imageName: unknown): { problems: string[]; registry: string } {
@@ -216,7 +213,7 @@ export function validateImageName(imageName: unknown): { problems: string[]; reg
   const parts = imageName.split("/");
   const host = parts[0];
   const repo = parts.slice(1);
-  if (parts.length < 2 || !HOST.test(host)) {
+  if (parts.length < 2 || !REGISTRY_HOST.test(host)) {
     return {
       problems: [`${key} must start with a registry host (e.g. "ghcr.io/<owner>/<name>"), got ${show(imageName)}`],
       registry: "",
@@ -485,7 +482,7 @@ export function validateConfig(raw: Record<string, unknown>, ctx: ConfigContext)
   if (needsCredentials && registryUsername === undefined) {
     problems.push(`${NAMESPACE}:registryUsername is required to push to ${show(image.registry || imageName)}, got undefined`);
   }
-  if (promoteFrom !== undefined && !/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+){0,2}$/.test(promoteFrom)) {
+  if (promoteFrom !== undefined && !STACK_NAME.test(promoteFrom)) {
     problems.push(`${NAMESPACE}:promoteFrom must be a stack name ("dev" or "org/project/dev"), got ${show(promoteFrom)}`);
   }
   if (promoteFrom !== undefined && promoteFrom.split("/").pop() === ctx.stack) {

@@ -4,7 +4,8 @@
 // with a message that names the registry, the user and what to do.
 import type * as dockerbuild from "@pulumi/docker-build";
 import * as pulumi from "@pulumi/pulumi";
-import { credentialsProblem, isLoopbackRegistry, probeInsecure } from "../evidence/oci";
+import { credentialsProblem, probeInsecure } from "../evidence/oci";
+import { REGISTRY_HOST, isLoopbackRegistry } from "./reference";
 
 export interface RegistryCredentialsArgs {
   /** Registry host, e.g. `ghcr.io` or `127.0.0.1:5443`. */
@@ -27,7 +28,7 @@ export interface RegistryCredentials {
 }
 
 export function validateRegistryCredentials(args: Pick<RegistryCredentialsArgs, "address" | "username">): void {
-  if (!/^[A-Za-z0-9.[\]:-]+$/.test(args.address)) {
+  if (!REGISTRY_HOST.test(args.address)) {
     throw new pulumi.InputPropertyError({ propertyPath: "address", reason: `must be a registry host, got "${args.address}"` });
   }
   if (args.username.trim() === "") {

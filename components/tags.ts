@@ -3,7 +3,9 @@
 import type { GitContext } from "./types";
 
 /** The OCI distribution spec's tag grammar. */
-export const OCI_TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+import { TAG as OCI_TAG } from "./reference";
+
+export { OCI_TAG };
 const SHA = /^[0-9a-f]{40}$/;
 // SemVer 2.0.0 with an optional leading "v", as metadata-action's type=semver accepts it.
 const SEMVER =

@@ -6,6 +6,9 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { execTool, lastLines, requireTool } from "./exec";
+import { isLoopbackRegistry, registryOf, repositoryOf } from "./reference";
+
+export { isLoopbackRegistry, registryOf, repositoryOf } from "./reference";
 
 /** Registry access for the scanners. The password is handed to tools through their environment
  *  (or a private temp config file for Docker), never on a command line, in a log or an output. */
@@ -20,14 +23,7 @@ export interface RegistryAuth {
   authHosts?: string[];
 }
 
-export function registryOf(imageName: string): string {
-  const first = imageName.split("/")[0];
-  return first.includes(".") || first.includes(":") || first === "localhost" ? first : "docker.io";
-}
 
-export function isLoopbackRegistry(registry: string): boolean {
-  return /^(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?$/.test(registry);
-}
 
 export function insecureOf(auth: RegistryAuth | undefined): boolean {
   return auth?.insecure ?? (auth ? isLoopbackRegistry(auth.registry) : false);
@@ -141,12 +137,6 @@ async function pushBlob(auth: RegistryAuth, repo: string, data: Buffer): Promise
 
 export const SPDX_ARTIFACT_TYPE = "application/spdx+json";
 
-/** `<registry>/<repo>:<tag>` or `@digest` → repository path within the registry. */
-export function repositoryOf(imageName: string): string {
-  const reg = registryOf(imageName);
-  const rest = imageName.startsWith(`${reg}/`) ? imageName.slice(reg.length + 1) : imageName;
-  return rest.replace(/@.*$/, "").replace(/:[^/]*$/, "");
-}
 
 /** Pushes an SBOM next to the image as an OCI 1.1 artifact whose `subject` is the platform image,
  *  so registries with the referrers API (GHCR) list it under the image; it is also tagged

@@ -4,7 +4,8 @@
 import { CHECK_NAMES, type GatesConfig } from "./gates";
 import { PREDICATE_TYPES } from "./signing/predicates";
 
-export const DIGEST = /^sha256:[0-9a-f]{64}$/;
+export { DIGEST } from "./reference";
+import { DIGEST } from "./reference";
 export const COMMIT = /^[0-9a-f]{40}$/;
 
 export const short = (d: string): string => (DIGEST.test(d) ? `${d.slice(0, 19)}…` : JSON.stringify(d));

@@ -2,6 +2,7 @@
 // must say (digest, repository, release commit) before the signed evidence is even looked at.
 import type * as pulumi from "@pulumi/pulumi";
 import type { GatesConfig } from "../../evidence/gates";
+import { DIGEST, STACK_NAME, imageNameProblem } from "../reference";
 import { OCI_TAG } from "../tags";
 import type { PromotionVerification } from "./verification";
 
@@ -60,11 +61,6 @@ export interface CheckedSource {
   sbomLocations: Record<string, string>;
 }
 
-const DIGEST = /^sha256:[0-9a-f]{64}$/;
-// Lowercase repository path with a registry host (optionally with a port) first.
-const IMAGE_NAME = /^[a-z0-9]+([.-][a-z0-9]+)*(:[0-9]+)?(\/[a-z0-9]+([._-][a-z0-9]+)*)+$/;
-// `stack`, `project/stack` or `org/project/stack`.
-const STACK_NAME = /^([A-Za-z0-9_.-]+\/){0,2}[A-Za-z0-9_.-]+$/;
 // A semver prerelease version as a tag: `1.2.3-rc.1`.
 const SEMVER_PRERELEASE = /^v?\d+\.\d+\.\d+-[0-9A-Za-z.-]+$/;
 
@@ -95,7 +91,7 @@ export function validatePromotion(
       `promoteFrom (sourceStack) ${JSON.stringify(sourceStack)} is this stack itself; promote from another stack`,
     );
   }
-  if (typeof imageName !== "string" || !IMAGE_NAME.test(imageName)) {
+  if (typeof imageName !== "string" || imageNameProblem(imageName) !== undefined) {
     fail(
       `imageName must be a lowercase repository with its registry host first (e.g. "ghcr.io/acme/shop-api"), got ${JSON.stringify(imageName)}`,
     );

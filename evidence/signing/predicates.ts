@@ -3,6 +3,8 @@
 // an in-toto statement whose subject is the image digest. docs/signing.md documents both schemas;
 // admission policies (docs/signing.md) name these same type URIs, and a test holds them together.
 
+import { DIGEST } from "../reference";
+
 /** in-toto predicate type URIs, keyed by the `--type` name cosign takes for them. */
 export const PREDICATE_TYPES = {
   /** SPDX 2.3 JSON SBOM (Syft's output), cosign `--type spdxjson`. */
@@ -27,7 +29,6 @@ export function cosignType(type: AttestationType): string {
   return type === "gates" ? PREDICATE_TYPES.gates : type;
 }
 
-const DIGEST = /^sha256:[0-9a-f]{64}$/;
 const GIT_COMMIT = /^[0-9a-f]{40}$/;
 
 function requireDigest(what: string, value: unknown): string {
