@@ -4,11 +4,23 @@ import tseslint from "typescript-eslint";
 import pulumi from "@pulumi/eslint-plugin";
 
 export default tseslint.config(
-  { ignores: ["node_modules/**", "bin/**", ".local/**", "app/**", "coverage/**", "**/*.mjs", "**/*.js"] },
+  {
+    ignores: [
+      "node_modules/**",
+      "bin/**",
+      ".local/**",
+      "app/**",
+      "coverage/**",
+      "**/*.mjs",
+      "**/*.js",
+    ],
+  },
   ...tseslint.configs.recommended,
   {
     files: ["**/*.ts"],
-    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
     plugins: { "@pulumi": pulumi },
     rules: {
       "@pulumi/no-output-in-template-literal": "error",

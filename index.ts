@@ -6,7 +6,8 @@ import { decodeRawConfig, localGitContext, NAMESPACE, validateConfig } from "./c
 import { createFactory } from "./components/program";
 
 // The SDK knows which config keys the engine holds as secrets but does not type the function.
-const isSecret = (runtimeConfig as unknown as { isConfigSecret: (key: string) => boolean }).isConfigSecret;
+const isSecret = (runtimeConfig as unknown as { isConfigSecret: (key: string) => boolean })
+  .isConfigSecret;
 
 const stack = pulumi.getStack();
 const all = pulumi.runtime.allConfig();

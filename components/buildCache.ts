@@ -30,15 +30,26 @@ const CACHE_TYPES: readonly CacheType[] = ["registry", "s3", "gha", "local"];
 // Cache settings end up in buildx's `--cache-to type=…,key=value,…` specs: a comma or `=` inside a
 // value would add options of its own (e.g. a second `dest=`), so each value is held to its grammar.
 const S3_BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
-const S3_RESERVED = [/^xn--/, /^sthree-/, /^amzn-s3-demo-/, /-s3alias$/, /--ol-s3$/, /\.mrap$/, /--x-s3$/, /--table-s3$/];
+const S3_RESERVED = [
+  /^xn--/,
+  /^sthree-/,
+  /^amzn-s3-demo-/,
+  /-s3alias$/,
+  /--ol-s3$/,
+  /\.mrap$/,
+  /--x-s3$/,
+  /--table-s3$/,
+];
 const AWS_REGION = /^[a-z]{2,4}(?:-[a-z]+){1,3}-[1-9][0-9]?$/;
 
 /** Why `name` is not an S3 bucket name (AWS's general-purpose bucket naming rules), or undefined. */
 export function s3BucketProblem(name: string): string | undefined {
-  if (!S3_BUCKET.test(name)) return "3-63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit";
+  if (!S3_BUCKET.test(name))
+    return "3-63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit";
   if (name.includes("..")) return "no two adjacent dots";
   if (/^\d+\.\d+\.\d+\.\d+$/.test(name)) return "not formatted like an IP address";
-  if (S3_RESERVED.some((r) => r.test(name))) return "not a reserved prefix or suffix (xn--, sthree-, -s3alias, --ol-s3, …)";
+  if (S3_RESERVED.some((r) => r.test(name)))
+    return "not a reserved prefix or suffix (xn--, sthree-, -s3alias, --ol-s3, …)";
   return undefined;
 }
 
@@ -48,7 +59,17 @@ export function validateCache(value: unknown, imageName: string, problems: strin
   const o = checkObject(
     "cache",
     value,
-    { type: "string", mode: "string", ref: "string", bucket: "string", region: "string", expireDays: "number", dir: "string", ociMediaTypes: "boolean", ignoreError: "boolean" },
+    {
+      type: "string",
+      mode: "string",
+      ref: "string",
+      bucket: "string",
+      region: "string",
+      expireDays: "number",
+      dir: "string",
+      ociMediaTypes: "boolean",
+      ignoreError: "boolean",
+    },
     problems,
   );
   const type = (o.type as CacheType | undefined) ?? "registry";
@@ -56,26 +77,39 @@ export function validateCache(value: unknown, imageName: string, problems: strin
   if (!CACHE_TYPES.includes(type)) {
     problems.push(`${key}.type must be one of ${CACHE_TYPES.join(", ")}, got ${show(o.type)}`);
   }
-  if (mode !== "max" && mode !== "min") problems.push(`${key}.mode must be "max" or "min", got ${show(o.mode)}`);
+  if (mode !== "max" && mode !== "min")
+    problems.push(`${key}.mode must be "max" or "min", got ${show(o.mode)}`);
   const expireDays = (o.expireDays as number | undefined) ?? 14;
   if (!(Number.isInteger(expireDays) && expireDays >= 1)) {
-    problems.push(`${key}.expireDays must be a whole number of days ≥ 1, got ${show(o.expireDays)}`);
+    problems.push(
+      `${key}.expireDays must be a whole number of days ≥ 1, got ${show(o.expireDays)}`,
+    );
   }
   const ref = (o.ref as string | undefined) ?? `${imageName}-buildcache`;
   // An explicit ref is judged whatever the type; the default only where it is used and derivable.
-  if ((o.ref !== undefined || (type === "registry" && imageName !== "")) && (/[,=]/.test(ref) || validateImageName(ref).problems.length > 0)) {
-    problems.push(`${key}.ref must be an image repository on a registry host, lowercase, without tag, digest, comma or "=", got ${show(ref)}`);
+  if (
+    (o.ref !== undefined || (type === "registry" && imageName !== "")) &&
+    (/[,=]/.test(ref) || validateImageName(ref).problems.length > 0)
+  ) {
+    problems.push(
+      `${key}.ref must be an image repository on a registry host, lowercase, without tag, digest, comma or "=", got ${show(ref)}`,
+    );
   }
   const bucket = o.bucket as string | undefined;
   const bucketProblem = bucket === undefined ? undefined : s3BucketProblem(bucket);
-  if (bucketProblem !== undefined) problems.push(`${key}.bucket must be an S3 bucket name (${bucketProblem}), got ${show(bucket)}`);
+  if (bucketProblem !== undefined)
+    problems.push(
+      `${key}.bucket must be an S3 bucket name (${bucketProblem}), got ${show(bucket)}`,
+    );
   const region = o.region as string | undefined;
   if (region !== undefined && !AWS_REGION.test(region)) {
     problems.push(`${key}.region must be an AWS region such as eu-west-1, got ${show(region)}`);
   }
   const dir = (o.dir as string | undefined) ?? ".local/cache";
   if (dir === "" || /[,=\n\r]/.test(dir)) {
-    problems.push(`${key}.dir must be a non-empty path without comma, "=" or line breaks, got ${show(dir)}`);
+    problems.push(
+      `${key}.dir must be a non-empty path without comma, "=" or line breaks, got ${show(dir)}`,
+    );
   }
   return {
     type,
@@ -98,7 +132,14 @@ export function cacheSettings(
   bucket?: pulumi.Input<string>,
   scope?: string,
 ): PlatformCache {
-  if (scope !== undefined) return scopedSettings(cacheSettings(cache, platform, stack, bucket), cacheSettings(cache, platform, `${stack}/${scope}`, bucket, undefined), cache, platform, scope);
+  if (scope !== undefined)
+    return scopedSettings(
+      cacheSettings(cache, platform, stack, bucket),
+      cacheSettings(cache, platform, `${stack}/${scope}`, bucket, undefined),
+      cache,
+      platform,
+      scope,
+    );
   const slug = platformSlug(platform);
   const ignoreError = cache.ignoreError ?? true;
   switch (cache.type) {
@@ -134,8 +175,24 @@ export function cacheSettings(
       const prefix = `${stack}/${slug}/`;
       const region = cache.region ?? aws.config.region ?? "us-east-1";
       return {
-        cacheFrom: [{ s3: { bucket: name, region, name: slug, blobsPrefix: prefix, manifestsPrefix: prefix } }],
-        cacheTo: [{ s3: { bucket: name, region, name: slug, blobsPrefix: prefix, manifestsPrefix: prefix, mode: cache.mode, ignoreError } }],
+        cacheFrom: [
+          {
+            s3: { bucket: name, region, name: slug, blobsPrefix: prefix, manifestsPrefix: prefix },
+          },
+        ],
+        cacheTo: [
+          {
+            s3: {
+              bucket: name,
+              region,
+              name: slug,
+              blobsPrefix: prefix,
+              manifestsPrefix: prefix,
+              mode: cache.mode,
+              ignoreError,
+            },
+          },
+        ],
         ref: pulumi.interpolate`s3://${name}/${prefix}`,
       };
     }
@@ -155,13 +212,27 @@ export function cacheSettings(
  * to its own scope. Unmerged code must never write the cache that main's builds (and so what users
  * pull) import: a poisoned layer would ship on the next deploy without anyone reviewing it.
  */
-function scopedSettings(main: PlatformCache, scoped: PlatformCache, cache: CacheConfig, platform: Platform, scope: string): PlatformCache {
+function scopedSettings(
+  main: PlatformCache,
+  scoped: PlatformCache,
+  cache: CacheConfig,
+  platform: Platform,
+  scope: string,
+): PlatformCache {
   if (cache.type === "registry") {
     const ref = `${cache.ref}:${scope}-${platformSlug(platform)}`;
     const to = main.cacheTo[0] as unknown as { registry: Record<string, unknown> };
-    return { cacheFrom: [{ registry: { ref } }, ...main.cacheFrom], cacheTo: [{ registry: { ...to.registry, ref } }], ref };
+    return {
+      cacheFrom: [{ registry: { ref } }, ...main.cacheFrom],
+      cacheTo: [{ registry: { ...to.registry, ref } }],
+      ref,
+    };
   }
-  return { cacheFrom: [...scoped.cacheFrom, ...main.cacheFrom], cacheTo: scoped.cacheTo, ref: scoped.ref };
+  return {
+    cacheFrom: [...scoped.cacheFrom, ...main.cacheFrom],
+    cacheTo: scoped.cacheTo,
+    ref: scoped.ref,
+  };
 }
 
 /**
@@ -179,31 +250,56 @@ export class BuildCache extends pulumi.ComponentResource {
     const cache = args.cache;
     let bucketName: pulumi.Input<string> | undefined;
     if (cache.type === "s3" && cache.bucket === undefined) {
-      this.bucket = new aws.s3.Bucket(`${name}-bucket`, { forceDestroy: true, tags: { "image-factory:stack": args.stack, "image-factory:role": "buildcache" } }, { parent: this });
+      this.bucket = new aws.s3.Bucket(
+        `${name}-bucket`,
+        {
+          forceDestroy: true,
+          tags: { "image-factory:stack": args.stack, "image-factory:role": "buildcache" },
+        },
+        { parent: this },
+      );
       new aws.s3.BucketPublicAccessBlock(
         `${name}-public-access`,
-        { bucket: this.bucket.id, blockPublicAcls: true, blockPublicPolicy: true, ignorePublicAcls: true, restrictPublicBuckets: true },
+        {
+          bucket: this.bucket.id,
+          blockPublicAcls: true,
+          blockPublicPolicy: true,
+          ignorePublicAcls: true,
+          restrictPublicBuckets: true,
+        },
         { parent: this },
       );
       new aws.s3.BucketServerSideEncryptionConfiguration(
         `${name}-sse`,
-        { bucket: this.bucket.id, rules: [{ applyServerSideEncryptionByDefault: { sseAlgorithm: "AES256" } }] },
+        {
+          bucket: this.bucket.id,
+          rules: [{ applyServerSideEncryptionByDefault: { sseAlgorithm: "AES256" } }],
+        },
         { parent: this },
       );
       new aws.s3.BucketLifecycleConfiguration(
         `${name}-expiry`,
         {
           bucket: this.bucket.id,
-          rules: [{ id: "expire-buildcache", status: "Enabled", filter: {}, expiration: { days: cache.expireDays ?? 14 } }],
+          rules: [
+            {
+              id: "expire-buildcache",
+              status: "Enabled",
+              filter: {},
+              expiration: { days: cache.expireDays ?? 14 },
+            },
+          ],
         },
         { parent: this },
       );
       bucketName = this.bucket.bucket;
     }
-    this.settings = Object.fromEntries(args.platforms.map((p) => [p, cacheSettings(cache, p, args.stack, bucketName, args.scope)]));
-    this.cacheRefs = pulumi.output(Object.fromEntries(Object.entries(this.settings).map(([p, s]) => [p, s.ref]))) as pulumi.Output<
-      Record<string, string>
-    >;
+    this.settings = Object.fromEntries(
+      args.platforms.map((p) => [p, cacheSettings(cache, p, args.stack, bucketName, args.scope)]),
+    );
+    this.cacheRefs = pulumi.output(
+      Object.fromEntries(Object.entries(this.settings).map(([p, s]) => [p, s.ref])),
+    ) as pulumi.Output<Record<string, string>>;
     this.registerOutputs({ cacheRefs: this.cacheRefs, bucket: this.bucket?.bucket });
   }
 }

@@ -135,7 +135,8 @@ export function validateSigningConfig(
   const key = `${NAMESPACE}:signing`;
   const before = problems.length;
   const obj = checkObject("signing", value, SIGNING_SHAPE, problems);
-  const local = stack === "local" || /^(e2e|test)([-_.]|$)/.test(stack) || localBuilder !== undefined;
+  const local =
+    stack === "local" || /^(e2e|test)([-_.]|$)/.test(stack) || localBuilder !== undefined;
   const mode = (obj.mode ?? (local ? "key" : "kms")) as SigningMode;
   if (!SIGNING_MODES.includes(mode)) {
     problems.push(`${key}.mode must be one of ${SIGNING_MODES.join(", ")}, got ${show(obj.mode)}`);
@@ -145,33 +146,57 @@ export function validateSigningConfig(
     tlog: typeof obj.tlog === "boolean" ? obj.tlog : false,
     identity: typeof obj.identity === "string" && obj.identity !== "" ? obj.identity : undefined,
     issuer: typeof obj.issuer === "string" && obj.issuer !== "" ? obj.issuer : undefined,
-    publicKey: typeof obj.publicKey === "string" && obj.publicKey !== "" ? obj.publicKey : undefined,
-    signerRoleArns: Array.isArray(obj.signerRoleArns) ? (obj.signerRoleArns as string[]) : undefined,
-    readerRoleArns: Array.isArray(obj.readerRoleArns) ? (obj.readerRoleArns as string[]) : undefined,
+    publicKey:
+      typeof obj.publicKey === "string" && obj.publicKey !== "" ? obj.publicKey : undefined,
+    signerRoleArns: Array.isArray(obj.signerRoleArns)
+      ? (obj.signerRoleArns as string[])
+      : undefined,
+    readerRoleArns: Array.isArray(obj.readerRoleArns)
+      ? (obj.readerRoleArns as string[])
+      : undefined,
   };
   if (problems.length > before) return cfg;
   if (mode === "keyless" && !cfg.tlog) {
-    problems.push(`${key}.tlog must be true in keyless mode (a Fulcio certificate is only provable through the log), got ${show(obj.tlog ?? false)}`);
+    problems.push(
+      `${key}.tlog must be true in keyless mode (a Fulcio certificate is only provable through the log), got ${show(obj.tlog ?? false)}`,
+    );
   }
   if (cfg.publicKey !== undefined) {
-    const pem = /^-----BEGIN PUBLIC KEY-----\r?\n[A-Za-z0-9+/=\r\n]+-----END PUBLIC KEY-----\s*$/.test(cfg.publicKey.trim() + "\n");
-    if (!pem) problems.push(`${key}.publicKey must be a PEM public key (-----BEGIN PUBLIC KEY-----), got ${show(cfg.publicKey.slice(0, 40))}`);
+    const pem =
+      /^-----BEGIN PUBLIC KEY-----\r?\n[A-Za-z0-9+/=\r\n]+-----END PUBLIC KEY-----\s*$/.test(
+        cfg.publicKey.trim() + "\n",
+      );
+    if (!pem)
+      problems.push(
+        `${key}.publicKey must be a PEM public key (-----BEGIN PUBLIC KEY-----), got ${show(cfg.publicKey.slice(0, 40))}`,
+      );
     if (!promoting) {
-      problems.push(`${key}.publicKey pins the key a promoting stack (promoteFrom) verifies with; this stack signs with its own ${mode} key, got ${show(cfg.publicKey.slice(0, 40))}`);
+      problems.push(
+        `${key}.publicKey pins the key a promoting stack (promoteFrom) verifies with; this stack signs with its own ${mode} key, got ${show(cfg.publicKey.slice(0, 40))}`,
+      );
     }
-    if (mode === "keyless") problems.push(`${key}.publicKey is for key and kms modes; keyless pins identity and issuer, got ${show(cfg.publicKey.slice(0, 40))}`);
+    if (mode === "keyless")
+      problems.push(
+        `${key}.publicKey is for key and kms modes; keyless pins identity and issuer, got ${show(cfg.publicKey.slice(0, 40))}`,
+      );
   }
   if (mode !== "keyless" && (cfg.identity !== undefined || cfg.issuer !== undefined)) {
-    problems.push(`${key}.identity and signing.issuer are for keyless mode, got mode ${show(mode)} with identity ${show(cfg.identity)}`);
+    problems.push(
+      `${key}.identity and signing.issuer are for keyless mode, got mode ${show(mode)} with identity ${show(cfg.identity)}`,
+    );
   }
   // What SigningKey will be given (a promoting stack creates none: only keyless identities matter).
   if (!promoting || mode === "keyless") {
     try {
       validateSigningKey({
         mode,
-        signerRoleArns: mode === "kms" ? (cfg.signerRoleArns ?? [CALLER_ROLE_PLACEHOLDER]) : undefined,
+        signerRoleArns:
+          mode === "kms" ? (cfg.signerRoleArns ?? [CALLER_ROLE_PLACEHOLDER]) : undefined,
         readerRoleArns: cfg.readerRoleArns,
-        identity: mode === "keyless" ? { workflowRef: cfg.identity as string, issuer: cfg.issuer as string } : undefined,
+        identity:
+          mode === "keyless"
+            ? { workflowRef: cfg.identity as string, issuer: cfg.issuer as string }
+            : undefined,
       });
     } catch (e) {
       problems.push(`${NAMESPACE}:${(e as Error).message}`);
@@ -194,19 +219,23 @@ export interface ConfigContext {
 
 export const show = (v: unknown): string => (typeof v === "string" ? `"${v}"` : JSON.stringify(v));
 
-
 /** Checks `imageName` and returns its registry host. */
 export function validateImageName(imageName: unknown): { problems: string[]; registry: string } {
   const key = `${NAMESPACE}:imageName`;
   if (typeof imageName !== "string" || imageName === "") {
-    return { problems: [`${key} is required (e.g. "ghcr.io/acme/shop-api"), got ${show(imageName)}`], registry: "" };
+    return {
+      problems: [`${key} is required (e.g. "ghcr.io/acme/shop-api"), got ${show(imageName)}`],
+      registry: "",
+    };
   }
   if (imageName !== imageName.toLowerCase()) {
     return { problems: [`${key} must be lowercase, got ${show(imageName)}`], registry: "" };
   }
   if (/[@]/.test(imageName) || /:[^/]*$/.test(imageName.split("/").slice(1).join("/"))) {
     return {
-      problems: [`${key} must not carry a tag or digest (tags come from git), got ${show(imageName)}`],
+      problems: [
+        `${key} must not carry a tag or digest (tags come from git), got ${show(imageName)}`,
+      ],
       registry: "",
     };
   }
@@ -215,19 +244,26 @@ export function validateImageName(imageName: unknown): { problems: string[]; reg
   const repo = parts.slice(1);
   if (parts.length < 2 || !REGISTRY_HOST.test(host)) {
     return {
-      problems: [`${key} must start with a registry host (e.g. "ghcr.io/<owner>/<name>"), got ${show(imageName)}`],
+      problems: [
+        `${key} must start with a registry host (e.g. "ghcr.io/<owner>/<name>"), got ${show(imageName)}`,
+      ],
       registry: "",
     };
   }
   const bad = repo.find((c) => !PATH_COMPONENT.test(c));
   if (bad !== undefined || imageName.length > 255) {
     return {
-      problems: [`${key} has an invalid repository path component ${show(bad ?? imageName)} in ${show(imageName)}`],
+      problems: [
+        `${key} has an invalid repository path component ${show(bad ?? imageName)} in ${show(imageName)}`,
+      ],
       registry: "",
     };
   }
   if (host === "ghcr.io" && repo.length < 2) {
-    return { problems: [`${key} on ghcr.io must be "ghcr.io/<owner>/<name>", got ${show(imageName)}`], registry: host };
+    return {
+      problems: [`${key} on ghcr.io must be "ghcr.io/<owner>/<name>", got ${show(imageName)}`],
+      registry: host,
+    };
   }
   return { problems: [], registry: host };
 }
@@ -235,15 +271,23 @@ export function validateImageName(imageName: unknown): { problems: string[]; reg
 export function validatePlatforms(value: unknown): { problems: string[]; platforms: Platform[] } {
   const key = `${NAMESPACE}:platforms`;
   if (value === undefined) return { problems: [], platforms: [...KNOWN_PLATFORMS] };
-  if (!Array.isArray(value)) return { problems: [`${key} must be a list of platforms, got ${show(value)}`], platforms: [] };
+  if (!Array.isArray(value))
+    return { problems: [`${key} must be a list of platforms, got ${show(value)}`], platforms: [] };
   if (value.length === 0) {
-    return { problems: [`${key} must name at least one platform (known: ${KNOWN_PLATFORMS.join(", ")}), got []`], platforms: [] };
+    return {
+      problems: [
+        `${key} must name at least one platform (known: ${KNOWN_PLATFORMS.join(", ")}), got []`,
+      ],
+      platforms: [],
+    };
   }
   const problems: string[] = [];
   const seen = new Set<string>();
   value.forEach((p, i) => {
     if (typeof p !== "string" || !(KNOWN_PLATFORMS as readonly string[]).includes(p)) {
-      problems.push(`${key}[${i}] is not a known platform (known: ${KNOWN_PLATFORMS.join(", ")}), got ${show(p)}`);
+      problems.push(
+        `${key}[${i}] is not a known platform (known: ${KNOWN_PLATFORMS.join(", ")}), got ${show(p)}`,
+      );
     } else if (seen.has(p)) {
       problems.push(`${key}[${i}] duplicates platform ${show(p)}`);
     }
@@ -255,7 +299,12 @@ export function validatePlatforms(value: unknown): { problems: string[]; platfor
 export type Shape = Readonly<Record<string, "string" | "number" | "boolean" | "string[]">>;
 
 /** Checks an object-valued key against its shape: unknown sub-keys and wrong types are named. */
-export function checkObject(key: string, value: unknown, shape: Shape, problems: string[]): Record<string, unknown> {
+export function checkObject(
+  key: string,
+  value: unknown,
+  shape: Shape,
+  problems: string[],
+): Record<string, unknown> {
   const full = `${NAMESPACE}:${key}`;
   if (value === undefined) return {};
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
@@ -266,7 +315,9 @@ export function checkObject(key: string, value: unknown, shape: Shape, problems:
   for (const [k, v] of Object.entries(obj)) {
     const want = shape[k];
     if (want === undefined) {
-      problems.push(`${full}.${k} is not a known setting (known: ${Object.keys(shape).join(", ")}), got ${show(v)}`);
+      problems.push(
+        `${full}.${k} is not a known setting (known: ${Object.keys(shape).join(", ")}), got ${show(v)}`,
+      );
       continue;
     }
     const ok =
@@ -289,7 +340,8 @@ export function resolveGit(
 ): GitContext & { created: string } {
   const fromConfig = raw.gitRef !== undefined || raw.gitSha !== undefined;
   const fromEnv = ctx.env.GITHUB_REF !== undefined && ctx.env.GITHUB_SHA !== undefined;
-  const local = fromConfig && raw.gitRef !== undefined && raw.gitSha !== undefined ? undefined : ctx.localGit();
+  const local =
+    fromConfig && raw.gitRef !== undefined && raw.gitSha !== undefined ? undefined : ctx.localGit();
   let ref: unknown;
   let sha: unknown;
   let source: GitContext["source"];
@@ -325,15 +377,24 @@ export function resolveGit(
   // Commit time, not build time: a label that changed on every run would rebuild every image.
   const epoch = ctx.env.SOURCE_DATE_EPOCH;
   const created =
-    local?.created ?? (epoch !== undefined && /^\d+$/.test(epoch) ? new Date(Number(epoch) * 1000).toISOString() : "1970-01-01T00:00:00Z");
+    local?.created ??
+    (epoch !== undefined && /^\d+$/.test(epoch)
+      ? new Date(Number(epoch) * 1000).toISOString()
+      : "1970-01-01T00:00:00Z");
   return { ref: String(ref), sha: String(sha), source, created };
 }
 
 /** Reads ref, sha and commit time from the repository around `cwd`; undefined outside git. */
-export function localGitContext(cwd: string): Partial<GitContext & { created: string }> | undefined {
+export function localGitContext(
+  cwd: string,
+): Partial<GitContext & { created: string }> | undefined {
   const git = (...args: string[]): string | undefined => {
     try {
-      return execFileSync("git", args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+      return execFileSync("git", args, {
+        cwd,
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "ignore"],
+      }).trim();
     } catch {
       return undefined;
     }
@@ -358,7 +419,9 @@ export function appPathProblems(appPathRaw: string, cwd: string): string[] {
   const root = path.resolve(cwd);
   const resolved = path.resolve(root, appPathRaw);
   if (!within(resolved, root)) {
-    return [`${key} must stay inside the repository ${show(root)}, got ${show(appPathRaw)} (resolves to ${show(resolved)})`];
+    return [
+      `${key} must stay inside the repository ${show(root)}, got ${show(appPathRaw)} (resolves to ${show(resolved)})`,
+    ];
   }
   let real: string;
   try {
@@ -368,12 +431,15 @@ export function appPathProblems(appPathRaw: string, cwd: string): string[] {
   }
   const realRoot = fs.realpathSync(root);
   if (!within(real, realRoot)) {
-    return [`${key} leaves the repository through a symlink: ${show(appPathRaw)} resolves to ${show(real)}, outside ${show(realRoot)}`];
+    return [
+      `${key} leaves the repository through a symlink: ${show(appPathRaw)} resolves to ${show(real)}, outside ${show(realRoot)}`,
+    ];
   }
   return [];
 }
 
-const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----/;
+const PEM_CERTIFICATE =
+  /-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----/;
 
 /** npmCaFile becomes the build's `npm_ca` secret: a readable PEM bundle with a certificate in it. */
 export function npmCaFileProblems(file: string): string[] {
@@ -383,10 +449,16 @@ export function npmCaFileProblems(file: string): string[] {
     text = fs.readFileSync(file, "utf8");
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    return [code === "ENOENT" ? `${key} does not exist, got ${show(file)}` : `${key} is not a readable file (${code ?? String(e)}), got ${show(file)}`];
+    return [
+      code === "ENOENT"
+        ? `${key} does not exist, got ${show(file)}`
+        : `${key} is not a readable file (${code ?? String(e)}), got ${show(file)}`,
+    ];
   }
   if (!PEM_CERTIFICATE.test(text)) {
-    return [`${key} must be a PEM bundle with at least one -----BEGIN CERTIFICATE----- block, got ${show(file)}`];
+    return [
+      `${key} must be a PEM bundle with at least one -----BEGIN CERTIFICATE----- block, got ${show(file)}`,
+    ];
   }
   return [];
 }
@@ -395,7 +467,8 @@ export function npmCaFileProblems(file: string): string[] {
 export function readDockerfileProblems(appPath: string): string[] {
   const key = `${NAMESPACE}:appPath`;
   const file = path.join(appPath, "Dockerfile");
-  if (!fs.existsSync(appPath) || !fs.statSync(appPath).isDirectory()) return [`${key} is not a directory, got "${appPath}"`];
+  if (!fs.existsSync(appPath) || !fs.statSync(appPath).isDirectory())
+    return [`${key} is not a directory, got "${appPath}"`];
   if (!fs.existsSync(file)) return [`${key} has no Dockerfile: "${file}" does not exist`];
   const lines = fs
     .readFileSync(file, "utf8")
@@ -404,7 +477,9 @@ export function readDockerfileProblems(appPath: string): string[] {
     .filter((l) => l !== "" && !l.startsWith("#"));
   const first = lines[0] ?? "";
   if (!/^(FROM|ARG)\s/i.test(first)) {
-    return [`${key}: "${file}" must start with FROM (or ARG before FROM), got "${first.slice(0, 60)}"`];
+    return [
+      `${key}: "${file}" must start with FROM (or ARG before FROM), got "${first.slice(0, 60)}"`,
+    ];
   }
   if (!lines.some((l) => /^FROM\s/i.test(l))) return [`${key}: "${file}" has no FROM instruction`];
   return [];
@@ -420,14 +495,18 @@ export function validateConfig(raw: Record<string, unknown>, ctx: ConfigContext)
   for (const key of Object.keys(raw)) {
     if (!(CONFIG_KEYS as readonly string[]).includes(key)) {
       const shown = ctx.secretKeys.has(key) ? "[secret]" : show(raw[key]);
-      problems.push(`${NAMESPACE}:${key} is not a known config key (known: ${CONFIG_KEYS.join(", ")}), got ${shown}`);
+      problems.push(
+        `${NAMESPACE}:${key} is not a known config key (known: ${CONFIG_KEYS.join(", ")}), got ${shown}`,
+      );
     }
   }
   const str = (key: ConfigKey): string | undefined => {
     const v = raw[key];
     if (v === undefined) return undefined;
     if (typeof v !== "string") {
-      problems.push(`${NAMESPACE}:${key} must be a string, got ${ctx.secretKeys.has(key) ? "[secret]" : show(v)}`);
+      problems.push(
+        `${NAMESPACE}:${key} must be a string, got ${ctx.secretKeys.has(key) ? "[secret]" : show(v)}`,
+      );
       return undefined;
     }
     return v;
@@ -446,11 +525,15 @@ export function validateConfig(raw: Record<string, unknown>, ctx: ConfigContext)
   problems.push(...readDockerfileProblems(appPath).map((p) => p.replace(appPath, appPathRaw)));
 
   const defaultBranch = str("defaultBranch") ?? "main";
-  if (!/^[A-Za-z0-9._/-]+$/.test(defaultBranch)) problems.push(`${NAMESPACE}:defaultBranch is not a branch name, got ${show(defaultBranch)}`);
+  if (!/^[A-Za-z0-9._/-]+$/.test(defaultBranch))
+    problems.push(`${NAMESPACE}:defaultBranch is not a branch name, got ${show(defaultBranch)}`);
 
   const git = resolveGit(raw, ctx, problems);
   const cache = validateCache(raw.cache, imageName, problems);
-  const buildHosts = buildHostsConfig(checkObject("buildHosts", raw.buildHosts, BUILD_HOSTS_SHAPE, problems), ctx.stack);
+  const buildHosts = buildHostsConfig(
+    checkObject("buildHosts", raw.buildHosts, BUILD_HOSTS_SHAPE, problems),
+    ctx.stack,
+  );
   problems.push(...buildHostsProblems(buildHosts).map((p) => `${NAMESPACE}:${p}`));
   let gates: GatesConfig = { ...DEFAULT_GATES };
   try {
@@ -461,15 +544,19 @@ export function validateConfig(raw: Record<string, unknown>, ctx: ConfigContext)
   const github = validateGithub(raw.github, imageName, problems);
 
   const push = raw.push === undefined ? true : raw.push;
-  if (typeof push !== "boolean") problems.push(`${NAMESPACE}:push must be true or false, got ${show(raw.push)}`);
+  if (typeof push !== "boolean")
+    problems.push(`${NAMESPACE}:push must be true or false, got ${show(raw.push)}`);
   const publish = raw.publish === undefined ? true : raw.publish;
-  if (typeof publish !== "boolean") problems.push(`${NAMESPACE}:publish must be true or false, got ${show(raw.publish)}`);
+  if (typeof publish !== "boolean")
+    problems.push(`${NAMESPACE}:publish must be true or false, got ${show(raw.publish)}`);
 
   const registryUsername = str("registryUsername");
   const hasRegistryToken = raw.registryToken !== undefined && raw.registryToken !== "";
   for (const key of SECRET_KEYS) {
     if (raw[key] !== undefined && !ctx.secretKeys.has(key)) {
-      problems.push(`${NAMESPACE}:${key} is stored in plaintext: set it with \`pulumi config set --secret ${key}\` (value not shown)`);
+      problems.push(
+        `${NAMESPACE}:${key} is stored in plaintext: set it with \`pulumi config set --secret ${key}\` (value not shown)`,
+      );
     }
   }
   const promoteFrom = str("promoteFrom");
@@ -480,21 +567,37 @@ export function validateConfig(raw: Record<string, unknown>, ctx: ConfigContext)
     );
   }
   if (needsCredentials && registryUsername === undefined) {
-    problems.push(`${NAMESPACE}:registryUsername is required to push to ${show(image.registry || imageName)}, got undefined`);
+    problems.push(
+      `${NAMESPACE}:registryUsername is required to push to ${show(image.registry || imageName)}, got undefined`,
+    );
   }
   if (promoteFrom !== undefined && !STACK_NAME.test(promoteFrom)) {
-    problems.push(`${NAMESPACE}:promoteFrom must be a stack name ("dev" or "org/project/dev"), got ${show(promoteFrom)}`);
+    problems.push(
+      `${NAMESPACE}:promoteFrom must be a stack name ("dev" or "org/project/dev"), got ${show(promoteFrom)}`,
+    );
   }
   if (promoteFrom !== undefined && promoteFrom.split("/").pop() === ctx.stack) {
-    problems.push(`${NAMESPACE}:promoteFrom cannot name this stack itself, got ${show(promoteFrom)}`);
+    problems.push(
+      `${NAMESPACE}:promoteFrom cannot name this stack itself, got ${show(promoteFrom)}`,
+    );
   }
   if (publish === false && promoteFrom !== undefined) {
-    problems.push(`${NAMESPACE}:publish false builds for review only; a promotion stack builds nothing (promoteFrom ${show(promoteFrom)})`);
+    problems.push(
+      `${NAMESPACE}:publish false builds for review only; a promotion stack builds nothing (promoteFrom ${show(promoteFrom)})`,
+    );
   }
   if (publish === false && push === false) {
-    problems.push(`${NAMESPACE}:publish false needs push true: a review build pushes its per-platform images to the quarantine repository`);
+    problems.push(
+      `${NAMESPACE}:publish false needs push true: a review build pushes its per-platform images to the quarantine repository`,
+    );
   }
-  const signing = validateSigningConfig(raw.signing, ctx.stack, buildHosts.localBuilder, promoteFrom !== undefined, problems);
+  const signing = validateSigningConfig(
+    raw.signing,
+    ctx.stack,
+    buildHosts.localBuilder,
+    promoteFrom !== undefined,
+    problems,
+  );
   const baseImage = str("baseImage");
   if (baseImage !== undefined && !/^[a-z0-9][a-z0-9._:/@-]*$/.test(baseImage)) {
     problems.push(`${NAMESPACE}:baseImage is not an image reference, got ${show(baseImage)}`);
@@ -503,9 +606,17 @@ export function validateConfig(raw: Record<string, unknown>, ctx: ConfigContext)
   if (npmCaFile !== undefined) problems.push(...npmCaFileProblems(npmCaFile));
 
   const vulnerabilityDb = str("vulnerabilityDb");
-  const dbRepo = vulnerabilityDb?.replace(/(@sha256:[0-9a-f]{64}|:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})$/, "");
-  if (vulnerabilityDb !== undefined && (dbRepo === vulnerabilityDb || validateImageName(dbRepo).problems.length > 0)) {
-    problems.push(`${NAMESPACE}:vulnerabilityDb must be an OCI reference with a registry host, a repository and a tag or digest (e.g. 127.0.0.1:5443/image-factory/trivy-db:2), got ${show(vulnerabilityDb)}`);
+  const dbRepo = vulnerabilityDb?.replace(
+    /(@sha256:[0-9a-f]{64}|:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})$/,
+    "",
+  );
+  if (
+    vulnerabilityDb !== undefined &&
+    (dbRepo === vulnerabilityDb || validateImageName(dbRepo).problems.length > 0)
+  ) {
+    problems.push(
+      `${NAMESPACE}:vulnerabilityDb must be an OCI reference with a registry host, a repository and a tag or digest (e.g. 127.0.0.1:5443/image-factory/trivy-db:2), got ${show(vulnerabilityDb)}`,
+    );
   }
 
   if (problems.length > 0) throw new ConfigError(problems);
@@ -533,7 +644,16 @@ export function validateConfig(raw: Record<string, unknown>, ctx: ConfigContext)
 }
 
 /** Keys holding objects or lists arrive from the engine as JSON text. */
-export const STRUCTURED_KEYS: readonly ConfigKey[] = ["platforms", "cache", "buildHosts", "github", "gates", "push", "publish", "signing"];
+export const STRUCTURED_KEYS: readonly ConfigKey[] = [
+  "platforms",
+  "cache",
+  "buildHosts",
+  "github",
+  "gates",
+  "push",
+  "publish",
+  "signing",
+];
 
 /** Turns the engine's `namespace:key → text` map into decoded values; bad JSON is a named problem. */
 export function decodeRawConfig(all: Record<string, string>): Record<string, unknown> {
@@ -548,7 +668,9 @@ export function decodeRawConfig(all: Record<string, string>): Record<string, unk
       try {
         out[key] = JSON.parse(text);
       } catch {
-        problems.push(`${fullKey} must be valid ${key === "push" || key === "publish" ? "true/false" : "structured (YAML/JSON)"} config, got ${show(text)}`);
+        problems.push(
+          `${fullKey} must be valid ${key === "push" || key === "publish" ? "true/false" : "structured (YAML/JSON)"} config, got ${show(text)}`,
+        );
       }
     } else {
       out[key] = text;

@@ -23,7 +23,8 @@ export const ENGINE_ENTRY = path.join("evidence", "cli.ts");
 /** What the engine may see of the provider's environment: where things are, how to reach them,
  *  and the cloud identities only cosign's kms and keyless modes use (cosign narrows them again). */
 export function engineEnv(from: NodeJS.ProcessEnv): Record<string, string> {
-  const keep = /^(PATH|HOME|TMPDIR|LANG|LC_ALL|TZ|SSL_CERT_FILE|SSL_CERT_DIR|NODE_EXTRA_CA_CERTS|DOCKER_HOST|DOCKER_CONFIG|BUILDX_CONFIG|HTTPS?_PROXY|NO_PROXY|https?_proxy|no_proxy|IMAGE_FACTORY_CACHE|AWS_[A-Z_]+|ACTIONS_ID_TOKEN_REQUEST_(URL|TOKEN))$/;
+  const keep =
+    /^(PATH|HOME|TMPDIR|LANG|LC_ALL|TZ|SSL_CERT_FILE|SSL_CERT_DIR|NODE_EXTRA_CA_CERTS|DOCKER_HOST|DOCKER_CONFIG|BUILDX_CONFIG|HTTPS?_PROXY|NO_PROXY|https?_proxy|no_proxy|IMAGE_FACTORY_CACHE|AWS_[A-Z_]+|ACTIONS_ID_TOKEN_REQUEST_(URL|TOKEN))$/;
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(from)) if (v !== undefined && keep.test(k)) env[k] = v;
   return env;
@@ -31,7 +32,12 @@ export function engineEnv(from: NodeJS.ProcessEnv): Record<string, string> {
 
 /** `secretEnv`: further secrets (e.g. IMAGE_FACTORY_SIGNING_KEY); like the token, handed over on
  *  stdin only, and scrubbed from the output. */
-export async function runEngineProcess(args: string[], request: unknown, token: string | undefined, secretEnv: Record<string, string | undefined> = {}): Promise<EngineRun> {
+export async function runEngineProcess(
+  args: string[],
+  request: unknown,
+  token: string | undefined,
+  secretEnv: Record<string, string | undefined> = {},
+): Promise<EngineRun> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "if-engine-"));
   const requestFile = path.join(dir, "request.json");
   fs.writeFileSync(requestFile, JSON.stringify(request), { mode: 0o600 });
@@ -42,7 +48,19 @@ export async function runEngineProcess(args: string[], request: unknown, token: 
   const secrets = [token ?? "", ...Object.values(extra)].filter((s) => s !== "");
   try {
     return await new Promise<EngineRun>((resolve, reject) => {
-      const p = childProcess.spawn(process.execPath, ["-r", "ts-node/register", ENGINE_ENTRY, ...args, "--request", requestFile, "--secrets-stdin"], { env, stdio: ["pipe", "pipe", "pipe"] });
+      const p = childProcess.spawn(
+        process.execPath,
+        [
+          "-r",
+          "ts-node/register",
+          ENGINE_ENTRY,
+          ...args,
+          "--request",
+          requestFile,
+          "--secrets-stdin",
+        ],
+        { env, stdio: ["pipe", "pipe", "pipe"] },
+      );
       p.stdin.on("error", () => undefined);
       p.stdin.end(stdin);
       const out: Buffer[] = [];
@@ -51,8 +69,13 @@ export async function runEngineProcess(args: string[], request: unknown, token: 
       p.stderr.on("data", (d: Buffer) => err.push(d));
       p.on("error", reject);
       p.on("close", (code) => {
-        const scrub = (s: string): string => secrets.reduce((acc, x) => acc.split(x).join("***"), s);
-        resolve({ code: code ?? 1, stdout: scrub(Buffer.concat(out).toString("utf8")), stderr: scrub(Buffer.concat(err).toString("utf8")) });
+        const scrub = (s: string): string =>
+          secrets.reduce((acc, x) => acc.split(x).join("***"), s);
+        resolve({
+          code: code ?? 1,
+          stdout: scrub(Buffer.concat(out).toString("utf8")),
+          stderr: scrub(Buffer.concat(err).toString("utf8")),
+        });
       });
     });
   } finally {

@@ -46,13 +46,24 @@ export interface MultiPlatformImageArgs {
 }
 
 export function validateMultiPlatformImage(args: MultiPlatformImageArgs): void {
-  if (args.platforms.length === 0) throw new Error(`MultiPlatformImage: platforms must not be empty, got []`);
+  if (args.platforms.length === 0)
+    throw new Error(`MultiPlatformImage: platforms must not be empty, got []`);
   if (new Set(args.platforms).size !== args.platforms.length) {
-    throw new Error(`MultiPlatformImage: platforms must not repeat, got ${JSON.stringify(args.platforms)}`);
+    throw new Error(
+      `MultiPlatformImage: platforms must not repeat, got ${JSON.stringify(args.platforms)}`,
+    );
   }
-  if (!OCI_TAG.test(args.platformTagPrefix)) throw new Error(`MultiPlatformImage: platformTagPrefix "${args.platformTagPrefix}" is not a valid OCI tag`);
-  if (args.imageName.includes("@") || /:[^/]*$/.test(args.imageName.split("/").slice(1).join("/"))) {
-    throw new Error(`MultiPlatformImage: imageName must not carry a tag or digest, got "${args.imageName}"`);
+  if (!OCI_TAG.test(args.platformTagPrefix))
+    throw new Error(
+      `MultiPlatformImage: platformTagPrefix "${args.platformTagPrefix}" is not a valid OCI tag`,
+    );
+  if (
+    args.imageName.includes("@") ||
+    /:[^/]*$/.test(args.imageName.split("/").slice(1).join("/"))
+  ) {
+    throw new Error(
+      `MultiPlatformImage: imageName must not carry a tag or digest, got "${args.imageName}"`,
+    );
   }
 }
 

@@ -52,7 +52,10 @@ export interface FactoryOutputs {
 export function dockerfileBaseImage(appPath: string): string {
   const text = fs.readFileSync(path.join(appPath, "Dockerfile"), "utf8");
   const m = /^\s*ARG\s+BASE_IMAGE=(\S+)/m.exec(text);
-  if (m === null) throw new Error(`${path.join(appPath, "Dockerfile")} has no ARG BASE_IMAGE=<default>; set image-factory:baseImage so provenance can name the base image`);
+  if (m === null)
+    throw new Error(
+      `${path.join(appPath, "Dockerfile")} has no ARG BASE_IMAGE=<default>; set image-factory:baseImage so provenance can name the base image`,
+    );
   return m[1];
 }
 
@@ -60,18 +63,33 @@ export function dockerfileBaseImage(appPath: string): string {
  *  a kms key when `signing.signerRoleArns` is not set. */
 function callerRoleArn(parent?: pulumi.Resource): pulumi.Output<string> {
   return aws.getCallerIdentityOutput({}, { parent }).arn.apply((arn) => {
-    const m = /^arn:(aws[a-z-]*):sts::(\d{12}):assumed-role\/([^/]+)\/.+$/.exec(arn) ?? /^arn:(aws[a-z-]*):iam::(\d{12}):role\/(?:.*\/)?([^/]+)$/.exec(arn);
+    const m =
+      /^arn:(aws[a-z-]*):sts::(\d{12}):assumed-role\/([^/]+)\/.+$/.exec(arn) ??
+      /^arn:(aws[a-z-]*):iam::(\d{12}):role\/(?:.*\/)?([^/]+)$/.exec(arn);
     if (m === null) {
-      throw new Error(`image-factory:signing.signerRoleArns is not set and \`pulumi up\` does not run as a role (${arn}): name the roles that may sign with the kms key`);
+      throw new Error(
+        `image-factory:signing.signerRoleArns is not set and \`pulumi up\` does not run as a role (${arn}): name the roles that may sign with the kms key`,
+      );
     }
     return `arn:${m[1]}:iam::${m[2]}:role/${m[3]}`;
   });
 }
 
 /** A CI run's URL, else `<stack>/<program start>`: the provenance's invocationId. */
-export function invocationId(stack: string, startedOn: string, env: NodeJS.ProcessEnv = process.env): string {
-  const { GITHUB_SERVER_URL: server, GITHUB_REPOSITORY: repo, GITHUB_RUN_ID: run, GITHUB_RUN_ATTEMPT: attempt } = env;
-  return server && repo && run ? `${server}/${repo}/actions/runs/${run}/attempts/${attempt ?? "1"}` : `${stack}/${startedOn}`;
+export function invocationId(
+  stack: string,
+  startedOn: string,
+  env: NodeJS.ProcessEnv = process.env,
+): string {
+  const {
+    GITHUB_SERVER_URL: server,
+    GITHUB_REPOSITORY: repo,
+    GITHUB_RUN_ID: run,
+    GITHUB_RUN_ATTEMPT: attempt,
+  } = env;
+  return server && repo && run
+    ? `${server}/${repo}/actions/runs/${run}/attempts/${attempt ?? "1"}`
+    : `${stack}/${startedOn}`;
 }
 
 /** SOURCE_DATE_EPOCH from the commit time: BuildKit stamps the image config and history with it. */
@@ -82,7 +100,9 @@ export function sourceDateEpoch(created: string): string {
 
 /** OCI labels from the git context: the image says where it came from without the registry. */
 export function ociLabels(cfg: ValidatedConfig, plan: TagPlan): Record<string, string> {
-  const source = cfg.github ? `https://github.com/${cfg.github.owner}/${cfg.github.repository}` : cfg.imageName;
+  const source = cfg.github
+    ? `https://github.com/${cfg.github.owner}/${cfg.github.repository}`
+    : cfg.imageName;
   return {
     "org.opencontainers.image.title": cfg.imageName.split("/").pop() ?? cfg.imageName,
     "org.opencontainers.image.source": source,
@@ -94,33 +114,57 @@ export function ociLabels(cfg: ValidatedConfig, plan: TagPlan): Record<string, s
 }
 
 /** Which buildx builder serves each host architecture on this stack. */
-export function buildersFor(cfg: ValidatedConfig, stack: string): Partial<Record<HostArch, string>> {
+export function buildersFor(
+  cfg: ValidatedConfig,
+  stack: string,
+): Partial<Record<HostArch, string>> {
   if (cfg.buildHosts.localBuilder !== undefined) {
     return { amd64: cfg.buildHosts.localBuilder, arm64: cfg.buildHosts.localBuilder };
   }
-  if (cfg.buildHosts.enabled) return { amd64: builderName(stack, "amd64"), arm64: builderName(stack, "arm64") };
+  if (cfg.buildHosts.enabled)
+    return { amd64: builderName(stack, "amd64"), arm64: builderName(stack, "arm64") };
   return {};
 }
 
-export function createFactory(cfg: FactoryArgs, opts?: { parent?: pulumi.Resource }): FactoryOutputs {
+export function createFactory(
+  cfg: FactoryArgs,
+  opts?: { parent?: pulumi.Resource },
+): FactoryOutputs {
   // The lower bound of the provenance's build time (docs/signing.md: startedOn).
   const startedOn = new Date().toISOString();
   const plan = computeTags(cfg.git, { defaultBranch: cfg.defaultBranch });
-  const release = { ref: cfg.git.ref, sha: cfg.git.sha, version: plan.version, prerelease: plan.prerelease };
+  const release = {
+    ref: cfg.git.ref,
+    sha: cfg.git.sha,
+    version: plan.version,
+    prerelease: plan.prerelease,
+  };
   const parent = opts?.parent;
 
   const creds =
     cfg.registryToken !== undefined && cfg.registryUsername !== undefined
-      ? registryCredentials({ address: cfg.registry, username: cfg.registryUsername, token: cfg.registryToken, repository: cfg.imageName.slice(cfg.registry.length + 1) })
+      ? registryCredentials({
+          address: cfg.registry,
+          username: cfg.registryUsername,
+          token: cfg.registryToken,
+          repository: cfg.imageName.slice(cfg.registry.length + 1),
+        })
       : undefined;
 
   // A review build (publish: false) administers nothing on GitHub.
   if (cfg.github !== undefined && cfg.registry === "ghcr.io" && cfg.publish) {
-    new GhcrPackage("ghcr", { imageName: cfg.imageName, github: cfg.github, platforms: cfg.platforms }, { parent });
+    new GhcrPackage(
+      "ghcr",
+      { imageName: cfg.imageName, github: cfg.github, platforms: cfg.platforms },
+      { parent },
+    );
   }
 
   if (cfg.promoteFrom !== undefined) {
-    if (creds === undefined) throw new Error(`image-factory:registryToken is required to promote from "${cfg.promoteFrom}"`);
+    if (creds === undefined)
+      throw new Error(
+        `image-factory:registryToken is required to promote from "${cfg.promoteFrom}"`,
+      );
     const promoted = new PromotedImage(
       "promoted",
       {
@@ -131,9 +175,19 @@ export function createFactory(cfg: FactoryArgs, opts?: { parent?: pulumi.Resourc
         // The release tag must name the commit dev built; otherwise a later dev deploy would ship.
         expectedRevision: cfg.git.sha,
         gates: cfg.gates,
-        registry: { address: cfg.registry, username: cfg.registryUsername ?? "", password: creds.token },
+        registry: {
+          address: cfg.registry,
+          username: cfg.registryUsername ?? "",
+          password: creds.token,
+        },
         // Verify the signature and attestations on the registry, never the source's outputs.
-        verification: { mode: cfg.signing.mode, tlog: cfg.signing.tlog, publicKey: cfg.signing.publicKey, identity: cfg.signing.identity, issuer: cfg.signing.issuer },
+        verification: {
+          mode: cfg.signing.mode,
+          tlog: cfg.signing.tlog,
+          publicKey: cfg.signing.publicKey,
+          identity: cfg.signing.identity,
+          issuer: cfg.signing.issuer,
+        },
       },
       { parent },
     );
@@ -154,7 +208,11 @@ export function createFactory(cfg: FactoryArgs, opts?: { parent?: pulumi.Resourc
   // nor does a review build (publish: false), whatever ref it names.
   const pr = /^refs\/pull\/(\d+)\//.exec(cfg.git.ref)?.[1];
   const scope = pr !== undefined ? `pr-${pr}` : cfg.publish ? undefined : "review";
-  const cache = new BuildCache("cache", { cache: cfg.cache, platforms: cfg.platforms, stack: cfg.stack, scope }, { parent });
+  const cache = new BuildCache(
+    "cache",
+    { cache: cfg.cache, platforms: cfg.platforms, stack: cfg.stack, scope },
+    { parent },
+  );
   const buildArgs: Record<string, string> = {
     VERSION: plan.version,
     REVISION: cfg.git.sha,
@@ -235,9 +293,15 @@ export function createFactory(cfg: FactoryArgs, opts?: { parent?: pulumi.Resourc
         "signing",
         {
           mode: cfg.signing.mode,
-          signerRoleArns: cfg.signing.mode === "kms" ? (cfg.signing.signerRoleArns ?? [callerRoleArn(parent)]) : undefined,
+          signerRoleArns:
+            cfg.signing.mode === "kms"
+              ? (cfg.signing.signerRoleArns ?? [callerRoleArn(parent)])
+              : undefined,
           readerRoleArns: cfg.signing.readerRoleArns,
-          identity: cfg.signing.mode === "keyless" ? { workflowRef: cfg.signing.identity ?? "", issuer: cfg.signing.issuer ?? "" } : undefined,
+          identity:
+            cfg.signing.mode === "keyless"
+              ? { workflowRef: cfg.signing.identity ?? "", issuer: cfg.signing.issuer ?? "" }
+              : undefined,
         },
         { parent },
       )
@@ -284,7 +348,9 @@ export function createFactory(cfg: FactoryArgs, opts?: { parent?: pulumi.Resourc
               privateKeyPem: signingKey.privateKeyPem,
               identity: cfg.signing.identity,
               issuer: cfg.signing.issuer,
-              sbomPaths: evidence.platforms.apply((ps) => Object.fromEntries(Object.entries(ps ?? {}).map(([p, e]) => [p, e.sbomPath]))),
+              sbomPaths: evidence.platforms.apply((ps) =>
+                Object.fromEntries(Object.entries(ps ?? {}).map(([p, e]) => [p, e.sbomPath])),
+              ),
               provenance: {
                 repository: ociLabels(cfg, plan)["org.opencontainers.image.source"],
                 ref: cfg.git.ref,
@@ -294,7 +360,12 @@ export function createFactory(cfg: FactoryArgs, opts?: { parent?: pulumi.Resourc
                 secretBuildArgs: Object.keys(secrets ?? {}),
                 baseImage: cfg.baseImage ?? dockerfileBaseImage(cfg.appPath),
                 stack: cfg.stack,
-                builders: Object.fromEntries(cfg.platforms.map((p) => [p, buildersFor(cfg, cfg.stack)[HOST_ARCH[p]] ?? "default"])),
+                builders: Object.fromEntries(
+                  cfg.platforms.map((p) => [
+                    p,
+                    buildersFor(cfg, cfg.stack)[HOST_ARCH[p]] ?? "default",
+                  ]),
+                ),
                 invocationId: invocationId(cfg.stack, startedOn),
                 startedOn,
               },
@@ -316,13 +387,26 @@ export function createFactory(cfg: FactoryArgs, opts?: { parent?: pulumi.Resourc
     builderCommands: hosts?.builderCommands,
     builderTls:
       hosts !== undefined
-        ? pulumi.secret(pulumi.all([hosts.caCertPem, hosts.clientCertPem, hosts.clientKeyPem]).apply(([caCertPem, clientCertPem, clientKeyPem]) => ({ caCertPem, clientCertPem, clientKeyPem })))
+        ? pulumi.secret(
+            pulumi
+              .all([hosts.caCertPem, hosts.clientCertPem, hosts.clientKeyPem])
+              .apply(([caCertPem, clientCertPem, clientKeyPem]) => ({
+                caCertPem,
+                clientCertPem,
+                clientKeyPem,
+              })),
+          )
         : undefined,
     cacheRefs: cache.cacheRefs,
     release,
     signing:
       signingKey !== undefined
-        ? pulumi.all([signingKey.signingExport, publication.signatures]).apply(([e, signatures]): StackSigningExport => ({ ...e, signatures: signatures ?? {} }))
+        ? pulumi
+            .all([signingKey.signingExport, publication.signatures])
+            .apply(([e, signatures]): StackSigningExport => ({
+              ...e,
+              signatures: signatures ?? {},
+            }))
         : undefined,
   };
 }

@@ -31,7 +31,9 @@ interface PublishInputs {
 
 async function runPublish(inputs: PublishInputs): Promise<pulumi.dynamic.CreateResult> {
   const { registryToken, signingKey, ...request } = inputs;
-  const child = await runEngineProcess(["publish"], request, registryToken, { IMAGE_FACTORY_SIGNING_KEY: signingKey });
+  const child = await runEngineProcess(["publish"], request, registryToken, {
+    IMAGE_FACTORY_SIGNING_KEY: signingKey,
+  });
   if (child.code !== 0) {
     throw new Error(
       `Publication of ${inputs.imageName}: ${engineTail(child)}\n` +
@@ -58,11 +60,14 @@ async function runPublish(inputs: PublishInputs): Promise<pulumi.dynamic.CreateR
 export const publishProvider: pulumi.dynamic.ResourceProvider = {
   create: (inputs: PublishInputs) => runPublish(inputs),
   diff: async (_id: string, olds: { indexRef?: string; tags?: string[] }, news: PublishInputs) => ({
-    changes: olds.indexRef !== news.indexRef || JSON.stringify(olds.tags) !== JSON.stringify(news.tags),
+    changes:
+      olds.indexRef !== news.indexRef || JSON.stringify(olds.tags) !== JSON.stringify(news.tags),
     replaces: [],
     deleteBeforeReplace: false,
   }),
-  update: async (_id: string, _olds: unknown, news: PublishInputs) => ({ outs: (await runPublish(news)).outs }),
+  update: async (_id: string, _olds: unknown, news: PublishInputs) => ({
+    outs: (await runPublish(news)).outs,
+  }),
   // Tags stay: retention is the registry's job (the GHCR retention workflow), never a side effect.
   delete: async () => undefined,
 };
@@ -73,7 +78,20 @@ class PublishedTags extends pulumi.dynamic.Resource {
   declare public readonly publishedTags: pulumi.Output<string[]>;
   declare public readonly signatures: pulumi.Output<Record<string, string>>;
   constructor(name: string, props: pulumi.Inputs, opts?: pulumi.CustomResourceOptions) {
-    super(publishProvider, name, { ...props, digest: undefined, publishedTags: undefined, signatures: undefined, signingReport: undefined }, opts, "publication", "Tags");
+    super(
+      publishProvider,
+      name,
+      {
+        ...props,
+        digest: undefined,
+        publishedTags: undefined,
+        signatures: undefined,
+        signingReport: undefined,
+      },
+      opts,
+      "publication",
+      "Tags",
+    );
   }
 }
 
@@ -128,7 +146,11 @@ export class Publication extends pulumi.ComponentResource {
     super("image-factory:publication:Publication", name, {}, opts);
     const push = args.push ?? true;
     const primary = [...args.tags].reverse().find((t) => /^sha-[0-9a-f]{40}$/.test(t));
-    if (primary === undefined) throw new pulumi.InputPropertyError({ propertyPath: "tags", reason: `must include the immutable sha-<40> tag, got ${JSON.stringify(args.tags)}` });
+    if (primary === undefined)
+      throw new pulumi.InputPropertyError({
+        propertyPath: "tags",
+        reason: `must include the immutable sha-<40> tag, got ${JSON.stringify(args.tags)}`,
+      });
     this.index = new dockerbuild.Index(
       `${name}-index`,
       { tag: `${args.imageName}:${primary}`, sources: args.sources, push, registry: args.registry },
@@ -164,7 +186,8 @@ export class Publication extends pulumi.ComponentResource {
           tags: args.tags.filter((t) => t !== primary),
           gateResults: args.gateResults,
           registryUsername: args.registryUsername,
-          registryToken: args.registryToken !== undefined ? pulumi.secret(args.registryToken) : undefined,
+          registryToken:
+            args.registryToken !== undefined ? pulumi.secret(args.registryToken) : undefined,
           signing,
           signingKey: sg?.privateKeyPem !== undefined ? pulumi.secret(sg.privateKeyPem) : undefined,
         },
@@ -176,6 +199,11 @@ export class Publication extends pulumi.ComponentResource {
       this.tags = pulumi.output(args.tags.map((t) => `${args.imageName}:${t}`));
       this.signatures = published.signatures.apply((s) => s ?? {});
     }
-    this.registerOutputs({ digest: this.digest, tags: this.tags, gateResults: this.gateResults, signatures: this.signatures });
+    this.registerOutputs({
+      digest: this.digest,
+      tags: this.tags,
+      gateResults: this.gateResults,
+      signatures: this.signatures,
+    });
   }
 }

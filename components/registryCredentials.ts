@@ -27,12 +27,20 @@ export interface RegistryCredentials {
   registry: dockerbuild.types.input.RegistryArgs;
 }
 
-export function validateRegistryCredentials(args: Pick<RegistryCredentialsArgs, "address" | "username">): void {
+export function validateRegistryCredentials(
+  args: Pick<RegistryCredentialsArgs, "address" | "username">,
+): void {
   if (!REGISTRY_HOST.test(args.address)) {
-    throw new pulumi.InputPropertyError({ propertyPath: "address", reason: `must be a registry host, got "${args.address}"` });
+    throw new pulumi.InputPropertyError({
+      propertyPath: "address",
+      reason: `must be a registry host, got "${args.address}"`,
+    });
   }
   if (args.username.trim() === "") {
-    throw new pulumi.InputPropertyError({ propertyPath: "username", reason: `must not be empty, got "${args.username}"` });
+    throw new pulumi.InputPropertyError({
+      propertyPath: "username",
+      reason: `must not be empty, got "${args.username}"`,
+    });
   }
 }
 
@@ -41,9 +49,18 @@ export function registryCredentials(args: RegistryCredentialsArgs): RegistryCred
   const token = pulumi.secret(args.token).apply(async (t) => {
     if (pulumi.runtime.isDryRun()) return t;
     const problem = await probeInsecure(args.address)
-      .then((insecure) => credentialsProblem({ registry: args.address, username: args.username, password: t, insecure }, args.repository))
+      .then((insecure) =>
+        credentialsProblem(
+          { registry: args.address, username: args.username, password: t, insecure },
+          args.repository,
+        ),
+      )
       // Off loopback an unreachable registry is docker-build's to report (it retries); here only a refusal stops the run.
-      .catch((e: unknown) => (isLoopbackRegistry(args.address) ? `registry ${args.address}: ${e instanceof Error ? e.message : String(e)}` : undefined));
+      .catch((e: unknown) =>
+        isLoopbackRegistry(args.address)
+          ? `registry ${args.address}: ${e instanceof Error ? e.message : String(e)}`
+          : undefined,
+      );
     if (problem !== undefined) {
       throw new pulumi.RunError(
         `registryCredentials: ${problem}. Nothing was built or pushed. Next: set a valid token with \`pulumi config set --secret image-factory:registryToken\` (user image-factory:registryUsername=${args.username}) and run \`pulumi up\` again.`,
@@ -51,5 +68,10 @@ export function registryCredentials(args: RegistryCredentialsArgs): RegistryCred
     }
     return t;
   });
-  return { address: args.address, username: args.username, token, registry: { address: args.address, username: args.username, password: token } };
+  return {
+    address: args.address,
+    username: args.username,
+    token,
+    registry: { address: args.address, username: args.username, password: token },
+  };
 }

@@ -16,7 +16,11 @@ import { ENGINE_ENTRY, engineTail, runEngineProcess } from "./engineProcess";
 
 /** Inputs as the provider receives them: an EvidenceRequest (token decrypted only in the provider
  *  process, never returned) plus what decides a rerun. */
-type ProviderInputs = Omit<EvidenceRequest, "registryToken" | "concurrency"> & { registryToken?: string; engine: string; contentHash: string };
+type ProviderInputs = Omit<EvidenceRequest, "registryToken" | "concurrency"> & {
+  registryToken?: string;
+  engine: string;
+  contentHash: string;
+};
 
 /** Everything but the token and the engine's path decides whether the evidence is rerun. */
 export function evidenceFingerprint(inputs: ProviderInputs): string {
@@ -24,7 +28,14 @@ export function evidenceFingerprint(inputs: ProviderInputs): string {
   delete rest.registryToken;
   delete rest.engine;
   const stable = (v: unknown): string =>
-    Array.isArray(v) ? `[${v.map(stable).join(",")}]` : v !== null && typeof v === "object" ? `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${stable((v as Record<string, unknown>)[k])}`).join(",")}}` : (JSON.stringify(v) ?? "null");
+    Array.isArray(v)
+      ? `[${v.map(stable).join(",")}]`
+      : v !== null && typeof v === "object"
+        ? `{${Object.keys(v)
+            .sort()
+            .map((k) => `${JSON.stringify(k)}:${stable((v as Record<string, unknown>)[k])}`)
+            .join(",")}}`
+        : (JSON.stringify(v) ?? "null");
   return crypto.createHash("sha256").update(stable(rest)).digest("hex");
 }
 
@@ -32,7 +43,8 @@ async function runEngine(inputs: ProviderInputs): Promise<pulumi.dynamic.CreateR
   const request: Record<string, unknown> = { ...inputs };
   for (const k of ["registryToken", "engine", "contentHash"]) delete request[k];
   const child = await runEngineProcess([], request, inputs.registryToken);
-  if (child.code === 1) throw new Error(`SupplyChainEvidence for ${inputs.imageName}: ${child.stderr.trim()}`);
+  if (child.code === 1)
+    throw new Error(`SupplyChainEvidence for ${inputs.imageName}: ${child.stderr.trim()}`);
   if (child.code !== 0) {
     throw new Error(
       `SupplyChainEvidence for ${inputs.imageName}: the evidence run failed before judging (exit ${child.code}): ${engineTail(child)}\n` +
@@ -40,15 +52,35 @@ async function runEngine(inputs: ProviderInputs): Promise<pulumi.dynamic.CreateR
     );
   }
   const result = JSON.parse(child.stdout) as EvidenceResult;
-  const id = crypto.createHash("sha256").update(JSON.stringify(inputs.platformDigests)).digest("hex").slice(0, 16);
-  return { id, outs: { fingerprint: evidenceFingerprint(inputs), gateResults: result.gateResults, sbomLocations: result.sbomLocations, platforms: result.platforms, evidenceDir: result.evidenceDir, notes: result.notes } };
+  const id = crypto
+    .createHash("sha256")
+    .update(JSON.stringify(inputs.platformDigests))
+    .digest("hex")
+    .slice(0, 16);
+  return {
+    id,
+    outs: {
+      fingerprint: evidenceFingerprint(inputs),
+      gateResults: result.gateResults,
+      sbomLocations: result.sbomLocations,
+      platforms: result.platforms,
+      evidenceDir: result.evidenceDir,
+      notes: result.notes,
+    },
+  };
 }
 
 /** Module-level and capture-free: Pulumi serializes it into the state, so no secret, no Pulumi object. */
 export const evidenceProvider: pulumi.dynamic.ResourceProvider = {
   create: (inputs: ProviderInputs) => runEngine(inputs),
-  diff: async (_id: string, olds: { fingerprint?: string }, news: ProviderInputs) => ({ changes: olds.fingerprint !== evidenceFingerprint(news), replaces: [], deleteBeforeReplace: false }),
-  update: async (_id: string, _olds: unknown, news: ProviderInputs) => ({ outs: (await runEngine(news)).outs }),
+  diff: async (_id: string, olds: { fingerprint?: string }, news: ProviderInputs) => ({
+    changes: olds.fingerprint !== evidenceFingerprint(news),
+    replaces: [],
+    deleteBeforeReplace: false,
+  }),
+  update: async (_id: string, _olds: unknown, news: ProviderInputs) => ({
+    outs: (await runEngine(news)).outs,
+  }),
   // Evidence stays where it was published: deleting a stack does not delete audit records.
   delete: async () => undefined,
 };
@@ -57,16 +89,26 @@ export const evidenceProvider: pulumi.dynamic.ResourceProvider = {
  *  even when the image digests happen not to change. */
 export function contentHashOf(files: string[]): string {
   const h = crypto.createHash("sha256");
-  for (const f of files) h.update(f).update(fs.existsSync(f) ? fs.readFileSync(f) : Buffer.from("<missing>"));
+  for (const f of files)
+    h.update(f).update(fs.existsSync(f) ? fs.readFileSync(f) : Buffer.from("<missing>"));
   return h.digest("hex");
 }
 
-function listFiles(dir: string, skip = new Set(["node_modules", "dist", "coverage", ".git"])): string[] {
+function listFiles(
+  dir: string,
+  skip = new Set(["node_modules", "dist", "coverage", ".git"]),
+): string[] {
   if (!fs.existsSync(dir)) return [];
   return fs
     .readdirSync(dir, { withFileTypes: true })
     .filter((e) => !skip.has(e.name))
-    .flatMap((e) => (e.isDirectory() ? listFiles(path.join(dir, e.name), skip) : e.isFile() ? [path.join(dir, e.name)] : []))
+    .flatMap((e) =>
+      e.isDirectory()
+        ? listFiles(path.join(dir, e.name), skip)
+        : e.isFile()
+          ? [path.join(dir, e.name)]
+          : [],
+    )
     .sort();
 }
 
@@ -104,8 +146,14 @@ export class SupplyChainEvidence extends pulumi.ComponentResource {
     super("image-factory:supplychain:SupplyChainEvidence", name, {}, opts);
     const contextDir = path.resolve(args.contextDir);
     const dockerfile = path.join(contextDir, "Dockerfile");
-    if (!fs.existsSync(dockerfile)) throw new pulumi.InputPropertyError({ propertyPath: "contextDir", reason: `${dockerfile} does not exist` });
-    const loopback = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?$/.test(args.imageName.split("/")[0]);
+    if (!fs.existsSync(dockerfile))
+      throw new pulumi.InputPropertyError({
+        propertyPath: "contextDir",
+        reason: `${dockerfile} does not exist`,
+      });
+    const loopback = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?$/.test(
+      args.imageName.split("/")[0],
+    );
     const rel = (p: string): string => path.relative(process.cwd(), p) || ".";
     const inputs: Record<keyof ProviderInputs, unknown> = {
       imageName: args.imageName,
@@ -121,11 +169,15 @@ export class SupplyChainEvidence extends pulumi.ComponentResource {
       sbomStore: args.sbomStore ?? (loopback ? "file" : "oci"),
       vulnDb: { repository: args.vulnerabilityDb },
       registryUsername: args.registryUsername,
-      registryToken: args.registryToken !== undefined ? pulumi.secret(args.registryToken) : undefined,
+      registryToken:
+        args.registryToken !== undefined ? pulumi.secret(args.registryToken) : undefined,
       engine: ENGINE_ENTRY,
       contentHash: contentHashOf([dockerfile, ...listFiles(contextDir)]),
     };
-    const res = new EvidenceResource(`${name}-evidence`, inputs, { parent: this, additionalSecretOutputs: ["registryToken"] });
+    const res = new EvidenceResource(`${name}-evidence`, inputs, {
+      parent: this,
+      additionalSecretOutputs: ["registryToken"],
+    });
     this.sbomLocations = res.sbomLocations;
     this.gateResults = res.gateResults;
     this.platforms = res.platforms;
@@ -139,6 +191,19 @@ export class EvidenceResource extends pulumi.dynamic.Resource {
   declare public readonly gateResults: pulumi.Output<BoundGateResults>;
   declare public readonly platforms: pulumi.Output<Record<string, PlatformEvidence>>;
   constructor(name: string, props: pulumi.Inputs, opts?: pulumi.CustomResourceOptions) {
-    super(evidenceProvider, name, { ...props, sbomLocations: undefined, gateResults: undefined, platforms: undefined, fingerprint: undefined }, opts, "supplychain", "Evidence");
+    super(
+      evidenceProvider,
+      name,
+      {
+        ...props,
+        sbomLocations: undefined,
+        gateResults: undefined,
+        platforms: undefined,
+        fingerprint: undefined,
+      },
+      opts,
+      "supplychain",
+      "Evidence",
+    );
   }
 }

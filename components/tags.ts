@@ -154,7 +154,8 @@ export function computeTags(git: Pick<GitContext, "ref" | "sha">, opts: TagOptio
   const unique = [...new Set(tags)];
   for (const t of unique) {
     // A rule above produced an invalid tag: a bug here, never the user's fault.
-    if (!OCI_TAG.test(t)) throw new Error(`internal: computed tag "${t}" violates the OCI tag grammar`);
+    if (!OCI_TAG.test(t))
+      throw new Error(`internal: computed tag "${t}" violates the OCI tag grammar`);
   }
   return { ref, tags: unique, version, semver, prerelease };
 }

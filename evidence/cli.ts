@@ -43,7 +43,10 @@ function fail(message: string): never {
   process.exit(2);
 }
 
-export async function requestFromArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<EvidenceRequest> {
+export async function requestFromArgs(
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<EvidenceRequest> {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -70,17 +73,27 @@ export async function requestFromArgs(argv: string[], env: NodeJS.ProcessEnv = p
   }
   const image = values.image ?? fail("--image or --request is required");
   const m = /^(.+)@(sha256:[0-9a-f]{64})$/.exec(image);
-  if (m === null) fail(`--image must be <repository>@sha256:<64 hex>, got ${JSON.stringify(image)}`);
+  if (m === null)
+    fail(`--image must be <repository>@sha256:<64 hex>, got ${JSON.stringify(image)}`);
   const [, imageName, digest] = m;
   let platformDigests: Record<string, string>;
   if (values.platform !== undefined) {
     platformDigests = { [values.platform]: digest };
   } else {
     const registry = registryOf(imageName);
-    platformDigests = await indexPlatforms({ registry, username: values.username, password: token, insecure: await probeInsecure(registry) }, image);
+    platformDigests = await indexPlatforms(
+      {
+        registry,
+        username: values.username,
+        password: token,
+        insecure: await probeInsecure(registry),
+      },
+      image,
+    );
   }
   const sbomStore = values["sbom-store"] ?? "file";
-  if (sbomStore !== "file" && sbomStore !== "oci") fail(`--sbom-store must be file or oci, got ${JSON.stringify(sbomStore)}`);
+  if (sbomStore !== "file" && sbomStore !== "oci")
+    fail(`--sbom-store must be file or oci, got ${JSON.stringify(sbomStore)}`);
   let gates = { ...DEFAULT_GATES };
   if (values.gates !== undefined) {
     try {
@@ -108,7 +121,10 @@ export async function requestFromArgs(argv: string[], env: NodeJS.ProcessEnv = p
 }
 
 /** `verify` arguments → a VerifyRequest (the token from the environment only). */
-export function verifyRequestFromArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): VerifyRequest {
+export function verifyRequestFromArgs(
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): VerifyRequest {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -131,7 +147,8 @@ export function verifyRequestFromArgs(argv: string[], env: NodeJS.ProcessEnv = p
   }
   const image = values.image ?? fail("verify needs --image <repo@sha256:…> (or --request <file>)");
   const m = /^(.+)@(sha256:[0-9a-f]{64})$/.exec(image);
-  if (m === null) fail(`--image must be <repository>@sha256:<64 hex>, got ${JSON.stringify(image)}`);
+  if (m === null)
+    fail(`--image must be <repository>@sha256:<64 hex>, got ${JSON.stringify(image)}`);
   const trust =
     values["public-key"] !== undefined
       ? { publicKeyPem: fs.readFileSync(values["public-key"], "utf8") }
@@ -149,7 +166,8 @@ export function verifyRequestFromArgs(argv: string[], env: NodeJS.ProcessEnv = p
   return {
     imageName: m[1],
     digest: m[2],
-    expectedRevision: values.commit ?? fail("verify needs --commit <the 40-hex commit being released>"),
+    expectedRevision:
+      values.commit ?? fail("verify needs --commit <the 40-hex commit being released>"),
     gates,
     trust,
     tlog: values.tlog ?? false,
@@ -167,19 +185,35 @@ async function takeSecretsFromStdin(): Promise<void> {
   process.argv.splice(at, 1);
   const chunks: Buffer[] = [];
   for await (const c of process.stdin) chunks.push(c as Buffer);
-  const secrets = JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}") as Record<string, string>;
-  for (const [k, v] of Object.entries(secrets)) if (k === TOKEN_ENV || k === SIGNING_KEY_ENV) process.env[k] = v;
+  const secrets = JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}") as Record<
+    string,
+    string
+  >;
+  for (const [k, v] of Object.entries(secrets))
+    if (k === TOKEN_ENV || k === SIGNING_KEY_ENV) process.env[k] = v;
 }
 
 async function main(): Promise<void> {
   await takeSecretsFromStdin();
   if (process.argv[2] === "publish") {
-    const { values } = parseArgs({ args: process.argv.slice(3), options: { request: { type: "string" } }, strict: true });
-    const req = JSON.parse(fs.readFileSync(values.request ?? fail("publish needs --request <file>"), "utf8")) as PublishRequest;
+    const { values } = parseArgs({
+      args: process.argv.slice(3),
+      options: { request: { type: "string" } },
+      strict: true,
+    });
+    const req = JSON.parse(
+      fs.readFileSync(values.request ?? fail("publish needs --request <file>"), "utf8"),
+    ) as PublishRequest;
     const signingKey = process.env[SIGNING_KEY_ENV];
-    const result = await publish({ ...req, registryToken: process.env[TOKEN_ENV], signingKey: signingKey === "" ? undefined : signingKey });
+    const result = await publish({
+      ...req,
+      registryToken: process.env[TOKEN_ENV],
+      signingKey: signingKey === "" ? undefined : signingKey,
+    });
     if (result.signing !== undefined) {
-      process.stderr.write(`publish: signing took ${result.signing.seconds.toFixed(1)} s (made ${result.signing.created.length}, already verified ${result.signing.reused.length})\n`);
+      process.stderr.write(
+        `publish: signing took ${result.signing.seconds.toFixed(1)} s (made ${result.signing.created.length}, already verified ${result.signing.reused.length})\n`,
+      );
     }
     process.stdout.write(JSON.stringify(result, null, 2) + "\n");
     return;

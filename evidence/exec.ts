@@ -31,7 +31,10 @@ export const ENV_ALLOW_LIST = [
 ] as const;
 
 /** The environment a tool runs with: the allow-listed variables of `from`, then `extra`. */
-export function toolEnv(extra: Record<string, string> = {}, from: NodeJS.ProcessEnv = process.env): Record<string, string> {
+export function toolEnv(
+  extra: Record<string, string> = {},
+  from: NodeJS.ProcessEnv = process.env,
+): Record<string, string> {
   const env: Record<string, string> = {};
   for (const k of ENV_ALLOW_LIST) {
     const v = from[k];
@@ -42,7 +45,10 @@ export function toolEnv(extra: Record<string, string> = {}, from: NodeJS.Process
 
 /** Where the project's install scripts put binaries (scripts/lib.sh: $IF_BIN). */
 export function toolBinDir(): string {
-  return path.join(process.env.IMAGE_FACTORY_CACHE ?? path.join(os.homedir(), ".cache", "image-factory"), "bin");
+  return path.join(
+    process.env.IMAGE_FACTORY_CACHE ?? path.join(os.homedir(), ".cache", "image-factory"),
+    "bin",
+  );
 }
 
 /** Absolute path of a tool: $IF_BIN first (pinned installs), then PATH. Docker is Debian's
@@ -65,7 +71,12 @@ export function findTool(tool: Tool): string | undefined {
 export function requireTool(tool: Tool): string {
   const found = findTool(tool);
   if (found === undefined) {
-    const hint = tool === "docker" ? "run scripts/engine.sh" : tool === "crane" || tool === "cosign" ? "run scripts/install-go-tools.sh" : "run scripts/install-scanners.sh";
+    const hint =
+      tool === "docker"
+        ? "run scripts/engine.sh"
+        : tool === "crane" || tool === "cosign"
+          ? "run scripts/install-go-tools.sh"
+          : "run scripts/install-scanners.sh";
     throw new Error(`${tool} not found in ${toolBinDir()} or on PATH; ${hint}`);
   }
   return found;
@@ -93,7 +104,11 @@ export interface ExecOptions {
 }
 
 /** Runs a command without a shell and resolves whatever its exit code. */
-export function execTool(file: string, args: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+export function execTool(
+  file: string,
+  args: string[],
+  opts: ExecOptions = {},
+): Promise<ExecResult> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
     const child = childProcess.spawn(file, args, {
@@ -108,18 +123,26 @@ export function execTool(file: string, args: string[], opts: ExecOptions = {}): 
     // A command may exit without reading its stdin; that EPIPE is not the command's failure.
     child.stdin?.on("error", () => undefined);
     if (opts.input !== undefined) child.stdin?.end(opts.input);
-    const timer = opts.timeoutMs !== undefined ? setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs) : undefined;
+    const timer =
+      opts.timeoutMs !== undefined
+        ? setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs)
+        : undefined;
     child.on("error", (e) => {
       if (timer) clearTimeout(timer);
       reject(new Error(`${path.basename(file)} could not start: ${e.message}`));
     });
     child.on("close", (code, signal) => {
       if (timer) clearTimeout(timer);
-      const scrub = (s: string): string => (opts.redact ?? []).filter((r) => r !== "").reduce((acc, r) => acc.split(r).join("***"), s);
+      const scrub = (s: string): string =>
+        (opts.redact ?? []).filter((r) => r !== "").reduce((acc, r) => acc.split(r).join("***"), s);
       resolve({
         code: code ?? (signal ? 128 : 1),
         stdout: scrub(Buffer.concat(out).toString("utf8")),
-        stderr: scrub(Buffer.concat(err).toString("utf8")) + (signal ? `\n(killed by ${signal}${opts.timeoutMs ? ` after ${opts.timeoutMs} ms` : ""})` : ""),
+        stderr:
+          scrub(Buffer.concat(err).toString("utf8")) +
+          (signal
+            ? `\n(killed by ${signal}${opts.timeoutMs ? ` after ${opts.timeoutMs} ms` : ""})`
+            : ""),
         seconds: (Date.now() - started) / 1000,
       });
     });
@@ -140,7 +163,11 @@ export function errMessage(e: unknown): string {
 }
 
 /** Runs `fn` over `items`, at most `limit` at a time, results in order. */
-export async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+export async function mapLimit<T, R>(
+  items: T[],
+  limit: number,
+  fn: (t: T) => Promise<R>,
+): Promise<R[]> {
   const out: R[] = new Array<R>(items.length);
   let next = 0;
   const worker = async (): Promise<void> => {

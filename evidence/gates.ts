@@ -59,12 +59,37 @@ type NumericGate = Exclude<keyof GatesConfig, "waive">;
 
 const FIELD_RULES: Record<NumericGate, FieldRule> = {
   // 0 MB cannot hold any image; an upper bound keeps a typo (5000000) from disabling the gate.
-  maxImageSizeMb: { min: 1, max: 100_000, integer: false, meaning: "a size in MB between 1 and 100000" },
+  maxImageSizeMb: {
+    min: 1,
+    max: 100_000,
+    integer: false,
+    meaning: "a size in MB between 1 and 100000",
+  },
   minCoverage: { min: 0, max: 100, integer: false, meaning: "a percentage between 0 and 100" },
-  minBranchCoverage: { min: 0, max: 100, integer: false, meaning: "a percentage between 0 and 100" },
-  minFunctionCoverage: { min: 0, max: 100, integer: false, meaning: "a percentage between 0 and 100" },
-  maxCritical: { min: 0, max: 1_000_000, integer: true, meaning: "a whole number of findings >= 0" },
-  minEfficiency: { min: 0, max: 1, integer: false, meaning: "a ratio between 0 and 1 (Dive efficiency)" },
+  minBranchCoverage: {
+    min: 0,
+    max: 100,
+    integer: false,
+    meaning: "a percentage between 0 and 100",
+  },
+  minFunctionCoverage: {
+    min: 0,
+    max: 100,
+    integer: false,
+    meaning: "a percentage between 0 and 100",
+  },
+  maxCritical: {
+    min: 0,
+    max: 1_000_000,
+    integer: true,
+    meaning: "a whole number of findings >= 0",
+  },
+  minEfficiency: {
+    min: 0,
+    max: 1,
+    integer: false,
+    meaning: "a ratio between 0 and 1 (Dive efficiency)",
+  },
   maxWastedMb: { min: 0, max: 100_000, integer: false, meaning: "a size in MB >= 0" },
 };
 
@@ -76,15 +101,22 @@ export function validateGates(raw: unknown, key = "gates"): GatesConfig {
   }
   const known = [...Object.keys(FIELD_RULES), "waive"];
   if (typeof raw !== "object" || Array.isArray(raw)) {
-    throw new Error(`${key} must be an object with ${known.join(", ")}; got ${JSON.stringify(raw)}`);
+    throw new Error(
+      `${key} must be an object with ${known.join(", ")}; got ${JSON.stringify(raw)}`,
+    );
   }
   const input = raw as Record<string, unknown>;
   for (const field of Object.keys(input)) {
     if (!known.includes(field)) {
-      throw new Error(`${key}.${field} is not a known gate (known: ${known.join(", ")}); got ${JSON.stringify(input[field])}`);
+      throw new Error(
+        `${key}.${field} is not a known gate (known: ${known.join(", ")}); got ${JSON.stringify(input[field])}`,
+      );
     }
   }
-  const out: GatesConfig = { ...DEFAULT_GATES, waive: validateWaivers(input.waive, `${key}.waive`) };
+  const out: GatesConfig = {
+    ...DEFAULT_GATES,
+    waive: validateWaivers(input.waive, `${key}.waive`),
+  };
   for (const field of Object.keys(FIELD_RULES) as NumericGate[]) {
     const value = input[field];
     if (value === undefined) {
@@ -109,16 +141,22 @@ export function validateGates(raw: unknown, key = "gates"): GatesConfig {
 export function validateWaivers(raw: unknown, key = "gates.waive"): Record<string, string> {
   if (raw === undefined || raw === null) return {};
   if (typeof raw !== "object" || Array.isArray(raw)) {
-    throw new Error(`${key} must map a check name to the reason it is waived; got ${JSON.stringify(raw)}`);
+    throw new Error(
+      `${key} must map a check name to the reason it is waived; got ${JSON.stringify(raw)}`,
+    );
   }
   const out: Record<string, string> = {};
   for (const [check, reason] of Object.entries(raw as Record<string, unknown>)) {
     const base = check.replace(/\[[^\]]+\]$/, "");
     if (!(CHECK_NAMES as readonly string[]).includes(base)) {
-      throw new Error(`${key}.${check} is not a known check (known: ${CHECK_NAMES.join(", ")}); got ${JSON.stringify(reason)}`);
+      throw new Error(
+        `${key}.${check} is not a known check (known: ${CHECK_NAMES.join(", ")}); got ${JSON.stringify(reason)}`,
+      );
     }
     if (typeof reason !== "string" || reason.trim().length < 10) {
-      throw new Error(`${key}.${check} needs a reason of at least 10 characters saying why the check is waived; got ${JSON.stringify(reason)}`);
+      throw new Error(
+        `${key}.${check} needs a reason of at least 10 characters saying why the check is waived; got ${JSON.stringify(reason)}`,
+      );
     }
     out[check] = reason.trim();
   }
@@ -241,7 +279,9 @@ function round(n: number, digits = 2): number {
 }
 
 function describeFindings(findings: Finding[], max = 5): string {
-  const shown = findings.slice(0, max).map((f) => `${f.id} (${f.severity})${f.where ? ` at ${f.where}` : ""}: ${f.message}`);
+  const shown = findings
+    .slice(0, max)
+    .map((f) => `${f.id} (${f.severity})${f.where ? ` at ${f.where}` : ""}: ${f.message}`);
   const more = findings.length > max ? `; and ${findings.length - max} more` : "";
   return shown.join("; ") + more;
 }
@@ -258,7 +298,16 @@ function numericCheck(
   scale: (v: number) => number = (v) => v,
 ): GateCheck {
   if ("notRun" in m) {
-    return { gate, configKey, measured: null, limit, unit, status: "not-run", passed: false, detail: `not run: ${m.notRun}` };
+    return {
+      gate,
+      configKey,
+      measured: null,
+      limit,
+      unit,
+      status: "not-run",
+      passed: false,
+      detail: `not run: ${m.notRun}`,
+    };
   }
   const value = round(scale(m.value), 4);
   const ok = direction === "atMost" ? value <= limit : value >= limit;
@@ -275,9 +324,23 @@ function numericCheck(
   };
 }
 
-function findingsCheck(gate: string, configKey: string, m: Measured<Finding[]>, what: string): GateCheck {
+function findingsCheck(
+  gate: string,
+  configKey: string,
+  m: Measured<Finding[]>,
+  what: string,
+): GateCheck {
   if ("notRun" in m) {
-    return { gate, configKey, measured: null, limit: 0, unit: "findings", status: "not-run", passed: false, detail: `not run: ${m.notRun}` };
+    return {
+      gate,
+      configKey,
+      measured: null,
+      limit: 0,
+      unit: "findings",
+      status: "not-run",
+      passed: false,
+      detail: `not run: ${m.notRun}`,
+    };
   }
   const n = m.value.length;
   return {
@@ -288,31 +351,131 @@ function findingsCheck(gate: string, configKey: string, m: Measured<Finding[]>, 
     unit: "findings",
     status: n === 0 ? "passed" : "failed",
     passed: n === 0,
-    detail: n === 0 ? `no ${what}` : `${n} ${what}, limit 0 (${configKey}): ${describeFindings(m.value)}`,
+    detail:
+      n === 0 ? `no ${what}` : `${n} ${what}, limit 0 (${configKey}): ${describeFindings(m.value)}`,
   };
 }
 
 /** Turns measurements into gate checks. Pure: the same inputs always give the same results. */
-export function evaluateGates(m: Measurements, gates: GatesConfig, options: EvaluateOptions = {}): GateResults {
+export function evaluateGates(
+  m: Measurements,
+  gates: GatesConfig,
+  options: EvaluateOptions = {},
+): GateResults {
   const checks: GateCheck[] = [];
   for (const platform of Object.keys(m.platforms).sort()) {
     const p = m.platforms[platform];
-    checks.push(numericCheck(`imageSize[${platform}]`, "gates.maxImageSizeMb", p.sizeBytes, gates.maxImageSizeMb, "MB", "atMost", (b) => b / MB));
-    checks.push(numericCheck(`efficiency[${platform}]`, "gates.minEfficiency", p.efficiency, gates.minEfficiency, "", "atLeast"));
-    checks.push(numericCheck(`wasted[${platform}]`, "gates.maxWastedMb", p.wastedBytes, gates.maxWastedMb, "MB", "atMost", (b) => b / MB));
-    checks.push(numericCheck(`criticalVulnerabilities[${platform}]`, "gates.maxCritical", p.criticalVulnerabilities, gates.maxCritical, "", "atMost"));
-    checks.push(findingsCheck(`imageSecrets[${platform}]`, "fixed: no secrets in the image", p.imageSecrets, "secrets in the image"));
+    checks.push(
+      numericCheck(
+        `imageSize[${platform}]`,
+        "gates.maxImageSizeMb",
+        p.sizeBytes,
+        gates.maxImageSizeMb,
+        "MB",
+        "atMost",
+        (b) => b / MB,
+      ),
+    );
+    checks.push(
+      numericCheck(
+        `efficiency[${platform}]`,
+        "gates.minEfficiency",
+        p.efficiency,
+        gates.minEfficiency,
+        "",
+        "atLeast",
+      ),
+    );
+    checks.push(
+      numericCheck(
+        `wasted[${platform}]`,
+        "gates.maxWastedMb",
+        p.wastedBytes,
+        gates.maxWastedMb,
+        "MB",
+        "atMost",
+        (b) => b / MB,
+      ),
+    );
+    checks.push(
+      numericCheck(
+        `criticalVulnerabilities[${platform}]`,
+        "gates.maxCritical",
+        p.criticalVulnerabilities,
+        gates.maxCritical,
+        "",
+        "atMost",
+      ),
+    );
+    checks.push(
+      findingsCheck(
+        `imageSecrets[${platform}]`,
+        "fixed: no secrets in the image",
+        p.imageSecrets,
+        "secrets in the image",
+      ),
+    );
   }
-  const cov = (pick: (c: CoverageMeasurement) => number): Measured<number> => ("notRun" in m.coverage ? m.coverage : measured(pick(m.coverage.value)));
-  checks.push(numericCheck("coverage", "gates.minCoverage", cov((c) => c.lines), gates.minCoverage, "%", "atLeast"));
-  checks.push(numericCheck("branchCoverage", "gates.minBranchCoverage", cov((c) => c.branches), gates.minBranchCoverage, "%", "atLeast"));
-  checks.push(numericCheck("functionCoverage", "gates.minFunctionCoverage", cov((c) => c.functions), gates.minFunctionCoverage, "%", "atLeast"));
-  checks.push(findingsCheck("dockerfileLint", "fixed: Hadolint clean (ignores justified inline)", m.lint, "Hadolint findings"));
-  checks.push(findingsCheck("misconfigurations", "fixed: no HIGH/CRITICAL Trivy misconfigurations", m.misconfigurations, "Trivy misconfigurations"));
-  checks.push(findingsCheck("secrets", "fixed: no secrets in the build context", m.secrets, "secrets in the build context"));
+  const cov = (pick: (c: CoverageMeasurement) => number): Measured<number> =>
+    "notRun" in m.coverage ? m.coverage : measured(pick(m.coverage.value));
+  checks.push(
+    numericCheck(
+      "coverage",
+      "gates.minCoverage",
+      cov((c) => c.lines),
+      gates.minCoverage,
+      "%",
+      "atLeast",
+    ),
+  );
+  checks.push(
+    numericCheck(
+      "branchCoverage",
+      "gates.minBranchCoverage",
+      cov((c) => c.branches),
+      gates.minBranchCoverage,
+      "%",
+      "atLeast",
+    ),
+  );
+  checks.push(
+    numericCheck(
+      "functionCoverage",
+      "gates.minFunctionCoverage",
+      cov((c) => c.functions),
+      gates.minFunctionCoverage,
+      "%",
+      "atLeast",
+    ),
+  );
+  checks.push(
+    findingsCheck(
+      "dockerfileLint",
+      "fixed: Hadolint clean (ignores justified inline)",
+      m.lint,
+      "Hadolint findings",
+    ),
+  );
+  checks.push(
+    findingsCheck(
+      "misconfigurations",
+      "fixed: no HIGH/CRITICAL Trivy misconfigurations",
+      m.misconfigurations,
+      "Trivy misconfigurations",
+    ),
+  );
+  checks.push(
+    findingsCheck(
+      "secrets",
+      "fixed: no secrets in the build context",
+      m.secrets,
+      "secrets in the build context",
+    ),
+  );
 
   const required = options.required ?? [...CHECK_NAMES];
-  const matches = (gate: string, names: string[]): string | undefined => names.find((r) => gate === r || gate.startsWith(`${r}[`));
+  const matches = (gate: string, names: string[]): string | undefined =>
+    names.find((r) => gate === r || gate.startsWith(`${r}[`));
   const waived: Record<string, string> = {};
   for (const c of checks) {
     const waiverKey = matches(c.gate, Object.keys(gates.waive)) ?? undefined;
@@ -331,11 +494,20 @@ export function evaluateGates(m: Measurements, gates: GatesConfig, options: Eval
   }
   const failed = checks.filter((c) => c.status === "failed").map((c) => c.gate);
   const notRunList = checks.filter((c) => c.status === "not-run").map((c) => c.gate);
-  return { passed: failed.length === 0 && notRunList.length === 0, checks, failed, notRun: notRunList, waived, tools: options.tools ?? {}, gates };
+  return {
+    passed: failed.length === 0 && notRunList.length === 0,
+    checks,
+    failed,
+    notRun: notRunList,
+    waived,
+    tools: options.tools ?? {},
+    gates,
+  };
 }
 
 function failureLine(c: GateCheck): string {
-  const value = c.measured === null ? "not measured" : `measured ${c.measured}${c.unit ? ` ${c.unit}` : ""}`;
+  const value =
+    c.measured === null ? "not measured" : `measured ${c.measured}${c.unit ? ` ${c.unit}` : ""}`;
   return `gate ${c.gate} failed: ${value}, limit ${c.limit}${c.unit ? ` ${c.unit}` : ""} — ${c.detail}`;
 }
 
@@ -352,7 +524,9 @@ export function formatGateFailures(results: GateResults & Partial<JudgedSubject>
   return (
     `${failures.length} quality gate${failures.length === 1 ? "" : "s"} failed${subject}:\n  ${failures.map(failureLine).join("\n  ")}\n` +
     `No tag was moved: the images stay pushed by digest only. Fix the cause and run \`pulumi up\` again` +
-    (Object.keys(results.waived ?? {}).length > 0 ? ` (waived: ${Object.keys(results.waived).join(", ")})` : "") +
+    (Object.keys(results.waived ?? {}).length > 0
+      ? ` (waived: ${Object.keys(results.waived).join(", ")})`
+      : "") +
     "."
   );
 }
@@ -371,7 +545,9 @@ export class GateError extends Error {
 /** Throws a GateError when any gate failed; returns the results otherwise. */
 export function assertGates(results: GateResults): GateResults {
   if (!results.passed) {
-    throw new GateError(results.checks.filter((c) => c.status === "failed" || c.status === "not-run"));
+    throw new GateError(
+      results.checks.filter((c) => c.status === "failed" || c.status === "not-run"),
+    );
   }
   return results;
 }

@@ -16,9 +16,22 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { execTool, findTool, lastLines, toolBinDir } from "./exec";
 import { type BoundGateResults } from "./gates";
-import { type RegistryAuth, crane, indexPlatforms, isLoopbackRegistry, probeInsecure, registryOf } from "./oci";
+import {
+  type RegistryAuth,
+  crane,
+  indexPlatforms,
+  isLoopbackRegistry,
+  probeInsecure,
+  registryOf,
+} from "./oci";
 import { type Signer, type Trust, attest, sign, verify, verifyAttestation } from "./signing/cosign";
-import { type AttestationType, COSIGN_SIGN_PREDICATE_TYPE, PREDICATE_TYPES, gatesPredicate, slsaProvenance } from "./signing/predicates";
+import {
+  type AttestationType,
+  COSIGN_SIGN_PREDICATE_TYPE,
+  PREDICATE_TYPES,
+  gatesPredicate,
+  slsaProvenance,
+} from "./signing/predicates";
 import { cosignOptions, listReferrers, mapLimit, registryAuth, signatureRefOf } from "./verify";
 
 /** What the provenance says about the build (everything but what the publish step measures itself:
@@ -102,13 +115,20 @@ export interface PublishResult {
 }
 
 /** Why the judged results cannot vouch for this list, or undefined when they can. */
-export function bindingProblem(gate: BoundGateResults, imageName: string, listed: Record<string, string>): string | undefined {
-  if (!gate.passed) return `the gates did not pass (failed: ${gate.failed.join(", ") || "-"}; not run: ${gate.notRun.join(", ") || "-"})`;
-  if (gate.imageName !== imageName) return `the gate results judged ${gate.imageName}, not ${imageName}`;
+export function bindingProblem(
+  gate: BoundGateResults,
+  imageName: string,
+  listed: Record<string, string>,
+): string | undefined {
+  if (!gate.passed)
+    return `the gates did not pass (failed: ${gate.failed.join(", ") || "-"}; not run: ${gate.notRun.join(", ") || "-"})`;
+  if (gate.imageName !== imageName)
+    return `the gate results judged ${gate.imageName}, not ${imageName}`;
   const judged = gate.platformDigests;
   const platforms = new Set([...Object.keys(judged), ...Object.keys(listed)]);
   for (const p of [...platforms].sort()) {
-    if (judged[p] !== listed[p]) return `platform ${p}: the list holds ${listed[p] ?? "nothing"} but the gates judged ${judged[p] ?? "nothing"}`;
+    if (judged[p] !== listed[p])
+      return `platform ${p}: the list holds ${listed[p] ?? "nothing"} but the gates judged ${judged[p] ?? "nothing"}`;
   }
   return undefined;
 }
@@ -125,8 +145,17 @@ export interface Piece {
  *  its signature, its SBOM and provenance. */
 export function piecesFor(kind: "index" | "platform", platforms: string[]): Piece[] {
   return kind === "index"
-    ? [{ type: "signature" }, { type: "gates" }, { type: "slsaprovenance1" }, ...platforms.map((p): Piece => ({ type: "spdxjson", platform: p }))]
-    : [{ type: "signature" }, { type: "spdxjson", platform: platforms[0] }, { type: "slsaprovenance1" }];
+    ? [
+        { type: "signature" },
+        { type: "gates" },
+        { type: "slsaprovenance1" },
+        ...platforms.map((p): Piece => ({ type: "spdxjson", platform: p })),
+      ]
+    : [
+        { type: "signature" },
+        { type: "spdxjson", platform: platforms[0] },
+        { type: "slsaprovenance1" },
+      ];
 }
 
 const PIECE_TYPE: Record<Piece["type"], string> = {
@@ -138,24 +167,45 @@ const PIECE_TYPE: Record<Piece["type"], string> = {
 
 /** An SPDX document's `documentNamespace` (unique per Syft run): which SBOM an attestation holds. */
 function namespaceOf(doc: unknown): string | undefined {
-  const ns = typeof doc === "object" && doc !== null ? (doc as { documentNamespace?: unknown }).documentNamespace : undefined;
+  const ns =
+    typeof doc === "object" && doc !== null
+      ? (doc as { documentNamespace?: unknown }).documentNamespace
+      : undefined;
   return typeof ns === "string" ? ns : undefined;
 }
 
 /** The BuildKit version a buildx builder reports (`docker buildx inspect <builder>`). */
 export async function buildkitVersionOf(builder: string): Promise<string> {
   const own = path.join(toolBinDir(), "docker-buildx");
-  const candidates = [own, ...(process.env.PATH ?? "").split(path.delimiter).filter((d) => d !== "").map((d) => path.join(d, "docker-buildx"))];
+  const candidates = [
+    own,
+    ...(process.env.PATH ?? "")
+      .split(path.delimiter)
+      .filter((d) => d !== "")
+      .map((d) => path.join(d, "docker-buildx")),
+  ];
   const buildx = candidates.find((c) => fs.existsSync(c));
   const docker = findTool("docker");
-  const [file, args] = buildx !== undefined ? [buildx, ["inspect", builder]] : docker !== undefined ? [docker, ["buildx", "inspect", builder]] : [undefined, []];
-  if (file === undefined) throw new Error(`provenance: neither docker-buildx nor docker is installed, so builder ${builder} cannot be asked for its BuildKit version (scripts/install-go-tools.sh docker-buildx)`);
+  const [file, args] =
+    buildx !== undefined
+      ? [buildx, ["inspect", builder]]
+      : docker !== undefined
+        ? [docker, ["buildx", "inspect", builder]]
+        : [undefined, []];
+  if (file === undefined)
+    throw new Error(
+      `provenance: neither docker-buildx nor docker is installed, so builder ${builder} cannot be asked for its BuildKit version (scripts/install-go-tools.sh docker-buildx)`,
+    );
   // The builders live in the user's buildx config ($HOME/.docker/buildx, or DOCKER_CONFIG/BUILDX_CONFIG).
   const env: Record<string, string> = {};
-  for (const k of ["DOCKER_CONFIG", "BUILDX_CONFIG"]) if (process.env[k] !== undefined) env[k] = process.env[k] as string;
+  for (const k of ["DOCKER_CONFIG", "BUILDX_CONFIG"])
+    if (process.env[k] !== undefined) env[k] = process.env[k] as string;
   const r = await execTool(file, args, { env, timeoutMs: 60_000 });
   const v = /BuildKit version:\s*(\S+)/.exec(r.stdout)?.[1];
-  if (r.code !== 0 || v === undefined) throw new Error(`provenance: \`docker buildx inspect ${builder}\` gave no BuildKit version (exit ${r.code}): ${lastLines(r.stderr || r.stdout, 3)}`);
+  if (r.code !== 0 || v === undefined)
+    throw new Error(
+      `provenance: \`docker buildx inspect ${builder}\` gave no BuildKit version (exit ${r.code}): ${lastLines(r.stderr || r.stdout, 3)}`,
+    );
   return v;
 }
 
@@ -165,14 +215,24 @@ export function withoutDigest(ref: string): string {
 }
 
 /** The platform's manifest digest of the base image (`crane digest --platform`). */
-export async function baseImageDigest(baseImage: string, platform: string, image: RegistryAuth): Promise<string> {
+export async function baseImageDigest(
+  baseImage: string,
+  platform: string,
+  image: RegistryAuth,
+): Promise<string> {
   const registry = registryOf(baseImage);
   const auth: RegistryAuth =
     registry === image.registry
       ? image
-      : { registry, insecure: isLoopbackRegistry(registry) ? await probeInsecure(registry) : false };
+      : {
+          registry,
+          insecure: isLoopbackRegistry(registry) ? await probeInsecure(registry) : false,
+        };
   const d = (await crane(auth, ["digest", "--platform", platform, baseImage])).trim();
-  if (!/^sha256:[0-9a-f]{64}$/.test(d)) throw new Error(`provenance: crane digest --platform ${platform} ${baseImage} printed ${JSON.stringify(d)}`);
+  if (!/^sha256:[0-9a-f]{64}$/.test(d))
+    throw new Error(
+      `provenance: crane digest --platform ${platform} ${baseImage} printed ${JSON.stringify(d)}`,
+    );
   return d;
 }
 
@@ -192,16 +252,24 @@ export async function signAndAttest(
   if (s.mode === "key") {
     const pem = req.signingKey ?? "";
     if (!/-----BEGIN (EC |)PRIVATE KEY-----/.test(pem)) {
-      throw new Error("signing: key mode needs the private key in IMAGE_FACTORY_SIGNING_KEY (a PEM private key); it was not set");
+      throw new Error(
+        "signing: key mode needs the private key in IMAGE_FACTORY_SIGNING_KEY (a PEM private key); it was not set",
+      );
     }
     signer = { mode: "key", privateKeyPem: pem };
-    trust = { publicKeyPem: crypto.createPublicKey(pem).export({ type: "spki", format: "pem" }).toString() };
+    trust = {
+      publicKeyPem: crypto.createPublicKey(pem).export({ type: "spki", format: "pem" }).toString(),
+    };
   } else if (s.mode === "kms") {
     if (s.keyRef === undefined) throw new Error("signing: kms mode needs keyRef (awskms:///…)");
     signer = { mode: "kms", keyRef: s.keyRef };
-    trust = s.publicKeyPem !== undefined && s.publicKeyPem !== "" ? { publicKeyPem: s.publicKeyPem } : { keyRef: s.keyRef };
+    trust =
+      s.publicKeyPem !== undefined && s.publicKeyPem !== ""
+        ? { publicKeyPem: s.publicKeyPem }
+        : { keyRef: s.keyRef };
   } else {
-    if (s.identity === undefined || s.issuer === undefined) throw new Error("signing: keyless mode needs identity and issuer");
+    if (s.identity === undefined || s.issuer === undefined)
+      throw new Error("signing: keyless mode needs identity and issuer");
     signer = { mode: "keyless" };
     trust = { identity: s.identity, issuer: s.issuer };
   }
@@ -213,24 +281,46 @@ export async function signAndAttest(
   const signatures: Record<string, string> = {};
 
   // Measured once, only when some digest still needs provenance.
-  let context: Promise<{ bases: Record<string, string>; versions: Record<string, string>; finishedOn: string }> | undefined;
-  const provenanceContext = (): Promise<{ bases: Record<string, string>; versions: Record<string, string>; finishedOn: string }> =>
+  let context:
+    | Promise<{
+        bases: Record<string, string>;
+        versions: Record<string, string>;
+        finishedOn: string;
+      }>
+    | undefined;
+  const provenanceContext = (): Promise<{
+    bases: Record<string, string>;
+    versions: Record<string, string>;
+    finishedOn: string;
+  }> =>
     (context ??= (async () => {
       const platforms = Object.keys(listed).sort();
       const bases: Record<string, string> = {};
       for (const p of platforms) bases[p] = await baseImageDigest(s.provenance.baseImage, p, auth);
       const versions: Record<string, string> = {};
-      for (const b of [...new Set(platforms.map((p) => s.provenance.builders[p] ?? "default"))]) versions[b] = await buildkitVersionOf(b);
+      for (const b of [...new Set(platforms.map((p) => s.provenance.builders[p] ?? "default"))])
+        versions[b] = await buildkitVersionOf(b);
       // finishedOn: the index was pushed and judged; nothing of the build happens after this.
       return { bases, versions, finishedOn: new Date().toISOString() };
     })());
 
-  const predicateFile = async (target: string, platforms: string[], piece: Piece["type"], platform?: string): Promise<string> => {
+  const predicateFile = async (
+    target: string,
+    platforms: string[],
+    piece: Piece["type"],
+    platform?: string,
+  ): Promise<string> => {
     const file = path.join(dir, `${target.replace(":", "-")}-${piece}.json`);
     let body: unknown;
     if (piece === "gates") {
       const g = req.gateResults;
-      body = gatesPredicate({ indexDigest: digest, platformDigests: g.platformDigests, sourceRevision: g.sourceRevision, repository: req.imageName, results: g });
+      body = gatesPredicate({
+        indexDigest: digest,
+        platformDigests: g.platformDigests,
+        sourceRevision: g.sourceRevision,
+        repository: req.imageName,
+        results: g,
+      });
     } else if (piece === "slsaprovenance1") {
       const c = await provenanceContext();
       const p = s.provenance;
@@ -244,7 +334,10 @@ export async function signAndAttest(
         buildArgs: p.buildArgs,
         secretBuildArgs: p.secretBuildArgs,
         // One entry per platform: the base manifest that platform's build resolved.
-        baseImages: platforms.map((pl) => ({ ref: `${withoutDigest(p.baseImage)}?platform=${pl}`, digest: c.bases[pl] })),
+        baseImages: platforms.map((pl) => ({
+          ref: `${withoutDigest(p.baseImage)}?platform=${pl}`,
+          digest: c.bases[pl],
+        })),
         stack: p.stack,
         builder: builders.join("+"),
         buildkitVersion: [...new Set(builders.map((b) => c.versions[b]))].join("+"),
@@ -256,7 +349,9 @@ export async function signAndAttest(
       const p = platform ?? platforms[0];
       const sbom = s.sbomPaths[p];
       if (sbom === undefined || !fs.existsSync(sbom)) {
-        throw new Error(`signing: the SPDX SBOM of ${p} (${sbom ?? "no path given"}) does not exist; rerun the evidence (pulumi up --replace on the Evidence resource)`);
+        throw new Error(
+          `signing: the SPDX SBOM of ${p} (${sbom ?? "no path given"}) does not exist; rerun the evidence (pulumi up --replace on the Evidence resource)`,
+        );
       }
       return sbom;
     }
@@ -277,10 +372,15 @@ export async function signAndAttest(
       // What already verifies with this signer, per type: asked once, only for types that exist.
       const verified = new Map<Piece["type"], Promise<unknown[] | undefined>>();
       const verifiedOf = (type: Piece["type"]): Promise<unknown[] | undefined> => {
-        if (!existing.some((r) => r.predicateType === PIECE_TYPE[type])) return Promise.resolve(undefined);
+        if (!existing.some((r) => r.predicateType === PIECE_TYPE[type]))
+          return Promise.resolve(undefined);
         let v = verified.get(type);
         if (v === undefined) {
-          v = (type === "signature" ? verify(ref, trust, opts) : verifyAttestation(ref, type, trust, opts)).then(
+          v = (
+            type === "signature"
+              ? verify(ref, trust, opts)
+              : verifyAttestation(ref, type, trust, opts)
+          ).then(
             (r) => r.statements.map((st) => st.predicate),
             () => undefined,
           );
@@ -296,8 +396,14 @@ export async function signAndAttest(
         if (ok && t.kind === "index" && piece.type === "spdxjson" && piece.platform !== undefined) {
           // The list carries one SBOM per platform: this platform's is there when its document is.
           const file = s.sbomPaths[piece.platform];
-          const ns = file !== undefined && fs.existsSync(file) ? namespaceOf(JSON.parse(fs.readFileSync(file, "utf8"))) : undefined;
-          ok = ns !== undefined ? (have ?? []).some((d) => namespaceOf(d) === ns) : (have ?? []).length >= t.platforms.length;
+          const ns =
+            file !== undefined && fs.existsSync(file)
+              ? namespaceOf(JSON.parse(fs.readFileSync(file, "utf8")))
+              : undefined;
+          ok =
+            ns !== undefined
+              ? (have ?? []).some((d) => namespaceOf(d) === ns)
+              : (have ?? []).length >= t.platforms.length;
         }
         if (ok) {
           reused.push(label);
@@ -307,7 +413,19 @@ export async function signAndAttest(
         const made =
           piece.type === "signature"
             ? await sign(ref, { ...opts, signer })
-            : await attest(ref, { predicatePath: await predicateFile(t.digest, t.platforms, piece.type, piece.platform), type: piece.type }, { ...opts, signer });
+            : await attest(
+                ref,
+                {
+                  predicatePath: await predicateFile(
+                    t.digest,
+                    t.platforms,
+                    piece.type,
+                    piece.platform,
+                  ),
+                  type: piece.type,
+                },
+                { ...opts, signer },
+              );
         created.push(label);
         if (piece.type === "signature") signatureRef = made.signatureRef;
       }
@@ -316,25 +434,43 @@ export async function signAndAttest(
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  return { signatures, report: { seconds: (Date.now() - started) / 1000, created: created.sort(), reused: reused.sort() } };
+  return {
+    signatures,
+    report: {
+      seconds: (Date.now() - started) / 1000,
+      created: created.sort(),
+      reused: reused.sort(),
+    },
+  };
 }
 
 export async function publish(req: PublishRequest): Promise<PublishResult> {
   const m = /@(sha256:[0-9a-f]{64})$/.exec(req.indexRef);
-  if (m === null) throw new Error(`publish: indexRef must end in @sha256:<64 hex>, got ${JSON.stringify(req.indexRef)}`);
+  if (m === null)
+    throw new Error(
+      `publish: indexRef must end in @sha256:<64 hex>, got ${JSON.stringify(req.indexRef)}`,
+    );
   const digest = m[1];
   const auth = await registryAuth(req.imageName, req.registryUsername, req.registryToken);
   const byDigest = `${req.imageName}@${digest}`;
   const listed = await indexPlatforms(auth, byDigest);
   const problem = bindingProblem(req.gateResults, req.imageName, listed);
-  if (problem !== undefined) throw new Error(`publish ${byDigest}: refused, ${problem}. No tag was moved.`);
+  if (problem !== undefined)
+    throw new Error(`publish ${byDigest}: refused, ${problem}. No tag was moved.`);
   let signatures: Record<string, string> = {};
   let report: SigningReport | undefined;
   if (req.signing !== undefined) {
     try {
-      ({ signatures, report } = await signAndAttest({ ...req, signing: req.signing }, digest, listed, auth));
+      ({ signatures, report } = await signAndAttest(
+        { ...req, signing: req.signing },
+        digest,
+        listed,
+        auth,
+      ));
     } catch (e) {
-      throw new Error(`publish ${byDigest}: signing failed, so no tag was moved: ${e instanceof Error ? e.message : String(e)}`);
+      throw new Error(
+        `publish ${byDigest}: signing failed, so no tag was moved: ${e instanceof Error ? e.message : String(e)}`,
+      );
     }
   }
   const written: string[] = [];
@@ -342,5 +478,11 @@ export async function publish(req: PublishRequest): Promise<PublishResult> {
     await crane(auth, ["tag", byDigest, tag]);
     written.push(`${req.imageName}:${tag}`);
   }
-  return { digest, gateResults: { ...req.gateResults, digest }, tags: written, signatures, signing: report };
+  return {
+    digest,
+    gateResults: { ...req.gateResults, digest },
+    tags: written,
+    signatures,
+    signing: report,
+  };
 }

@@ -19,16 +19,20 @@ export const STACK_NAME = /^([A-Za-z0-9_.-]+\/){0,2}[A-Za-z0-9_.-]+$/;
 /** `host/path` with no tag or digest; undefined when it is one, else what is wrong. */
 export function imageNameProblem(name: string): string | undefined {
   if (name !== name.toLowerCase()) return "must be lowercase";
-  if (name.includes("@") || /:[^/]*$/.test(name.split("/").slice(1).join("/"))) return "must not carry a tag or digest";
+  if (name.includes("@") || /:[^/]*$/.test(name.split("/").slice(1).join("/")))
+    return "must not carry a tag or digest";
   const [host, ...path] = name.split("/");
   if (path.length === 0 || !REGISTRY_HOST.test(host)) return "must start with a registry host";
   const bad = path.find((c) => !PATH_COMPONENT.test(c));
-  if (bad !== undefined || name.length > 255) return `has an invalid repository path component ${JSON.stringify(bad ?? name)}`;
+  if (bad !== undefined || name.length > 255)
+    return `has an invalid repository path component ${JSON.stringify(bad ?? name)}`;
   return undefined;
 }
 
 /** `name[:tag]@sha256:…` → its parts; undefined when it is not pinned by digest. */
-export function splitDigestRef(ref: string): { name: string; tag?: string; digest: string } | undefined {
+export function splitDigestRef(
+  ref: string,
+): { name: string; tag?: string; digest: string } | undefined {
   const m = /^(.+?)(?::([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?@(sha256:[0-9a-f]{64})$/.exec(ref);
   if (m === null || m[1].split("/").pop()?.includes(":")) return undefined;
   return { name: m[1], tag: m[2], digest: m[3] };

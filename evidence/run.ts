@@ -19,13 +19,27 @@ import {
   measured,
   notRun,
 } from "./gates";
-import { type RegistryAuth, headManifest, probeInsecure, pushSbomArtifact, registryOf } from "./oci";
+import {
+  type RegistryAuth,
+  headManifest,
+  probeInsecure,
+  pushSbomArtifact,
+  registryOf,
+} from "./oci";
 import { readCoverageFile, readCoverageImage } from "./scanners/coverage";
 import { pullAndSave, removePulledImage, runDive, runDiveOnLocal } from "./scanners/dive";
 import { runHadolint } from "./scanners/hadolint";
 import { type LocalImage, localImage } from "./scanners/layers";
 import { platformSlug, runSyft, runSyftReusing } from "./scanners/syft";
-import { type TrivyImageAllResult, type VulnDbSource, runTrivyConfig, runTrivyImage, runTrivyImageAll, runTrivyVulnerabilities, trivyVersion } from "./scanners/trivy";
+import {
+  type TrivyImageAllResult,
+  type VulnDbSource,
+  runTrivyConfig,
+  runTrivyImage,
+  runTrivyImageAll,
+  runTrivyVulnerabilities,
+  trivyVersion,
+} from "./scanners/trivy";
 
 /** `file`: SBOM files under `<outputDir>/sbom/` (the local stack). `oci`: also pushed next to the
  *  image as an OCI artifact referring to it (GHCR), and that is the exported location. */
@@ -78,7 +92,6 @@ export interface EvidenceResult {
   contextSeconds?: Record<string, number>;
 }
 
-
 async function versionOf(tool: "hadolint" | "dive" | "syft"): Promise<string> {
   const bin = findTool(tool);
   if (bin === undefined) return "not installed";
@@ -104,7 +117,12 @@ export async function runEvidence(req: EvidenceRequest): Promise<EvidenceResult>
   fs.mkdirSync(sbomDir, { recursive: true });
   fs.mkdirSync(reportDir, { recursive: true });
   const registry = registryOf(req.imageName);
-  const auth: RegistryAuth = { registry, username: req.registryUsername, password: req.registryToken, insecure: await probeInsecure(registry) };
+  const auth: RegistryAuth = {
+    registry,
+    username: req.registryUsername,
+    password: req.registryToken,
+    insecure: await probeInsecure(registry),
+  };
   const notes: string[] = [];
 
   // Build-context checks and tool versions, once, while the platforms are scanned.
@@ -121,148 +139,225 @@ export async function runEvidence(req: EvidenceRequest): Promise<EvidenceResult>
     const lint = await timed("hadolint", () =>
       settle(async () => {
         const h = await runHadolint({ dockerfile });
-        if (h.notes.length > 0) notes.push(`hadolint notes: ${h.notes.map((n) => `${n.id} ${n.where}`).join(", ")}`);
+        if (h.notes.length > 0)
+          notes.push(`hadolint notes: ${h.notes.map((n) => `${n.id} ${n.where}`).join(", ")}`);
         return h.findings;
       }),
     );
-    const config = await timed("trivyContext", () => settle(() => runTrivyConfig({ dir: contextDir, reportPath: path.join(reportDir, "trivy-context.json") })));
+    const config = await timed("trivyContext", () =>
+      settle(() =>
+        runTrivyConfig({ dir: contextDir, reportPath: path.join(reportDir, "trivy-context.json") }),
+      ),
+    );
     const coverage: Measured<CoverageMeasurement> = await timed("coverage", async () => {
-      if (req.coverageImage !== undefined) return readCoverageImage({ ref: req.coverageImage, auth, outDir: reportDir });
-      if (req.coverageSummaryPath !== undefined) return readCoverageFile(path.resolve(req.coverageSummaryPath));
+      if (req.coverageImage !== undefined)
+        return readCoverageImage({ ref: req.coverageImage, auth, outDir: reportDir });
+      if (req.coverageSummaryPath !== undefined)
+        return readCoverageFile(path.resolve(req.coverageSummaryPath));
       return notRun("no coverage measured: neither a coverage image nor a summary file was given");
     });
-    const tools = await timed("versions", async () => ({ trivy: await trivyVersion().catch(() => "unknown"), hadolint: await versionOf("hadolint"), dive: await versionOf("dive"), syft: await versionOf("syft") }));
+    const tools = await timed("versions", async () => ({
+      trivy: await trivyVersion().catch(() => "unknown"),
+      hadolint: await versionOf("hadolint"),
+      dive: await versionOf("dive"),
+      syft: await versionOf("syft"),
+    }));
     return { lint, config, coverage, tools };
   })();
 
   const platforms = Object.keys(req.platformDigests).sort();
-  const perPlatform = await mapLimit(platforms, req.concurrency ?? os.cpus().length, async (platform) => {
-    const digest = req.platformDigests[platform];
-    const ref = `${req.imageName}@${digest}`;
-    const slug = platformSlug(platform);
-    const seconds: Record<string, number> = {};
+  const perPlatform = await mapLimit(
+    platforms,
+    req.concurrency ?? os.cpus().length,
+    async (platform) => {
+      const digest = req.platformDigests[platform];
+      const ref = `${req.imageName}@${digest}`;
+      const slug = platformSlug(platform);
+      const seconds: Record<string, number> = {};
 
-    // Every layer in the machine's layer cache (fetched and read only when new): Dive and the SBOM's
-    // partial scans read them there. Without it (a layer Node cannot uncompress), both fall back to
-    // the registry and the Docker engine.
-    let local: LocalImage | undefined;
-    try {
-      local = await localImage(auth, req.imageName, digest);
-      seconds.layers = local.seconds;
-    } catch (e) {
-      notes.push(`${platform}: layers not cached locally (${errMessage(e)}); full Syft scan and docker pull for Dive`);
-    }
-
-    // The SBOM is the evidence itself: no SBOM, no release.
-    const s = local !== undefined ? await runSyftReusing({ local, platform, outDir: sbomDir, auth }) : await runSyft({ imageRef: ref, platform, outDir: sbomDir, auth });
-    seconds.syft = s.seconds;
-    let location = `file://${s.spdxPath}`;
-    if (req.sbomStore === "oci") {
-      const subject = await headManifest(auth, req.imageName, digest);
-      location = await pushSbomArtifact({ imageName: req.imageName, subjectDigest: digest, subjectSize: subject.size, subjectMediaType: subject.mediaType, sbomPath: s.spdxPath, platform, auth });
-    }
-
-    // One Trivy call for vulnerabilities, secrets and the config's misconfigurations; should it
-    // fail (the vulnerability DB unreachable, say), the two separate calls below, so the secret and
-    // misconfiguration checks do not depend on the DB.
-    let all: TrivyImageAllResult | undefined;
-    try {
-      all = await runTrivyImageAll({ imageRef: ref, platform, reportPath: path.join(reportDir, `trivy-image-${slug}.json`), auth, db: req.vulnDb });
-      fs.copyFileSync(all.reportPath, path.join(reportDir, `trivy-vuln-${slug}.json`));
-      seconds.trivy = all.seconds;
-    } catch (e) {
-      notes.push(`${platform}: ${errMessage(e)}; Trivy run again as two calls`);
-    }
-
-    let imageMisconfigurations: Finding[] = [];
-    const imageSecrets = await settle(async () => {
-      if (all !== undefined) {
-        imageMisconfigurations = all.misconfigurations.map((f) => ({ ...f, where: `${platform} image config` }));
-        return all.secrets;
-      }
-      const t = await runTrivyImage({ imageRef: ref, platform, reportPath: path.join(reportDir, `trivy-image-${slug}.json`), auth });
-      seconds.trivyImage = t.seconds;
-      imageMisconfigurations = t.misconfigurations.map((f) => ({ ...f, where: `${platform} image config` }));
-      return t.secrets;
-    });
-
-    let vulnerabilities: PlatformEvidence["vulnerabilities"];
-    let vulnDb = "";
-    const criticalVulnerabilities = await settle(async () => {
-      const v = all ?? (await runTrivyVulnerabilities({ imageRef: ref, platform, reportPath: path.join(reportDir, `trivy-vuln-${slug}.json`), auth, db: req.vulnDb }));
-      if (all === undefined) seconds.trivyVuln = v.seconds;
-      vulnerabilities = v.vulnerabilities.filter((x) => x.severity === "CRITICAL" || x.severity === "HIGH");
-      vulnDb = v.db;
-      return v.critical;
-    });
-
-    let sizeBytes: Measured<number> = notRun("not measured");
-    let efficiency: Measured<number> = notRun("not measured");
-    let wastedBytes: Measured<number> = notRun("not measured");
-    const archive = path.join(os.tmpdir(), `if-evidence-${process.pid}-${slug}.tar`);
-    if (local !== undefined) {
+      // Every layer in the machine's layer cache (fetched and read only when new): Dive and the SBOM's
+      // partial scans read them there. Without it (a layer Node cannot uncompress), both fall back to
+      // the registry and the Docker engine.
+      let local: LocalImage | undefined;
       try {
-        const d = await runDiveOnLocal({ local, archivePath: archive, minEfficiency: req.gates.minEfficiency, maxWastedMb: req.gates.maxWastedMb });
-        seconds.archive = d.archiveSeconds;
-        seconds.dive = d.seconds;
-        sizeBytes = measured(d.sizeBytes);
-        efficiency = measured(d.efficiency);
-        wastedBytes = measured(d.wastedBytes);
-        fs.writeFileSync(path.join(reportDir, `dive-${slug}.txt`), d.output);
+        local = await localImage(auth, req.imageName, digest);
+        seconds.layers = local.seconds;
       } catch (e) {
-        sizeBytes = notRun(errMessage(e));
-        efficiency = notRun(errMessage(e));
-        wastedBytes = notRun(errMessage(e));
+        notes.push(
+          `${platform}: layers not cached locally (${errMessage(e)}); full Syft scan and docker pull for Dive`,
+        );
       }
-    } else {
-      // No local layers: Docker pulls and saves the image for Dive (and sizes it).
+
+      // The SBOM is the evidence itself: no SBOM, no release.
+      const s =
+        local !== undefined
+          ? await runSyftReusing({ local, platform, outDir: sbomDir, auth })
+          : await runSyft({ imageRef: ref, platform, outDir: sbomDir, auth });
+      seconds.syft = s.seconds;
+      let location = `file://${s.spdxPath}`;
+      if (req.sbomStore === "oci") {
+        const subject = await headManifest(auth, req.imageName, digest);
+        location = await pushSbomArtifact({
+          imageName: req.imageName,
+          subjectDigest: digest,
+          subjectSize: subject.size,
+          subjectMediaType: subject.mediaType,
+          sbomPath: s.spdxPath,
+          platform,
+          auth,
+        });
+      }
+
+      // One Trivy call for vulnerabilities, secrets and the config's misconfigurations; should it
+      // fail (the vulnerability DB unreachable, say), the two separate calls below, so the secret and
+      // misconfiguration checks do not depend on the DB.
+      let all: TrivyImageAllResult | undefined;
       try {
-        const pulled = await pullAndSave({ imageRef: ref, archivePath: archive, auth });
-        seconds.pull = pulled.seconds;
-        sizeBytes = measured(pulled.sizeBytes);
+        all = await runTrivyImageAll({
+          imageRef: ref,
+          platform,
+          reportPath: path.join(reportDir, `trivy-image-${slug}.json`),
+          auth,
+          db: req.vulnDb,
+        });
+        fs.copyFileSync(all.reportPath, path.join(reportDir, `trivy-vuln-${slug}.json`));
+        seconds.trivy = all.seconds;
+      } catch (e) {
+        notes.push(`${platform}: ${errMessage(e)}; Trivy run again as two calls`);
+      }
+
+      let imageMisconfigurations: Finding[] = [];
+      const imageSecrets = await settle(async () => {
+        if (all !== undefined) {
+          imageMisconfigurations = all.misconfigurations.map((f) => ({
+            ...f,
+            where: `${platform} image config`,
+          }));
+          return all.secrets;
+        }
+        const t = await runTrivyImage({
+          imageRef: ref,
+          platform,
+          reportPath: path.join(reportDir, `trivy-image-${slug}.json`),
+          auth,
+        });
+        seconds.trivyImage = t.seconds;
+        imageMisconfigurations = t.misconfigurations.map((f) => ({
+          ...f,
+          where: `${platform} image config`,
+        }));
+        return t.secrets;
+      });
+
+      let vulnerabilities: PlatformEvidence["vulnerabilities"];
+      let vulnDb = "";
+      const criticalVulnerabilities = await settle(async () => {
+        const v =
+          all ??
+          (await runTrivyVulnerabilities({
+            imageRef: ref,
+            platform,
+            reportPath: path.join(reportDir, `trivy-vuln-${slug}.json`),
+            auth,
+            db: req.vulnDb,
+          }));
+        if (all === undefined) seconds.trivyVuln = v.seconds;
+        vulnerabilities = v.vulnerabilities.filter(
+          (x) => x.severity === "CRITICAL" || x.severity === "HIGH",
+        );
+        vulnDb = v.db;
+        return v.critical;
+      });
+
+      let sizeBytes: Measured<number> = notRun("not measured");
+      let efficiency: Measured<number> = notRun("not measured");
+      let wastedBytes: Measured<number> = notRun("not measured");
+      const archive = path.join(os.tmpdir(), `if-evidence-${process.pid}-${slug}.tar`);
+      if (local !== undefined) {
         try {
-          const d = await runDive({ archivePath: archive, minEfficiency: req.gates.minEfficiency, maxWastedMb: req.gates.maxWastedMb });
+          const d = await runDiveOnLocal({
+            local,
+            archivePath: archive,
+            minEfficiency: req.gates.minEfficiency,
+            maxWastedMb: req.gates.maxWastedMb,
+          });
+          seconds.archive = d.archiveSeconds;
           seconds.dive = d.seconds;
+          sizeBytes = measured(d.sizeBytes);
           efficiency = measured(d.efficiency);
           wastedBytes = measured(d.wastedBytes);
           fs.writeFileSync(path.join(reportDir, `dive-${slug}.txt`), d.output);
         } catch (e) {
+          sizeBytes = notRun(errMessage(e));
+          efficiency = notRun(errMessage(e));
+          wastedBytes = notRun(errMessage(e));
+        }
+      } else {
+        // No local layers: Docker pulls and saves the image for Dive (and sizes it).
+        try {
+          const pulled = await pullAndSave({ imageRef: ref, archivePath: archive, auth });
+          seconds.pull = pulled.seconds;
+          sizeBytes = measured(pulled.sizeBytes);
+          try {
+            const d = await runDive({
+              archivePath: archive,
+              minEfficiency: req.gates.minEfficiency,
+              maxWastedMb: req.gates.maxWastedMb,
+            });
+            seconds.dive = d.seconds;
+            efficiency = measured(d.efficiency);
+            wastedBytes = measured(d.wastedBytes);
+            fs.writeFileSync(path.join(reportDir, `dive-${slug}.txt`), d.output);
+          } catch (e) {
+            efficiency = notRun(errMessage(e));
+            wastedBytes = notRun(errMessage(e));
+          } finally {
+            const removed = await removePulledImage({ imageRef: ref, added: pulled.added });
+            if (removed.error !== undefined) notes.push(removed.error);
+          }
+        } catch (e) {
+          sizeBytes = notRun(errMessage(e));
           efficiency = notRun(errMessage(e));
           wastedBytes = notRun(errMessage(e));
         } finally {
-          const removed = await removePulledImage({ imageRef: ref, added: pulled.added });
-          if (removed.error !== undefined) notes.push(removed.error);
+          fs.rmSync(archive, { force: true });
         }
-      } catch (e) {
-        sizeBytes = notRun(errMessage(e));
-        efficiency = notRun(errMessage(e));
-        wastedBytes = notRun(errMessage(e));
-      } finally {
-        fs.rmSync(archive, { force: true });
       }
-    }
 
-    const m: PlatformMeasurements = { sizeBytes, efficiency, wastedBytes, criticalVulnerabilities, imageSecrets };
-    const evidence: PlatformEvidence = {
-      digest,
-      sbomPath: s.spdxPath,
-      sbomLocation: location,
-      packageCount: s.packageCount,
-      sizeBytes: "value" in sizeBytes ? sizeBytes.value : undefined,
-      efficiency: "value" in efficiency ? efficiency.value : undefined,
-      wastedBytes: "value" in wastedBytes ? wastedBytes.value : undefined,
-      vulnerabilities,
-      sbomMethod: s.reuse,
-      seconds,
-    };
-    return { platform, m, evidence, imageMisconfigurations, syftVersion: s.syftVersion, vulnDb };
-  });
+      const m: PlatformMeasurements = {
+        sizeBytes,
+        efficiency,
+        wastedBytes,
+        criticalVulnerabilities,
+        imageSecrets,
+      };
+      const evidence: PlatformEvidence = {
+        digest,
+        sbomPath: s.spdxPath,
+        sbomLocation: location,
+        packageCount: s.packageCount,
+        sizeBytes: "value" in sizeBytes ? sizeBytes.value : undefined,
+        efficiency: "value" in efficiency ? efficiency.value : undefined,
+        wastedBytes: "value" in wastedBytes ? wastedBytes.value : undefined,
+        vulnerabilities,
+        sbomMethod: s.reuse,
+        seconds,
+      };
+      return { platform, m, evidence, imageMisconfigurations, syftVersion: s.syftVersion, vulnDb };
+    },
+  );
 
   const ctx = await contextChecks;
   // Misconfigurations found in the image configs join the Dockerfile's (same gate).
   const misconfigurations: Measured<Finding[]> =
-    "value" in ctx.config ? measured([...ctx.config.value.misconfigurations, ...perPlatform.flatMap((p) => p.imageMisconfigurations)]) : ctx.config;
-  const secrets: Measured<Finding[]> = "value" in ctx.config ? measured(ctx.config.value.secrets) : ctx.config;
+    "value" in ctx.config
+      ? measured([
+          ...ctx.config.value.misconfigurations,
+          ...perPlatform.flatMap((p) => p.imageMisconfigurations),
+        ])
+      : ctx.config;
+  const secrets: Measured<Finding[]> =
+    "value" in ctx.config ? measured(ctx.config.value.secrets) : ctx.config;
   const measurements: Measurements = {
     platforms: Object.fromEntries(perPlatform.map((p) => [p.platform, p.m])),
     coverage: ctx.coverage,
@@ -283,7 +378,9 @@ export async function runEvidence(req: EvidenceRequest): Promise<EvidenceResult>
   };
   const result: EvidenceResult = {
     gateResults,
-    sbomLocations: Object.fromEntries(perPlatform.map((p) => [p.platform, p.evidence.sbomLocation])),
+    sbomLocations: Object.fromEntries(
+      perPlatform.map((p) => [p.platform, p.evidence.sbomLocation]),
+    ),
     platforms: Object.fromEntries(perPlatform.map((p) => [p.platform, p.evidence])),
     evidenceDir: outDir,
     notes,

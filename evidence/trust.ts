@@ -1,9 +1,15 @@
 // What a verifier needs to read signatures on a registry: cosign options, the trust (key or keyless
 // identity), registry credentials, and the referrers an image carries. Shared by verify and publish.
 import { execTool, lastLines, requireTool } from "./exec";
-import { type RegistryAuth, isLoopbackRegistry, probeInsecure, registryOf, withDockerConfig } from "./oci";
-import { type CosignOptions, type Trust, } from "./signing/cosign";
-import { COSIGN_SIGN_PREDICATE_TYPE, } from "./signing/predicates";
+import {
+  type RegistryAuth,
+  isLoopbackRegistry,
+  probeInsecure,
+  registryOf,
+  withDockerConfig,
+} from "./oci";
+import { type CosignOptions, type Trust } from "./signing/cosign";
+import { COSIGN_SIGN_PREDICATE_TYPE } from "./signing/predicates";
 import type { VerifyTrust } from "./verify";
 
 /** cosign's options for this registry and trust. The CA bundle comes from SSL_CERT_FILE. */

@@ -14,26 +14,21 @@
 // Every missing or bad piece is collected and reported at once, each naming the piece and the
 // digest. No Pulumi here: the CLI (`npm run evidence -- verify`) and the promoting stack's dynamic
 // resource (components/promotion.ts, through components/engineProcess.ts) both call verifyRelease.
-import { mapLimit, } from "./exec";
+import { mapLimit } from "./exec";
 import { type GatesConfig } from "./gates";
-import {
-  
-  indexPlatforms,
-  
-  
-  
-  
-} from "./oci";
-import {
-  
-  type InTotoStatement,
-  
-  verify,
-  verifyAttestation,
-} from "./signing/cosign";
+import { indexPlatforms } from "./oci";
+import { type InTotoStatement, verify, verifyAttestation } from "./signing/cosign";
 import { PREDICATE_TYPES } from "./signing/predicates";
 import { cosignOptions, listReferrers, registryAuth, signatureRefOf, trustOf } from "./trust";
-import { COMMIT, DIGEST, gatesProblems, isRecord, provenanceProblems, sbomProblems, short } from "./verifyRules";
+import {
+  COMMIT,
+  DIGEST,
+  gatesProblems,
+  isRecord,
+  provenanceProblems,
+  sbomProblems,
+  short,
+} from "./verifyRules";
 
 export * from "./trust";
 export * from "./verifyRules";

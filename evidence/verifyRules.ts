@@ -8,7 +8,8 @@ export { DIGEST } from "./reference";
 import { DIGEST } from "./reference";
 export const COMMIT = /^[0-9a-f]{40}$/;
 
-export const short = (d: string): string => (DIGEST.test(d) ? `${d.slice(0, 19)}…` : JSON.stringify(d));
+export const short = (d: string): string =>
+  DIGEST.test(d) ? `${d.slice(0, 19)}…` : JSON.stringify(d);
 export const isRecord = (v: unknown): v is Record<string, unknown> =>
   typeof v === "object" && v !== null && !Array.isArray(v);
 

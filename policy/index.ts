@@ -9,7 +9,13 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as aws from "@pulumi/aws";
-import { PolicyPack, ReportViolation, ResourceValidationArgs, StackValidationArgs, validateResourceOfType } from "@pulumi/policy";
+import {
+  PolicyPack,
+  ReportViolation,
+  ResourceValidationArgs,
+  StackValidationArgs,
+  validateResourceOfType,
+} from "@pulumi/policy";
 import * as YAML from "yaml";
 import {
   PolicyStackConfig,
@@ -43,8 +49,11 @@ function configFor(urn: string): PolicyStackConfig {
   let cfg = cache.get(stack);
   if (cfg === undefined) {
     // A stack run with `--config-file` (scripts/local.sh) names that file in IMAGE_FACTORY_STACK_CONFIG.
-    const file = process.env.IMAGE_FACTORY_STACK_CONFIG ?? path.join(projectDir, `Pulumi.${stack}.yaml`);
-    const values = fs.existsSync(file) ? configValuesFromStackFile(YAML.parse(fs.readFileSync(file, "utf8"))) : {};
+    const file =
+      process.env.IMAGE_FACTORY_STACK_CONFIG ?? path.join(projectDir, `Pulumi.${stack}.yaml`);
+    const values = fs.existsSync(file)
+      ? configValuesFromStackFile(YAML.parse(fs.readFileSync(file, "utf8")))
+      : {};
     cfg = stackConfigFromValues(values);
     cache.set(stack, cfg);
   }
@@ -58,7 +67,8 @@ function report(messages: string[], reportViolation: ReportViolation): void {
 }
 
 function resourceRule(check: (args: ResourceValidationArgs, cfg: PolicyStackConfig) => string[]) {
-  return (args: ResourceValidationArgs, reportViolation: ReportViolation): void => report(check(args, configFor(args.urn)), reportViolation);
+  return (args: ResourceValidationArgs, reportViolation: ReportViolation): void =>
+    report(check(args, configFor(args.urn)), reportViolation);
 }
 
 function stackRule(check: (args: StackValidationArgs, cfg: PolicyStackConfig) => string[]) {
@@ -72,7 +82,9 @@ new PolicyPack("image-factory-policy", {
     {
       name: "buildkit-port-not-world-open",
       description: "Build-host security groups never open the BuildKit port to 0.0.0.0/0 or ::/0.",
-      validateResource: resourceRule((a, cfg) => checkBuildkitPortNotWorldOpen(a.type, a.props, cfg.buildkitPort)),
+      validateResource: resourceRule((a, cfg) =>
+        checkBuildkitPortNotWorldOpen(a.type, a.props, cfg.buildkitPort),
+      ),
     },
     {
       name: "buildkit-ingress-narrow",
@@ -81,21 +93,31 @@ new PolicyPack("image-factory-policy", {
       validateResource: [
         validateResourceOfType(aws.vpc.SecurityGroupIngressRule, (rule, a, reportViolation) => {
           const cfg = configFor(a.urn);
-          report(checkBuildkitIngressWidth(vpcIngressRuleCidrs(rule, cfg.buildkitPort), cfg), reportViolation);
+          report(
+            checkBuildkitIngressWidth(vpcIngressRuleCidrs(rule, cfg.buildkitPort), cfg),
+            reportViolation,
+          );
         }),
         validateResourceOfType(aws.ec2.SecurityGroupRule, (rule, a, reportViolation) => {
           const cfg = configFor(a.urn);
-          report(checkBuildkitIngressWidth(securityGroupRuleCidrs(rule, cfg.buildkitPort), cfg), reportViolation);
+          report(
+            checkBuildkitIngressWidth(securityGroupRuleCidrs(rule, cfg.buildkitPort), cfg),
+            reportViolation,
+          );
         }),
         validateResourceOfType(aws.ec2.SecurityGroup, (sg, a, reportViolation) => {
           const cfg = configFor(a.urn);
-          report(checkBuildkitIngressWidth(securityGroupCidrs(sg, cfg.buildkitPort), cfg), reportViolation);
+          report(
+            checkBuildkitIngressWidth(securityGroupCidrs(sg, cfg.buildkitPort), cfg),
+            reportViolation,
+          );
         }),
       ],
     },
     {
       name: "buildkit-ingress-total",
-      description: "All CIDRs admitted to the BuildKit port together cover at most a /16 (IPv4) or /48 (IPv6), and never a whole address family.",
+      description:
+        "All CIDRs admitted to the BuildKit port together cover at most a /16 (IPv4) or /48 (IPv6), and never a whole address family.",
       validateStack: stackRule((a, cfg) => checkBuildkitIngressTotal(a.resources, cfg)),
     },
     {
@@ -125,7 +147,8 @@ new PolicyPack("image-factory-policy", {
     },
     {
       name: "gate-waivers",
-      description: "Lists every quality gate this stack waives, with its reason (image-factory:gates.waive).",
+      description:
+        "Lists every quality gate this stack waives, with its reason (image-factory:gates.waive).",
       enforcementLevel: "advisory",
       validateStack: stackRule((_a, cfg) => describeWaivers(cfg)),
     },

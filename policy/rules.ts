@@ -70,7 +70,8 @@ export function stackFromUrn(urn: string): string | undefined {
 /** `Pulumi.<stack>.yaml`'s `config:` map (already parsed from YAML) as `namespace:key` → string,
  *  the shape PULUMI_CONFIG has: structured values become JSON, secure values are left out. */
 export function configValuesFromStackFile(parsed: unknown): Record<string, string> {
-  const config = typeof parsed === "object" && parsed !== null ? (parsed as Props).config : undefined;
+  const config =
+    typeof parsed === "object" && parsed !== null ? (parsed as Props).config : undefined;
   const out: Record<string, string> = {};
   if (typeof config !== "object" || config === null) {
     return out;
@@ -88,19 +89,33 @@ export function stackConfigFromValues(all: Record<string, string>): PolicyStackC
   const platforms = parseJsonish(all["image-factory:platforms"]);
   const buildHosts = parseJsonish(all["image-factory:buildHosts"]);
   const cache = parseJsonish(all["image-factory:cache"]);
-  const port = typeof buildHosts === "object" && buildHosts !== null ? (buildHosts as Props).port : undefined;
+  const port =
+    typeof buildHosts === "object" && buildHosts !== null ? (buildHosts as Props).port : undefined;
   const mode = typeof cache === "object" && cache !== null ? (cache as Props).mode : undefined;
   const promoteFrom = all["image-factory:promoteFrom"];
-  const wide = typeof buildHosts === "object" && buildHosts !== null ? (buildHosts as Props).allowWideCidrs : undefined;
+  const wide =
+    typeof buildHosts === "object" && buildHosts !== null
+      ? (buildHosts as Props).allowWideCidrs
+      : undefined;
   const gates = parseJsonish(all["image-factory:gates"]);
   const waive = typeof gates === "object" && gates !== null ? (gates as Props).waive : undefined;
   const waivers = Object.fromEntries(
-    Object.entries(typeof waive === "object" && waive !== null ? (waive as Props) : {}).filter((e): e is [string, string] => typeof e[1] === "string"),
+    Object.entries(typeof waive === "object" && waive !== null ? (waive as Props) : {}).filter(
+      (e): e is [string, string] => typeof e[1] === "string",
+    ),
   );
   return {
     waivers,
-    platforms: Array.isArray(platforms) && platforms.every((p) => typeof p === "string") ? platforms : DEFAULT_PLATFORMS,
-    buildkitPort: typeof port === "number" ? port : typeof port === "string" && /^\d+$/.test(port) ? Number(port) : DEFAULT_BUILDKIT_PORT,
+    platforms:
+      Array.isArray(platforms) && platforms.every((p) => typeof p === "string")
+        ? platforms
+        : DEFAULT_PLATFORMS,
+    buildkitPort:
+      typeof port === "number"
+        ? port
+        : typeof port === "string" && /^\d+$/.test(port)
+          ? Number(port)
+          : DEFAULT_BUILDKIT_PORT,
     cacheMode: mode === "min" ? "min" : "max",
     promoteFrom: promoteFrom === undefined || promoteFrom === "" ? undefined : promoteFrom,
     ...(typeof wide === "string" ? { allowWideCidrs: wide } : {}),
@@ -124,7 +139,12 @@ function asNumber(v: unknown): number | undefined {
 }
 
 /** Whether an ingress rule's protocol and port range admit TCP traffic to `port`. */
-export function coversPort(protocol: unknown, fromPort: unknown, toPort: unknown, port: number): boolean {
+export function coversPort(
+  protocol: unknown,
+  fromPort: unknown,
+  toPort: unknown,
+  port: number,
+): boolean {
   const proto = typeof protocol === "string" ? protocol.toLowerCase() : String(protocol ?? "");
   if (proto === "-1" || proto === "all") {
     return true;
@@ -157,7 +177,9 @@ export function checkBuildkitPortNotWorldOpen(type: string, props: Props, port: 
   const out: string[] = [];
   const report = (cidrs: string[], where: string): void => {
     for (const cidr of cidrs) {
-      out.push(`${where} opens the BuildKit port ${port} to ${cidr}; admit only the factory's CI CIDRs (image-factory:buildHosts.allowedCidrs)`);
+      out.push(
+        `${where} opens the BuildKit port ${port} to ${cidr}; admit only the factory's CI CIDRs (image-factory:buildHosts.allowedCidrs)`,
+      );
     }
   };
   if (type === TYPES.securityGroup) {
@@ -168,7 +190,10 @@ export function checkBuildkitPortNotWorldOpen(type: string, props: Props, port: 
       }
     });
   } else if (type === TYPES.securityGroupRule) {
-    if (props.type === "ingress" && coversPort(props.protocol, props.fromPort, props.toPort, port)) {
+    if (
+      props.type === "ingress" &&
+      coversPort(props.protocol, props.fromPort, props.toPort, port)
+    ) {
       report(worldCidrs(props.cidrBlocks, props.ipv6CidrBlocks), "ingress rule");
     }
   } else if (type === TYPES.vpcIngressRule) {
@@ -203,7 +228,13 @@ export interface SecurityGroupRuleProps {
   ipv6CidrBlocks?: string[];
 }
 export interface SecurityGroupProps {
-  ingress?: Array<{ protocol?: string; fromPort?: number; toPort?: number; cidrBlocks?: string[]; ipv6CidrBlocks?: string[] }>;
+  ingress?: Array<{
+    protocol?: string;
+    fromPort?: number;
+    toPort?: number;
+    cidrBlocks?: string[];
+    ipv6CidrBlocks?: string[];
+  }>;
 }
 
 export function vpcIngressRuleCidrs(rule: VpcIngressRuleProps, port: number): IngressCidr[] {
@@ -217,13 +248,18 @@ export function securityGroupRuleCidrs(rule: SecurityGroupRuleProps, port: numbe
   if (rule.type !== "ingress" || !coversPort(rule.protocol, rule.fromPort, rule.toPort, port)) {
     return [];
   }
-  return cidrsOf(rule.cidrBlocks, rule.ipv6CidrBlocks).map((cidr) => ({ where: "ingress rule", cidr }));
+  return cidrsOf(rule.cidrBlocks, rule.ipv6CidrBlocks).map((cidr) => ({
+    where: "ingress rule",
+    cidr,
+  }));
 }
 
 export function securityGroupCidrs(sg: SecurityGroupProps, port: number): IngressCidr[] {
   return asArray(sg.ingress).flatMap((raw, i) => {
     const r = (raw ?? {}) as Props;
-    return coversPort(r.protocol, r.fromPort, r.toPort, port) ? cidrsOf(r.cidrBlocks, r.ipv6CidrBlocks).map((cidr) => ({ where: `ingress[${i}]`, cidr })) : [];
+    return coversPort(r.protocol, r.fromPort, r.toPort, port)
+      ? cidrsOf(r.cidrBlocks, r.ipv6CidrBlocks).map((cidr) => ({ where: `ingress[${i}]`, cidr }))
+      : [];
   });
 }
 
@@ -245,21 +281,32 @@ export function buildkitIngressCidrs(type: string, props: Props, port: number): 
  *  host bits, IPv4 no wider than /16 and IPv6 no wider than /48 unless
  *  image-factory:buildHosts.allowWideCidrs gives a reason). A /0 is left to
  *  checkBuildkitPortNotWorldOpen, so it is reported once. */
-export function checkBuildkitIngressWidth(entries: IngressCidr[], config: PolicyStackConfig): string[] {
+export function checkBuildkitIngressWidth(
+  entries: IngressCidr[],
+  config: PolicyStackConfig,
+): string[] {
   return entries.flatMap(({ where, cidr }) => {
     const problem = cidrProblem(cidr, config.allowWideCidrs);
     return problem === undefined || problem.kind === "world"
       ? []
-      : [`${where} on the BuildKit port ${config.buildkitPort}: ${problem.reason} (image-factory:buildHosts.allowedCidrs)`];
+      : [
+          `${where} on the BuildKit port ${config.buildkitPort}: ${problem.reason} (image-factory:buildHosts.allowedCidrs)`,
+        ];
   });
 }
 
 /** Stack rule: all CIDRs admitted to the BuildKit port, merged, cover no more than the config's
  *  rule allows (a /16 of IPv4, a /48 of IPv6, never a whole family). */
-export function checkBuildkitIngressTotal(resources: StackResource[], config: PolicyStackConfig): string[] {
-  const cidrs = resources.flatMap((r) => buildkitIngressCidrs(r.type, r.props, config.buildkitPort).map((e) => e.cidr));
+export function checkBuildkitIngressTotal(
+  resources: StackResource[],
+  config: PolicyStackConfig,
+): string[] {
+  const cidrs = resources.flatMap((r) =>
+    buildkitIngressCidrs(r.type, r.props, config.buildkitPort).map((e) => e.cidr),
+  );
   return coverageProblems(cidrs, config.allowWideCidrs).map(
-    (p) => `ingress to the BuildKit port ${config.buildkitPort}: ${p} (image-factory:buildHosts.allowedCidrs)`,
+    (p) =>
+      `ingress to the BuildKit port ${config.buildkitPort}: ${p} (image-factory:buildHosts.allowedCidrs)`,
   );
 }
 
@@ -269,7 +316,11 @@ export function checkImdsV2(type: string, props: Props): string[] {
     return [];
   }
   const tokens = ((props.metadataOptions ?? {}) as Props).httpTokens;
-  return tokens === "required" ? [] : [`metadataOptions.httpTokens is ${JSON.stringify(tokens ?? null)}; IMDSv2 requires "required"`];
+  return tokens === "required"
+    ? []
+    : [
+        `metadataOptions.httpTokens is ${JSON.stringify(tokens ?? null)}; IMDSv2 requires "required"`,
+      ];
 }
 
 function isTrue(v: unknown): boolean {
@@ -283,7 +334,9 @@ export function checkVolumesEncrypted(type: string, props: Props): string[] {
   if (type === TYPES.instance) {
     const root = props.rootBlockDevice as Props | undefined;
     if (!root || !isTrue(root.encrypted)) {
-      out.push(`rootBlockDevice.encrypted is ${JSON.stringify(root?.encrypted ?? null)}; the root volume must be encrypted`);
+      out.push(
+        `rootBlockDevice.encrypted is ${JSON.stringify(root?.encrypted ?? null)}; the root volume must be encrypted`,
+      );
     }
     asArray(props.ebsBlockDevices).forEach((raw, i) => {
       const d = (raw ?? {}) as Props;
@@ -295,12 +348,16 @@ export function checkVolumesEncrypted(type: string, props: Props): string[] {
     asArray(props.blockDeviceMappings).forEach((raw, i) => {
       const ebs = ((raw ?? {}) as Props).ebs as Props | undefined;
       if (ebs && !isTrue(ebs.encrypted)) {
-        out.push(`blockDeviceMappings[${i}].ebs.encrypted is ${JSON.stringify(ebs.encrypted ?? null)}; must be "true"`);
+        out.push(
+          `blockDeviceMappings[${i}].ebs.encrypted is ${JSON.stringify(ebs.encrypted ?? null)}; must be "true"`,
+        );
       }
     });
   } else if (type === TYPES.ebsVolume) {
     if (!isTrue(props.encrypted)) {
-      out.push(`encrypted is ${JSON.stringify(props.encrypted ?? null)}; EBS volumes must be encrypted`);
+      out.push(
+        `encrypted is ${JSON.stringify(props.encrypted ?? null)}; EBS volumes must be encrypted`,
+      );
     }
   }
   return out;
@@ -318,17 +375,24 @@ export interface StackResource {
 }
 
 /** Stack rule: the docker-build Images together build every platform in the stack config. */
-export function checkPlatformsBuilt(resources: StackResource[], config: PolicyStackConfig): string[] {
+export function checkPlatformsBuilt(
+  resources: StackResource[],
+  config: PolicyStackConfig,
+): string[] {
   if (config.promoteFrom) {
     return [];
   }
   const built = new Set(
-    resources.filter((r) => r.type === TYPES.image).flatMap((r) => asStrings(r.props.platforms).map(normalizePlatform)),
+    resources
+      .filter((r) => r.type === TYPES.image)
+      .flatMap((r) => asStrings(r.props.platforms).map(normalizePlatform)),
   );
   const missing = config.platforms.map(normalizePlatform).filter((p) => !built.has(p));
   return missing.length === 0
     ? []
-    : [`configured platform${missing.length > 1 ? "s" : ""} ${missing.join(", ")} not built by any docker-build Image (image-factory:platforms = ${JSON.stringify(config.platforms)}; built: ${JSON.stringify([...built].sort())})`];
+    : [
+        `configured platform${missing.length > 1 ? "s" : ""} ${missing.join(", ")} not built by any docker-build Image (image-factory:platforms = ${JSON.stringify(config.platforms)}; built: ${JSON.stringify([...built].sort())})`,
+      ];
 }
 
 const SHA_TAG = /:sha-[0-9a-f]{7,40}(?:$|[-_.])/;
@@ -344,7 +408,9 @@ export function checkShaTag(type: string, props: Props): string[] {
       return [];
     }
     const tags = asStrings(props.tags);
-    return tags.some((t) => SHA_TAG.test(t)) ? [] : [`pushed image has no sha-<commit> tag (tags: ${JSON.stringify(tags)})`];
+    return tags.some((t) => SHA_TAG.test(t))
+      ? []
+      : [`pushed image has no sha-<commit> tag (tags: ${JSON.stringify(tags)})`];
   }
   return [];
 }
@@ -356,7 +422,9 @@ export function checkIndexShaTag(resources: StackResource[]): string[] {
   if (indexes.length === 0 || tags.length < indexes.length) {
     return [];
   }
-  return tags.some((t) => SHA_TAG.test(t)) ? [] : [`no published manifest list carries a sha-<commit> tag (tags: ${JSON.stringify(tags)})`];
+  return tags.some((t) => SHA_TAG.test(t))
+    ? []
+    : [`no published manifest list carries a sha-<commit> tag (tags: ${JSON.stringify(tags)})`];
 }
 
 const CACHE_BACKENDS = ["registry", "local", "s3", "gha", "azblob"] as const;
@@ -370,7 +438,9 @@ export function checkCacheMode(type: string, props: Props, wanted: "max" | "min"
     return [];
   }
   const entries = asArray(props.cacheTo) as Props[];
-  const exporting = entries.filter((e) => e && e.disabled !== true && CACHE_BACKENDS.some((b) => e[b] !== undefined));
+  const exporting = entries.filter(
+    (e) => e && e.disabled !== true && CACHE_BACKENDS.some((b) => e[b] !== undefined),
+  );
   if (exporting.length === 0) {
     return [`exports no build cache; configure image-factory:cache (mode ${wanted})`];
   }
@@ -384,7 +454,9 @@ export function checkCacheMode(type: string, props: Props, wanted: "max" | "min"
       // docker-build applies its own default (min) when mode is unset.
       const mode = b.mode ?? "min";
       if (mode !== wanted) {
-        out.push(`cacheTo ${backend} mode is ${JSON.stringify(mode)}; image-factory:cache.mode wants "${wanted}"`);
+        out.push(
+          `cacheTo ${backend} mode is ${JSON.stringify(mode)}; image-factory:cache.mode wants "${wanted}"`,
+        );
       }
     }
   }
@@ -396,5 +468,8 @@ export function checkCacheMode(type: string, props: Props, wanted: "max" | "min"
 export function describeWaivers(cfg: PolicyStackConfig): string[] {
   return Object.keys(cfg.waivers)
     .sort()
-    .map((check) => `gate ${check} is waived on this stack (image-factory:gates.waive): ${cfg.waivers[check]}`);
+    .map(
+      (check) =>
+        `gate ${check} is waived on this stack (image-factory:gates.waive): ${cfg.waivers[check]}`,
+    );
 }

@@ -764,6 +764,7 @@ async function emulation(
   dockerConfig: string,
   appDir: string,
   repeat: number,
+  logDir: string,
 ): Promise<EmulationResult[]> {
   const platforms = ["linux/amd64", "linux/arm64", "linux/arm/v7"];
   const build = async (platform: string, noCacheDeps: boolean): Promise<RunResult> => {
@@ -785,9 +786,15 @@ async function emulation(
     ];
     if (noCacheDeps) args.push("--no-cache-filter", "deps");
     args.push(appDir);
-    return ok("docker", args, `docker buildx build ${platform} (emulation bench)`, {
+    const r = await ok("docker", args, `docker buildx build ${platform} (emulation bench)`, {
       env: { DOCKER_CONFIG: dockerConfig },
     });
+    const slug = platform.replace(/\//g, "-");
+    fs.writeFileSync(
+      path.join(logDir, `emulation-${slug}-${noCacheDeps ? "timed" : "prime"}-${Date.now()}.log`),
+      `${r.stdout}\n${r.stderr}`,
+    );
+    return r;
   };
   const rows = new Map(
     platforms.map((p) => [p, { platform: p, walls: [] as number[], npmCi: [] as number[] }]),
@@ -1106,7 +1113,7 @@ async function main(): Promise<number> {
     }
     if (opt.emulation) {
       const appDir = copyApp(path.join(benchDir, "emulation-app"));
-      emulationRows = await emulation(daemon, peerDockerConfig, appDir, opt.repeat);
+      emulationRows = await emulation(daemon, peerDockerConfig, appDir, opt.repeat, benchDir);
     }
   } finally {
     await daemon.stop();

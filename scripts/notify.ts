@@ -30,7 +30,12 @@
 // Usage: npm run notify   (or: npx ts-node scripts/notify.ts)
 import { parseGateResults } from "../review/gates";
 import { isUnavailable, type GateSummary, type Unavailable } from "../review/model";
-import { type DeployStatus, type Notification, buildSlackPayload, buildTeamsPayload } from "./notify/messages";
+import {
+  type DeployStatus,
+  type Notification,
+  buildSlackPayload,
+  buildTeamsPayload,
+} from "./notify/messages";
 
 export * from "./notify/messages";
 

@@ -27,7 +27,9 @@ export interface BuildkitRelease {
  *  (the one place versions live). The sha256 values are the GitHub release assets' digests as
  *  pinned independently by several public projects (they agree); re-check with
  *  `curl -fsSL <url> | sha256sum` when bumping. */
-const PINS = dotenv.parse(fs.readFileSync(path.join(__dirname, "..", "..", "scripts", "versions.env")));
+const PINS = dotenv.parse(
+  fs.readFileSync(path.join(__dirname, "..", "..", "scripts", "versions.env")),
+);
 export const DEFAULT_BUILDKIT_RELEASE: BuildkitRelease = {
   version: PINS.BUILDKIT_VERSION,
   sha256: { amd64: PINS.BUILDKIT_SHA256_AMD64, arm64: PINS.BUILDKIT_SHA256_ARM64 },

@@ -48,12 +48,18 @@ export class PromotedImage extends pulumi.ComponentResource {
       stack: pulumi.getStack(),
     });
     const verification = args.verification;
-    if (verification !== undefined && (args.expectedRevision === undefined || args.gates === undefined)) {
-      fail("verification needs expectedRevision (the released commit) and gates (this stack's limits)");
+    if (
+      verification !== undefined &&
+      (args.expectedRevision === undefined || args.gates === undefined)
+    ) {
+      fail(
+        "verification needs expectedRevision (the released commit) and gates (this stack's limits)",
+      );
     }
     // With verification the gates decision comes from the signed gates attestation, not from the
     // source stack's gateResults output.
-    const requireGatesPassed = verification !== undefined ? false : (args.requireGatesPassed ?? true);
+    const requireGatesPassed =
+      verification !== undefined ? false : (args.requireGatesPassed ?? true);
     const { sourceStack, imageName } = args;
 
     const ref = new pulumi.StackReference(
@@ -123,13 +129,13 @@ export class PromotedImage extends pulumi.ComponentResource {
       sourceRef = pulumi.interpolate`${checked.sourceRef.apply((r) => r.slice(0, r.lastIndexOf("@")))}@${this.verified.digest}`;
       this.signing = pulumi
         .all([trust, this.verified.signatures])
-        .apply(
-          ([t, signatures]): StackSigningExport => ({
-            mode: verification.mode,
-            ...("identity" in t ? { identity: t.identity, issuer: t.issuer } : { publicKey: t.publicKeyPem }),
-            signatures: signatures ?? {},
-          }),
-        );
+        .apply(([t, signatures]): StackSigningExport => ({
+          mode: verification.mode,
+          ...("identity" in t
+            ? { identity: t.identity, issuer: t.issuer }
+            : { publicKey: t.publicKeyPem }),
+          signatures: signatures ?? {},
+        }));
     }
     const verified = this.verified;
     this.indexes = tagNames.map(
@@ -145,7 +151,11 @@ export class PromotedImage extends pulumi.ComponentResource {
           // A replaced Index is deleted BY DIGEST by docker-build, which would remove the released
           // image under every tag (and rollbacks with it). Retention belongs to the registry.
           // Nothing is pushed before the verification succeeded.
-          { parent: this, retainOnDelete: true, dependsOn: verified !== undefined ? [verified] : [] },
+          {
+            parent: this,
+            retainOnDelete: true,
+            dependsOn: verified !== undefined ? [verified] : [],
+          },
         ),
     );
 

@@ -207,31 +207,46 @@ export function checkBinding(
 ): void {
   const judgedDigest = gates.digest;
   if (judgedDigest !== digest) {
-    fail(`source stack ${src} "gateResults.digest" is ${JSON.stringify(judgedDigest)}, not its "digest" ${digest}: the gates judged other bytes; refusing to promote`);
+    fail(
+      `source stack ${src} "gateResults.digest" is ${JSON.stringify(judgedDigest)}, not its "digest" ${digest}: the gates judged other bytes; refusing to promote`,
+    );
   }
   const judged = stringRecord(gates.platformDigests);
   if (Object.keys(judged).length === 0 || Object.keys(platformDigests).length === 0) {
-    fail(`source stack ${src} exports no "platformDigests" or no "gateResults.platformDigests": nothing binds the gates to platform images; refusing to promote ${digest}`);
+    fail(
+      `source stack ${src} exports no "platformDigests" or no "gateResults.platformDigests": nothing binds the gates to platform images; refusing to promote ${digest}`,
+    );
   }
   for (const p of [...new Set([...Object.keys(judged), ...Object.keys(platformDigests)])].sort()) {
     if (judged[p] !== platformDigests[p]) {
-      fail(`source stack ${src} "gateResults.platformDigests" ${p} is ${JSON.stringify(judged[p])}, but "platformDigests" ${p} is ${JSON.stringify(platformDigests[p])}; refusing to promote ${digest}`);
+      fail(
+        `source stack ${src} "gateResults.platformDigests" ${p} is ${JSON.stringify(judged[p])}, but "platformDigests" ${p} is ${JSON.stringify(platformDigests[p])}; refusing to promote ${digest}`,
+      );
     }
   }
   if (gates.imageName !== imageName) {
-    fail(`source stack ${src} "gateResults.imageName" is ${JSON.stringify(gates.imageName)}, not ${JSON.stringify(imageName)}; refusing to promote ${digest}`);
+    fail(
+      `source stack ${src} "gateResults.imageName" is ${JSON.stringify(gates.imageName)}, not ${JSON.stringify(imageName)}; refusing to promote ${digest}`,
+    );
   }
   const notRun = Array.isArray(gates.notRun) ? (gates.notRun as unknown[]) : [];
   if (!Array.isArray(gates.notRun) || notRun.length > 0) {
-    fail(`source stack ${src} "gateResults.notRun" is ${JSON.stringify(gates.notRun)}: every check must have run; refusing to promote ${digest}`);
+    fail(
+      `source stack ${src} "gateResults.notRun" is ${JSON.stringify(gates.notRun)}: every check must have run; refusing to promote ${digest}`,
+    );
   }
   if (prodGates === undefined) return;
-  const checks = Array.isArray(gates.checks) ? (gates.checks as Array<Record<string, unknown>>) : [];
+  const checks = Array.isArray(gates.checks)
+    ? (gates.checks as Array<Record<string, unknown>>)
+    : [];
   for (const c of checks) {
     const name = String(c.gate);
     if (c.status === "waived") {
       const here = Object.keys(prodGates.waive).find((w) => name === w || name.startsWith(`${w}[`));
-      if (here === undefined) fail(`source stack ${src} "gateResults" check ${name} was waived there (${JSON.stringify(c.waiver)}) but this stack does not waive it (gates.waive); refusing to promote ${digest}`);
+      if (here === undefined)
+        fail(
+          `source stack ${src} "gateResults" check ${name} was waived there (${JSON.stringify(c.waiver)}) but this stack does not waive it (gates.waive); refusing to promote ${digest}`,
+        );
       continue;
     }
     const rule = LIMITS[String(c.configKey)];
@@ -239,7 +254,9 @@ export function checkBinding(
     const limit = prodGates[rule.field] as number;
     const ok = rule.direction === "atMost" ? c.measured <= limit : c.measured >= limit;
     if (!ok) {
-      fail(`source stack ${src} check ${name} measured ${c.measured}${c.unit ? ` ${String(c.unit)}` : ""}, which fails this stack's ${String(c.configKey)} = ${limit}; refusing to promote ${digest}`);
+      fail(
+        `source stack ${src} check ${name} measured ${c.measured}${c.unit ? ` ${String(c.unit)}` : ""}, which fails this stack's ${String(c.configKey)} = ${limit}; refusing to promote ${digest}`,
+      );
     }
   }
 }
@@ -299,19 +316,28 @@ export function checkSourceOutputs(
     }
   }
   if (sourceRepository !== imageName) {
-    fail(`source stack ${src} "imageRef" is in ${JSON.stringify(sourceRepository)}, not in this stack's imageName ${JSON.stringify(imageName)}; promotion copies within one repository only`);
+    fail(
+      `source stack ${src} "imageRef" is in ${JSON.stringify(sourceRepository)}, not in this stack's imageName ${JSON.stringify(imageName)}; promotion copies within one repository only`,
+    );
   }
   if (requireGatesPassed) {
     const gates = outputs.gateResults as Record<string, unknown>;
     checkBinding(src, imageName, digest, stringRecord(outputs.platformDigests), gates, prodGates);
     if (expectedRevision !== undefined && gates.sourceRevision !== expectedRevision) {
-      fail(`source stack ${src} "gateResults.sourceRevision" is ${JSON.stringify(gates.sourceRevision)}, but this release is ${expectedRevision}: the gates judged another commit; refusing to promote ${digest}`);
+      fail(
+        `source stack ${src} "gateResults.sourceRevision" is ${JSON.stringify(gates.sourceRevision)}, but this release is ${expectedRevision}: the gates judged another commit; refusing to promote ${digest}`,
+      );
     }
   }
   if (expectedRevision !== undefined) {
-    const sourceSha = typeof outputs.release === "object" && outputs.release !== null ? (outputs.release as Record<string, unknown>).sha : undefined;
+    const sourceSha =
+      typeof outputs.release === "object" && outputs.release !== null
+        ? (outputs.release as Record<string, unknown>).sha
+        : undefined;
     if (typeof sourceSha !== "string" || sourceSha === "") {
-      fail(`source stack ${src} exports no "release.sha", so the promoted digest cannot be shown to be commit ${expectedRevision}; refusing to promote ${digest}`);
+      fail(
+        `source stack ${src} exports no "release.sha", so the promoted digest cannot be shown to be commit ${expectedRevision}; refusing to promote ${digest}`,
+      );
     }
     if (sourceSha !== expectedRevision) {
       fail(

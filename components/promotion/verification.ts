@@ -41,11 +41,17 @@ export interface SourceSigning {
 
 /** What the signatures must verify with: this stack's pinned key or identity, else the key the
  *  source stack exports. Errors name the config key and the export. */
-export function trustFor(v: PromotionVerification, sourceStack: string, exported: unknown): VerifyTrust {
+export function trustFor(
+  v: PromotionVerification,
+  sourceStack: string,
+  exported: unknown,
+): VerifyTrust {
   const src = JSON.stringify(sourceStack);
   if (v.mode === "keyless") {
     if (!v.identity || !v.issuer) {
-      fail("image-factory:signing.identity and signing.issuer must pin the signing workflow in keyless mode; refusing to trust an identity the source stack exports");
+      fail(
+        "image-factory:signing.identity and signing.issuer must pin the signing workflow in keyless mode; refusing to trust an identity the source stack exports",
+      );
     }
     return { identity: v.identity, issuer: v.issuer };
   }
@@ -82,7 +88,10 @@ async function runVerify(inputs: VerifyInputs): Promise<pulumi.dynamic.CreateRes
   const { registryToken, ...request } = inputs;
   const child = await runEngineProcess(["verify"], request, registryToken);
   if (child.code !== 0) {
-    const why = child.code === 1 ? child.stderr.trim() : `the verification could not run (exit ${child.code}): ${engineTail(child)}`;
+    const why =
+      child.code === 1
+        ? child.stderr.trim()
+        : `the verification could not run (exit ${child.code}): ${engineTail(child)}`;
     throw new Error(`PromotedImage: ${why}\nNo tag was published.`);
   }
   const report = JSON.parse(child.stdout) as VerifyReport;
@@ -110,7 +119,9 @@ export const verifyProvider: pulumi.dynamic.ResourceProvider = {
     replaces: [],
     deleteBeforeReplace: false,
   }),
-  update: async (_id: string, _olds: unknown, news: VerifyInputs) => ({ outs: (await runVerify(news)).outs }),
+  update: async (_id: string, _olds: unknown, news: VerifyInputs) => ({
+    outs: (await runVerify(news)).outs,
+  }),
   delete: async () => undefined,
 };
 
@@ -124,7 +135,16 @@ export class VerifiedRelease extends pulumi.dynamic.Resource {
     super(
       verifyProvider,
       name,
-      { ...props, fingerprint: undefined, signatures: undefined, attestedGates: undefined, provenance: undefined, sboms: undefined, checked: undefined, seconds: undefined },
+      {
+        ...props,
+        fingerprint: undefined,
+        signatures: undefined,
+        attestedGates: undefined,
+        provenance: undefined,
+        sboms: undefined,
+        checked: undefined,
+        seconds: undefined,
+      },
       opts,
       "promotion",
       "Verify",

@@ -39,13 +39,22 @@ export function readCoverageFile(summaryPath: string): Measured<CoverageMeasurem
 }
 
 /** Reads the summary out of the coverage image (`ref@digest`) in the registry. */
-export async function readCoverageImage(opts: { ref: string; auth: RegistryAuth; outDir: string }): Promise<Measured<CoverageMeasurement>> {
+export async function readCoverageImage(opts: {
+  ref: string;
+  auth: RegistryAuth;
+  outDir: string;
+}): Promise<Measured<CoverageMeasurement>> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "if-coverage-"));
   try {
     const tarPath = path.join(tmp, "fs.tar");
     await crane(opts.auth, ["export", opts.ref, tarPath]);
-    const r = await execTool("tar", ["-xf", tarPath, "-C", tmp, COVERAGE_SUMMARY_FILE], { timeoutMs: 60_000 });
-    if (r.code !== 0) return notRun(`coverage image ${opts.ref} holds no ${COVERAGE_SUMMARY_FILE}: ${lastLines(r.stderr, 2)}`);
+    const r = await execTool("tar", ["-xf", tarPath, "-C", tmp, COVERAGE_SUMMARY_FILE], {
+      timeoutMs: 60_000,
+    });
+    if (r.code !== 0)
+      return notRun(
+        `coverage image ${opts.ref} holds no ${COVERAGE_SUMMARY_FILE}: ${lastLines(r.stderr, 2)}`,
+      );
     fs.mkdirSync(opts.outDir, { recursive: true });
     const kept = path.join(opts.outDir, COVERAGE_SUMMARY_FILE);
     fs.copyFileSync(path.join(tmp, COVERAGE_SUMMARY_FILE), kept);

@@ -22,24 +22,56 @@ export interface PulledImage {
 /** Pulls one platform image by digest into the local engine and saves it as a docker-archive for
  *  Dive. Returns the engine's (uncompressed) image size. An image this call added is removed again
  *  when a later step fails; on success the caller removes it (removePulledImage) once done. */
-export async function pullAndSave(opts: { imageRef: string; archivePath: string; auth?: RegistryAuth; timeoutMs?: number }): Promise<PulledImage> {
+export async function pullAndSave(opts: {
+  imageRef: string;
+  archivePath: string;
+  auth?: RegistryAuth;
+  timeoutMs?: number;
+}): Promise<PulledImage> {
   const docker = requireTool("docker");
   const started = Date.now();
   return withDockerConfig(opts.auth, async (env) => {
     const redact = [opts.auth?.password ?? ""];
-    const present = (await execTool(docker, ["image", "inspect", "--format", "{{.Id}}", opts.imageRef], { env })).code === 0;
-    const pull = await execTool(docker, ["pull", "-q", opts.imageRef], { env, timeoutMs: opts.timeoutMs ?? 600_000, redact });
-    if (pull.code !== 0) throw new Error(`docker pull ${opts.imageRef} failed, exit ${pull.code}: ${lastLines(pull.stderr || pull.stdout)}`);
+    const present =
+      (await execTool(docker, ["image", "inspect", "--format", "{{.Id}}", opts.imageRef], { env }))
+        .code === 0;
+    const pull = await execTool(docker, ["pull", "-q", opts.imageRef], {
+      env,
+      timeoutMs: opts.timeoutMs ?? 600_000,
+      redact,
+    });
+    if (pull.code !== 0)
+      throw new Error(
+        `docker pull ${opts.imageRef} failed, exit ${pull.code}: ${lastLines(pull.stderr || pull.stdout)}`,
+      );
     try {
-      const inspect = await execTool(docker, ["image", "inspect", "--format", "{{.Id}} {{.Size}}", opts.imageRef], { env });
-      if (inspect.code !== 0) throw new Error(`docker image inspect ${opts.imageRef} failed: ${lastLines(inspect.stderr)}`);
+      const inspect = await execTool(
+        docker,
+        ["image", "inspect", "--format", "{{.Id}} {{.Size}}", opts.imageRef],
+        { env },
+      );
+      if (inspect.code !== 0)
+        throw new Error(
+          `docker image inspect ${opts.imageRef} failed: ${lastLines(inspect.stderr)}`,
+        );
       const [imageId, size] = inspect.stdout.trim().split(" ");
       fs.mkdirSync(path.dirname(opts.archivePath), { recursive: true });
-      const save = await execTool(docker, ["save", "-o", opts.archivePath, opts.imageRef], { env, timeoutMs: opts.timeoutMs ?? 600_000 });
-      if (save.code !== 0) throw new Error(`docker save ${opts.imageRef} failed: ${lastLines(save.stderr)}`);
-      return { archivePath: opts.archivePath, sizeBytes: Number(size), seconds: (Date.now() - started) / 1000, imageId, added: !present };
+      const save = await execTool(docker, ["save", "-o", opts.archivePath, opts.imageRef], {
+        env,
+        timeoutMs: opts.timeoutMs ?? 600_000,
+      });
+      if (save.code !== 0)
+        throw new Error(`docker save ${opts.imageRef} failed: ${lastLines(save.stderr)}`);
+      return {
+        archivePath: opts.archivePath,
+        sizeBytes: Number(size),
+        seconds: (Date.now() - started) / 1000,
+        imageId,
+        added: !present,
+      };
     } catch (e) {
-      if (!present) await removePulledImage({ imageRef: opts.imageRef, added: true }).catch(() => undefined);
+      if (!present)
+        await removePulledImage({ imageRef: opts.imageRef, added: true }).catch(() => undefined);
       throw e;
     }
   });
@@ -49,11 +81,19 @@ export async function pullAndSave(opts: { imageRef: string; archivePath: string;
  *  forced, so an image another reference or a container still uses stays (the engine then just
  *  drops this reference). A reference that was already there before the pull is left alone.
  *  Without this every evidence run leaves each platform image behind (hundreds of MB a run). */
-export async function removePulledImage(pulled: { imageRef: string; added: boolean }): Promise<{ removed: boolean; error?: string }> {
+export async function removePulledImage(pulled: {
+  imageRef: string;
+  added: boolean;
+}): Promise<{ removed: boolean; error?: string }> {
   if (!pulled.added) return { removed: false };
-  const r = await execTool(requireTool("docker"), ["image", "rm", pulled.imageRef], { timeoutMs: 120_000 });
+  const r = await execTool(requireTool("docker"), ["image", "rm", pulled.imageRef], {
+    timeoutMs: 120_000,
+  });
   if (r.code === 0 || /No such image/i.test(r.stderr)) return { removed: r.code === 0 };
-  return { removed: false, error: `docker image rm ${pulled.imageRef} failed, exit ${r.code}: ${lastLines(r.stderr || r.stdout, 3)}` };
+  return {
+    removed: false,
+    error: `docker image rm ${pulled.imageRef} failed, exit ${r.code}: ${lastLines(r.stderr || r.stdout, 3)}`,
+  };
 }
 
 export interface DiveResult {
@@ -84,7 +124,12 @@ export function parseDiveCi(rawOutput: string): Omit<DiveResult, "seconds" | "ou
 }
 
 /** Dive in CI mode on a saved image with the gates' thresholds. */
-export async function runDive(opts: { archivePath: string; minEfficiency: number; maxWastedMb: number; timeoutMs?: number }): Promise<DiveResult> {
+export async function runDive(opts: {
+  archivePath: string;
+  minEfficiency: number;
+  maxWastedMb: number;
+  timeoutMs?: number;
+}): Promise<DiveResult> {
   const dive = requireTool("dive");
   const r = await execTool(
     dive,
@@ -107,7 +152,6 @@ export async function runDive(opts: { archivePath: string; minEfficiency: number
   return { ...parseDiveCi(output), output, seconds: r.seconds };
 }
 
-
 /** Dive's own JSON export (`--json`): the image's size, efficiency and wasted bytes. */
 export interface DiveJson {
   sizeBytes: number;
@@ -118,25 +162,48 @@ export interface DiveJson {
 export function parseDiveJson(text: string): DiveJson {
   const image = (JSON.parse(text) as { image?: Partial<DiveJson> }).image;
   const num = (v: unknown, what: string): number => {
-    if (typeof v !== "number" || !Number.isFinite(v)) throw new Error(`dive --json has no image.${what}`);
+    if (typeof v !== "number" || !Number.isFinite(v))
+      throw new Error(`dive --json has no image.${what}`);
     return v;
   };
-  return { sizeBytes: num(image?.sizeBytes, "sizeBytes"), inefficientBytes: num(image?.inefficientBytes, "inefficientBytes"), efficiencyScore: num(image?.efficiencyScore, "efficiencyScore") };
+  return {
+    sizeBytes: num(image?.sizeBytes, "sizeBytes"),
+    inefficientBytes: num(image?.inefficientBytes, "inefficientBytes"),
+    efficiencyScore: num(image?.efficiencyScore, "efficiencyScore"),
+  };
 }
 
 /** Dive on an image from the layer cache: the CI verdict with the gates' thresholds (runDive) and,
  *  from Dive's JSON export of the same archive, the uncompressed size (the sum of the layers' file
  *  sizes: what Docker's image Size reports). */
-export async function runDiveOnLocal(opts: { local: LocalImage; archivePath: string; minEfficiency: number; maxWastedMb: number; timeoutMs?: number }): Promise<DiveResult & { sizeBytes: number; archiveSeconds: number }> {
+export async function runDiveOnLocal(opts: {
+  local: LocalImage;
+  archivePath: string;
+  minEfficiency: number;
+  maxWastedMb: number;
+  timeoutMs?: number;
+}): Promise<DiveResult & { sizeBytes: number; archiveSeconds: number }> {
   const started = Date.now();
   fs.mkdirSync(path.dirname(opts.archivePath), { recursive: true });
   const jsonPath = `${opts.archivePath}.dive.json`;
   try {
     await writeDockerArchive(opts.local, opts.archivePath);
     const archiveSeconds = (Date.now() - started) / 1000;
-    const ci = await runDive({ archivePath: opts.archivePath, minEfficiency: opts.minEfficiency, maxWastedMb: opts.maxWastedMb, timeoutMs: opts.timeoutMs });
-    const r = await execTool(requireTool("dive"), ["--source", "docker-archive", "--json", jsonPath, opts.archivePath], { env: { CI: "true" }, timeoutMs: opts.timeoutMs ?? 600_000 });
-    if (r.code !== 0 || !fs.existsSync(jsonPath)) throw new Error(`dive --json failed on ${opts.archivePath}, exit ${r.code}: ${lastLines(r.stdout + r.stderr)}`);
+    const ci = await runDive({
+      archivePath: opts.archivePath,
+      minEfficiency: opts.minEfficiency,
+      maxWastedMb: opts.maxWastedMb,
+      timeoutMs: opts.timeoutMs,
+    });
+    const r = await execTool(
+      requireTool("dive"),
+      ["--source", "docker-archive", "--json", jsonPath, opts.archivePath],
+      { env: { CI: "true" }, timeoutMs: opts.timeoutMs ?? 600_000 },
+    );
+    if (r.code !== 0 || !fs.existsSync(jsonPath))
+      throw new Error(
+        `dive --json failed on ${opts.archivePath}, exit ${r.code}: ${lastLines(r.stdout + r.stderr)}`,
+      );
     const json = parseDiveJson(fs.readFileSync(jsonPath, "utf8"));
     return { ...ci, sizeBytes: json.sizeBytes, archiveSeconds, seconds: ci.seconds + r.seconds };
   } finally {

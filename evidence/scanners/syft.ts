@@ -5,7 +5,15 @@ import * as path from "node:path";
 import { execTool, lastLines, requireTool } from "../exec";
 import { type RegistryAuth, insecureOf, withDockerConfig } from "../oci";
 import type { LocalImage } from "./layers";
-import { type SyftDocument, CatalogCache, catalogProblems, imageSource, mergeParts, planReuse, upperLayout } from "./sbomReuse";
+import {
+  type SyftDocument,
+  CatalogCache,
+  catalogProblems,
+  imageSource,
+  mergeParts,
+  planReuse,
+  upperLayout,
+} from "./sbomReuse";
 
 export function platformSlug(platform: string): string {
   return platform.replace(/\//g, "-");
@@ -43,43 +51,119 @@ export async function runSyft(opts: {
   const r = await withDockerConfig(opts.auth, (dockerEnv) =>
     execTool(
       syft,
-      ["scan", `registry:${opts.imageRef}`, "--platform", opts.platform, "-q", "-o", `spdx-json=${spdxPath}`, "-o", `cyclonedx-json=${cyclonedxPath}`, ...(opts.syftJsonPath !== undefined ? ["-o", `syft-json=${opts.syftJsonPath}`] : [])],
-      { env: { ...dockerEnv, SYFT_CHECK_FOR_APP_UPDATE: "false", SYFT_REGISTRY_INSECURE_USE_HTTP: String(insecureOf(opts.auth)) }, timeoutMs: opts.timeoutMs ?? 600_000, redact: [opts.auth?.password ?? ""] },
+      [
+        "scan",
+        `registry:${opts.imageRef}`,
+        "--platform",
+        opts.platform,
+        "-q",
+        "-o",
+        `spdx-json=${spdxPath}`,
+        "-o",
+        `cyclonedx-json=${cyclonedxPath}`,
+        ...(opts.syftJsonPath !== undefined ? ["-o", `syft-json=${opts.syftJsonPath}`] : []),
+      ],
+      {
+        env: {
+          ...dockerEnv,
+          SYFT_CHECK_FOR_APP_UPDATE: "false",
+          SYFT_REGISTRY_INSECURE_USE_HTTP: String(insecureOf(opts.auth)),
+        },
+        timeoutMs: opts.timeoutMs ?? 600_000,
+        redact: [opts.auth?.password ?? ""],
+      },
     ),
   );
   if (r.code !== 0) {
-    throw new Error(`syft failed on ${opts.imageRef} (${opts.platform}), exit ${r.code}: ${lastLines(r.stderr || r.stdout)}`);
+    throw new Error(
+      `syft failed on ${opts.imageRef} (${opts.platform}), exit ${r.code}: ${lastLines(r.stderr || r.stdout)}`,
+    );
   }
-  return { ...readSpdx(spdxPath), spdxPath, cyclonedxPath, seconds: r.seconds, syftJsonPath: opts.syftJsonPath };
+  return {
+    ...readSpdx(spdxPath),
+    spdxPath,
+    cyclonedxPath,
+    seconds: r.seconds,
+    syftJsonPath: opts.syftJsonPath,
+  };
 }
 
 function readSpdx(spdxPath: string): Pick<SyftResult, "packageCount" | "packages" | "syftVersion"> {
-  const spdx = JSON.parse(fs.readFileSync(spdxPath, "utf8")) as { packages?: Array<{ name?: string; versionInfo?: string }>; creationInfo?: { creators?: string[] } };
-  const packages = (spdx.packages ?? []).map((p) => ({ name: p.name ?? "", version: p.versionInfo ?? "" }));
-  const creator = (spdx.creationInfo?.creators ?? []).find((c) => c.startsWith("Tool: syft-")) ?? "";
-  return { packageCount: packages.length, packages, syftVersion: creator.replace("Tool: syft-", "") };
+  const spdx = JSON.parse(fs.readFileSync(spdxPath, "utf8")) as {
+    packages?: Array<{ name?: string; versionInfo?: string }>;
+    creationInfo?: { creators?: string[] };
+  };
+  const packages = (spdx.packages ?? []).map((p) => ({
+    name: p.name ?? "",
+    version: p.versionInfo ?? "",
+  }));
+  const creator =
+    (spdx.creationInfo?.creators ?? []).find((c) => c.startsWith("Tool: syft-")) ?? "";
+  return {
+    packageCount: packages.length,
+    packages,
+    syftVersion: creator.replace("Tool: syft-", ""),
+  };
 }
 
 const SYFT_ENV = { SYFT_CHECK_FOR_APP_UPDATE: "false" };
 
 /** Syft's catalogue of an OCI layout (the upper layers of an image, see sbomReuse.upperLayout). */
-export async function scanLayout(layoutDir: string, outJson: string, timeoutMs = 600_000): Promise<SyftDocument> {
-  const r = await execTool(requireTool("syft"), ["scan", `oci-dir:${layoutDir}`, "-q", "-o", `syft-json=${outJson}`], { env: SYFT_ENV, timeoutMs });
-  if (r.code !== 0) throw new Error(`syft failed on the layout ${layoutDir}, exit ${r.code}: ${lastLines(r.stderr || r.stdout)}`);
+export async function scanLayout(
+  layoutDir: string,
+  outJson: string,
+  timeoutMs = 600_000,
+): Promise<SyftDocument> {
+  const r = await execTool(
+    requireTool("syft"),
+    ["scan", `oci-dir:${layoutDir}`, "-q", "-o", `syft-json=${outJson}`],
+    { env: SYFT_ENV, timeoutMs },
+  );
+  if (r.code !== 0)
+    throw new Error(
+      `syft failed on the layout ${layoutDir}, exit ${r.code}: ${lastLines(r.stderr || r.stdout)}`,
+    );
   return JSON.parse(fs.readFileSync(outJson, "utf8")) as SyftDocument;
 }
 
 /** SPDX and CycloneDX from Syft's JSON, by Syft itself (`syft convert`, lossless from syft-json). */
-export async function convertSyftJson(syftJson: string, spdxPath: string, cyclonedxPath: string, timeoutMs = 300_000): Promise<void> {
-  const r = await execTool(requireTool("syft"), ["convert", syftJson, "-q", "-o", `spdx-json=${spdxPath}`, "-o", `cyclonedx-json=${cyclonedxPath}`], { env: SYFT_ENV, timeoutMs });
-  if (r.code !== 0) throw new Error(`syft convert ${syftJson} failed, exit ${r.code}: ${lastLines(r.stderr || r.stdout)}`);
+export async function convertSyftJson(
+  syftJson: string,
+  spdxPath: string,
+  cyclonedxPath: string,
+  timeoutMs = 300_000,
+): Promise<void> {
+  const r = await execTool(
+    requireTool("syft"),
+    [
+      "convert",
+      syftJson,
+      "-q",
+      "-o",
+      `spdx-json=${spdxPath}`,
+      "-o",
+      `cyclonedx-json=${cyclonedxPath}`,
+    ],
+    { env: SYFT_ENV, timeoutMs },
+  );
+  if (r.code !== 0)
+    throw new Error(
+      `syft convert ${syftJson} failed, exit ${r.code}: ${lastLines(r.stderr || r.stdout)}`,
+    );
 }
 
 /** The SBOM of one platform image whose layers are in the local cache (layers.localImage): when
  *  Syft catalogued its lower layers before and the split is clean (sbomReuse.ts), that catalogue
  *  plus a scan of the upper layers alone; otherwise a full scan from the registry. Either way the
  *  image's catalogue is kept for the next run. */
-export async function runSyftReusing(opts: { local: LocalImage; platform: string; outDir: string; auth?: RegistryAuth; cacheDir?: string; timeoutMs?: number }): Promise<SyftResult> {
+export async function runSyftReusing(opts: {
+  local: LocalImage;
+  platform: string;
+  outDir: string;
+  auth?: RegistryAuth;
+  cacheDir?: string;
+  timeoutMs?: number;
+}): Promise<SyftResult> {
   const started = Date.now();
   const syft = requireTool("syft");
   fs.mkdirSync(opts.outDir, { recursive: true });
@@ -100,8 +184,20 @@ export async function runSyftReusing(opts: { local: LocalImage; platform: string
       const upper = await scanLayout(layout, path.join(layout, "upper.syft.json"), opts.timeoutMs);
       const problems = catalogProblems(plan.lower, upper, opts.local.listings.slice(plan.k));
       if (problems.length === 0) {
-        const upperPart = { artifacts: upper.artifacts, artifactRelationships: upper.artifactRelationships, files: upper.files ?? [], distro: upper.distro, sourceId: upper.source.id };
-        doc = mergeParts(plan.lower, upperPart, imageSource(opts.local), plan.descriptor, plan.schema);
+        const upperPart = {
+          artifacts: upper.artifacts,
+          artifactRelationships: upper.artifactRelationships,
+          files: upper.files ?? [],
+          distro: upper.distro,
+          sourceId: upper.source.id,
+        };
+        doc = mergeParts(
+          plan.lower,
+          upperPart,
+          imageSource(opts.local),
+          plan.descriptor,
+          plan.schema,
+        );
         reuse = `first ${plan.k} of ${opts.local.listings.length} layers catalogued before; ${opts.local.listings.length - plan.k} scanned`;
       } else {
         notes.push(`upper scan not merged: ${problems.slice(0, 3).join("; ")}`);
@@ -111,13 +207,33 @@ export async function runSyftReusing(opts: { local: LocalImage; platform: string
     }
   }
   if (doc === undefined) {
-    const full = await runSyft({ imageRef: opts.local.image.ref, platform: opts.platform, outDir: opts.outDir, auth: opts.auth, timeoutMs: opts.timeoutMs, syftJsonPath });
-    cache.store(opts.local.listings, JSON.parse(fs.readFileSync(syftJsonPath, "utf8")) as SyftDocument);
-    return { ...full, seconds: (Date.now() - started) / 1000, reuse: ["full scan", ...notes].join("; ") };
+    const full = await runSyft({
+      imageRef: opts.local.image.ref,
+      platform: opts.platform,
+      outDir: opts.outDir,
+      auth: opts.auth,
+      timeoutMs: opts.timeoutMs,
+      syftJsonPath,
+    });
+    cache.store(
+      opts.local.listings,
+      JSON.parse(fs.readFileSync(syftJsonPath, "utf8")) as SyftDocument,
+    );
+    return {
+      ...full,
+      seconds: (Date.now() - started) / 1000,
+      reuse: ["full scan", ...notes].join("; "),
+    };
   }
   fs.writeFileSync(syftJsonPath, JSON.stringify(doc));
   await convertSyftJson(syftJsonPath, spdxPath, cyclonedxPath, opts.timeoutMs);
   if (plan?.kind === "prefix") cache.store(opts.local.listings, doc);
-  return { ...readSpdx(spdxPath), spdxPath, cyclonedxPath, syftJsonPath, seconds: (Date.now() - started) / 1000, reuse: [reuse, ...notes].join("; ") };
+  return {
+    ...readSpdx(spdxPath),
+    spdxPath,
+    cyclonedxPath,
+    syftJsonPath,
+    seconds: (Date.now() - started) / 1000,
+    reuse: [reuse, ...notes].join("; "),
+  };
 }
-

@@ -47,7 +47,14 @@ export function trivyCacheDir(): string {
   return path.join(path.dirname(toolBinDir()), "trivy-cache");
 }
 
-const TRIVY_OFFLINE_FLAGS = ["--skip-check-update", "--skip-version-check", "--disable-telemetry", "--quiet", "--format", "json"];
+const TRIVY_OFFLINE_FLAGS = [
+  "--skip-check-update",
+  "--skip-version-check",
+  "--disable-telemetry",
+  "--quiet",
+  "--format",
+  "json",
+];
 
 function misconfigFindings(report: TrivyReport, severities: string[]): Finding[] {
   return (report.Results ?? []).flatMap((res) =>
@@ -90,26 +97,61 @@ export async function trivyVersion(): Promise<string> {
   return /Version:\s*(\S+)/.exec(r.stdout)?.[1] ?? "unknown";
 }
 
-export async function runTrivyConfig(opts: { dir: string; reportPath: string; severities?: string[]; timeoutMs?: number }): Promise<TrivyConfigResult> {
+export async function runTrivyConfig(opts: {
+  dir: string;
+  reportPath: string;
+  severities?: string[];
+  timeoutMs?: number;
+}): Promise<TrivyConfigResult> {
   const trivy = requireTool("trivy");
   const severities = opts.severities ?? ["HIGH", "CRITICAL"];
   fs.mkdirSync(path.dirname(opts.reportPath), { recursive: true });
   const r = await execTool(
     trivy,
-    ["fs", "--scanners", "misconfig,secret", ...TRIVY_OFFLINE_FLAGS, "--cache-dir", trivyCacheDir(), "--skip-dirs", "**/node_modules", "--skip-dirs", "**/coverage", "--skip-dirs", "**/dist", "--output", opts.reportPath, opts.dir],
+    [
+      "fs",
+      "--scanners",
+      "misconfig,secret",
+      ...TRIVY_OFFLINE_FLAGS,
+      "--cache-dir",
+      trivyCacheDir(),
+      "--skip-dirs",
+      "**/node_modules",
+      "--skip-dirs",
+      "**/coverage",
+      "--skip-dirs",
+      "**/dist",
+      "--output",
+      opts.reportPath,
+      opts.dir,
+    ],
     { timeoutMs: opts.timeoutMs ?? 300_000 },
   );
   if (r.code !== 0) {
-    throw new Error(`trivy fs (misconfig,secret) failed on ${opts.dir}, exit ${r.code}: ${lastLines(r.stderr || r.stdout)}`);
+    throw new Error(
+      `trivy fs (misconfig,secret) failed on ${opts.dir}, exit ${r.code}: ${lastLines(r.stderr || r.stdout)}`,
+    );
   }
   const report = JSON.parse(fs.readFileSync(opts.reportPath, "utf8")) as TrivyReport;
-  return { misconfigurations: misconfigFindings(report, severities), secrets: secretFindings(report), seconds: r.seconds, reportPath: opts.reportPath };
+  return {
+    misconfigurations: misconfigFindings(report, severities),
+    secrets: secretFindings(report),
+    seconds: r.seconds,
+    reportPath: opts.reportPath,
+  };
 }
 
 /** Trivy with this registry's credentials in a private 0600 Docker config (its default keychain,
  *  for images and the DB artifact alike), never in its environment. */
-function runTrivy(trivy: string, args: string[], auth: RegistryAuth | undefined, timeoutMs: number): Promise<ExecResult> {
-  return withDockerConfig(auth, (env) => execTool(trivy, args, { env, timeoutMs, redact: [auth?.password ?? ""] }));
+function runTrivy(
+  trivy: string,
+  args: string[],
+  auth: RegistryAuth | undefined,
+  timeoutMs: number,
+): Promise<ExecResult> {
+  return withDockerConfig(auth, (env) =>
+    execTool(trivy, args, { env, timeoutMs, redact: [auth?.password ?? ""] }),
+  );
 }
 
 export interface TrivyImageResult {
@@ -131,15 +173,37 @@ export async function runTrivyImage(opts: {
 }): Promise<TrivyImageResult> {
   const trivy = requireTool("trivy");
   fs.mkdirSync(path.dirname(opts.reportPath), { recursive: true });
-  const args = ["image", "--image-src", "remote", "--platform", opts.platform, "--scanners", "secret", "--image-config-scanners", "misconfig,secret", ...TRIVY_OFFLINE_FLAGS, "--cache-dir", trivyCacheDir(), "--output", opts.reportPath];
+  const args = [
+    "image",
+    "--image-src",
+    "remote",
+    "--platform",
+    opts.platform,
+    "--scanners",
+    "secret",
+    "--image-config-scanners",
+    "misconfig,secret",
+    ...TRIVY_OFFLINE_FLAGS,
+    "--cache-dir",
+    trivyCacheDir(),
+    "--output",
+    opts.reportPath,
+  ];
   if (insecureOf(opts.auth)) args.push("--insecure");
   args.push(opts.imageRef);
   const r = await runTrivy(trivy, args, opts.auth, opts.timeoutMs ?? 600_000);
   if (r.code !== 0) {
-    throw new Error(`trivy image (secret, config) failed on ${opts.imageRef} (${opts.platform}), exit ${r.code}: ${lastLines(r.stderr || r.stdout)}`);
+    throw new Error(
+      `trivy image (secret, config) failed on ${opts.imageRef} (${opts.platform}), exit ${r.code}: ${lastLines(r.stderr || r.stdout)}`,
+    );
   }
   const report = JSON.parse(fs.readFileSync(opts.reportPath, "utf8")) as TrivyReport;
-  return { secrets: secretFindings(report), misconfigurations: misconfigFindings(report, opts.severities ?? ["HIGH", "CRITICAL"]), seconds: r.seconds, reportPath: opts.reportPath };
+  return {
+    secrets: secretFindings(report),
+    misconfigurations: misconfigFindings(report, opts.severities ?? ["HIGH", "CRITICAL"]),
+    seconds: r.seconds,
+    reportPath: opts.reportPath,
+  };
 }
 
 export interface TrivyVulnerability {
@@ -168,34 +232,74 @@ export interface VulnDbSource {
 
 /** One cache per DB source: the offline DB and the public one never mix. */
 function vulnCacheDir(db: VulnDbSource): string {
-  const key = db.repository === undefined ? "public" : crypto.createHash("sha256").update(db.repository).digest("hex").slice(0, 12);
+  const key =
+    db.repository === undefined
+      ? "public"
+      : crypto.createHash("sha256").update(db.repository).digest("hex").slice(0, 12);
   return path.join(trivyCacheDir(), `vulndb-${key}`);
 }
 
 /** Trivy vulnerability scan of an image from the registry by digest. */
-export async function runTrivyVulnerabilities(opts: { imageRef: string; platform: string; reportPath: string; auth?: RegistryAuth; db: VulnDbSource; timeoutMs?: number }): Promise<TrivyVulnResult> {
+export async function runTrivyVulnerabilities(opts: {
+  imageRef: string;
+  platform: string;
+  reportPath: string;
+  auth?: RegistryAuth;
+  db: VulnDbSource;
+  timeoutMs?: number;
+}): Promise<TrivyVulnResult> {
   const trivy = requireTool("trivy");
   fs.mkdirSync(path.dirname(opts.reportPath), { recursive: true });
   const cacheDir = vulnCacheDir(opts.db);
-  const args = ["image", "--image-src", "remote", "--platform", opts.platform, "--scanners", "vuln", "--skip-java-db-update", ...TRIVY_OFFLINE_FLAGS, "--cache-dir", cacheDir, "--output", opts.reportPath];
+  const args = [
+    "image",
+    "--image-src",
+    "remote",
+    "--platform",
+    opts.platform,
+    "--scanners",
+    "vuln",
+    "--skip-java-db-update",
+    ...TRIVY_OFFLINE_FLAGS,
+    "--cache-dir",
+    cacheDir,
+    "--output",
+    opts.reportPath,
+  ];
   if (opts.db.repository !== undefined) args.push("--db-repository", opts.db.repository);
   if (insecureOf(opts.auth)) args.push("--insecure");
   args.push(opts.imageRef);
   const r = await runTrivy(trivy, args, opts.auth, opts.timeoutMs ?? 600_000);
   if (r.code !== 0) {
-    throw new Error(`trivy image (vuln, DB ${opts.db.repository ?? "Trivy's public DB"}) failed on ${opts.imageRef}, exit ${r.code}: ${lastLines(r.stderr || r.stdout)}`);
+    throw new Error(
+      `trivy image (vuln, DB ${opts.db.repository ?? "Trivy's public DB"}) failed on ${opts.imageRef}, exit ${r.code}: ${lastLines(r.stderr || r.stdout)}`,
+    );
   }
   const report = JSON.parse(fs.readFileSync(opts.reportPath, "utf8")) as TrivyReport;
   return vulnSummary(report, opts.db, cacheDir, r.seconds, opts.reportPath);
 }
 
-function vulnSummary(report: TrivyReport, source: VulnDbSource, cacheDir: string, seconds: number, reportPath: string): TrivyVulnResult {
+function vulnSummary(
+  report: TrivyReport,
+  source: VulnDbSource,
+  cacheDir: string,
+  seconds: number,
+  reportPath: string,
+): TrivyVulnResult {
   const vulnerabilities = (report.Results ?? [])
     .flatMap((x) => x.Vulnerabilities ?? [])
-    .map((v) => ({ id: v.VulnerabilityID ?? "?", pkg: v.PkgName ?? "?", installed: v.InstalledVersion ?? "?", fixed: v.FixedVersion, severity: v.Severity ?? "UNKNOWN" }));
+    .map((v) => ({
+      id: v.VulnerabilityID ?? "?",
+      pkg: v.PkgName ?? "?",
+      installed: v.InstalledVersion ?? "?",
+      fixed: v.FixedVersion,
+      severity: v.Severity ?? "UNKNOWN",
+    }));
   let db = source.repository ?? "trivy public DB";
   try {
-    const meta = JSON.parse(fs.readFileSync(path.join(cacheDir, "db", "metadata.json"), "utf8")) as { UpdatedAt?: string };
+    const meta = JSON.parse(
+      fs.readFileSync(path.join(cacheDir, "db", "metadata.json"), "utf8"),
+    ) as { UpdatedAt?: string };
     if (meta.UpdatedAt) db += ` (updated ${meta.UpdatedAt})`;
   } catch {
     // metadata is informative only
@@ -218,18 +322,48 @@ export interface TrivyImageAllResult extends TrivyVulnResult {
 /** Vulnerabilities, secrets and the image config's misconfigurations in one `trivy image` call:
  *  one start-up, one analysis of the image (cached per layer in the DB source's cache) instead of
  *  two. The same report then serves as both runTrivyImage's and runTrivyVulnerabilities'. */
-export async function runTrivyImageAll(opts: { imageRef: string; platform: string; reportPath: string; auth?: RegistryAuth; db: VulnDbSource; severities?: string[]; timeoutMs?: number }): Promise<TrivyImageAllResult> {
+export async function runTrivyImageAll(opts: {
+  imageRef: string;
+  platform: string;
+  reportPath: string;
+  auth?: RegistryAuth;
+  db: VulnDbSource;
+  severities?: string[];
+  timeoutMs?: number;
+}): Promise<TrivyImageAllResult> {
   const trivy = requireTool("trivy");
   fs.mkdirSync(path.dirname(opts.reportPath), { recursive: true });
   const cacheDir = vulnCacheDir(opts.db);
-  const args = ["image", "--image-src", "remote", "--platform", opts.platform, "--scanners", "vuln,secret", "--image-config-scanners", "misconfig,secret", "--skip-java-db-update", ...TRIVY_OFFLINE_FLAGS, "--cache-dir", cacheDir, "--output", opts.reportPath];
+  const args = [
+    "image",
+    "--image-src",
+    "remote",
+    "--platform",
+    opts.platform,
+    "--scanners",
+    "vuln,secret",
+    "--image-config-scanners",
+    "misconfig,secret",
+    "--skip-java-db-update",
+    ...TRIVY_OFFLINE_FLAGS,
+    "--cache-dir",
+    cacheDir,
+    "--output",
+    opts.reportPath,
+  ];
   if (opts.db.repository !== undefined) args.push("--db-repository", opts.db.repository);
   if (insecureOf(opts.auth)) args.push("--insecure");
   args.push(opts.imageRef);
   const r = await runTrivy(trivy, args, opts.auth, opts.timeoutMs ?? 600_000);
   if (r.code !== 0) {
-    throw new Error(`trivy image (vuln, secret, config; DB ${opts.db.repository ?? "Trivy's public DB"}) failed on ${opts.imageRef} (${opts.platform}), exit ${r.code}: ${lastLines(r.stderr || r.stdout)}`);
+    throw new Error(
+      `trivy image (vuln, secret, config; DB ${opts.db.repository ?? "Trivy's public DB"}) failed on ${opts.imageRef} (${opts.platform}), exit ${r.code}: ${lastLines(r.stderr || r.stdout)}`,
+    );
   }
   const report = JSON.parse(fs.readFileSync(opts.reportPath, "utf8")) as TrivyReport;
-  return { ...vulnSummary(report, opts.db, cacheDir, r.seconds, opts.reportPath), secrets: secretFindings(report), misconfigurations: misconfigFindings(report, opts.severities ?? ["HIGH", "CRITICAL"]) };
+  return {
+    ...vulnSummary(report, opts.db, cacheDir, r.seconds, opts.reportPath),
+    secrets: secretFindings(report),
+    misconfigurations: misconfigFindings(report, opts.severities ?? ["HIGH", "CRITICAL"]),
+  };
 }

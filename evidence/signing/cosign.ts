@@ -25,11 +25,35 @@ import {
 } from "./predicates";
 
 import { parseVerifyOutput, subjectMatches } from "./statements";
-import { type Session, cosignRun, cosignTail, openSession, parseDigestRef, referrersTagOf, signerFlags, trustFlags } from "./session";
-import type { AttestInput, AttestResult, CosignOptions, SignOptions, SignResult, Trust, VerifyResult } from "./types";
+import {
+  type Session,
+  cosignRun,
+  cosignTail,
+  openSession,
+  parseDigestRef,
+  referrersTagOf,
+  signerFlags,
+  trustFlags,
+} from "./session";
+import type {
+  AttestInput,
+  AttestResult,
+  CosignOptions,
+  SignOptions,
+  SignResult,
+  Trust,
+  VerifyResult,
+} from "./types";
 
 export * from "./types";
-export { NO_TLOG_SIGNING_CONFIG, EMPTY_TRUSTED_ROOT, cosignEnv, findCosign, parseDigestRef, referrersTagOf } from "./session";
+export {
+  NO_TLOG_SIGNING_CONFIG,
+  EMPTY_TRUSTED_ROOT,
+  cosignEnv,
+  findCosign,
+  parseDigestRef,
+  referrersTagOf,
+} from "./session";
 
 async function referrers(
   s: Session,

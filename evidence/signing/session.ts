@@ -7,7 +7,6 @@ import * as path from "node:path";
 import { type ExecResult, execTool, lastLines } from "../exec";
 import type { CosignOptions, Signer, Trust } from "./types";
 
-
 const DIGEST_REF = /^(?<repo>[^@\s]+?)(?::[\w][\w.-]{0,127})?@(?<digest>sha256:[0-9a-f]{64})$/;
 
 /** Splits `<repo>[:tag]@sha256:<hex>`; anything not pinned by digest is refused (a tag can be
@@ -78,7 +77,14 @@ export function cosignEnv(
 
 /** cosign through the engine's one process runner, with the environment built above (not the
  *  allow-list of other tools: cosign's own, see cosignEnv). */
-export function run(file: string, args: string[], env: Record<string, string>, cwd: string, timeoutMs: number, redact: string[]): Promise<ExecResult> {
+export function run(
+  file: string,
+  args: string[],
+  env: Record<string, string>,
+  cwd: string,
+  timeoutMs: number,
+  redact: string[],
+): Promise<ExecResult> {
   return execTool(file, args, { fullEnv: env, cwd, timeoutMs, redact });
 }
 
@@ -144,7 +150,10 @@ export interface Session {
   redact: string[];
 }
 
-export function openSession(opts: CosignOptions, purpose: { kms?: boolean; keyless?: boolean }): Session {
+export function openSession(
+  opts: CosignOptions,
+  purpose: { kms?: boolean; keyless?: boolean },
+): Session {
   const from = opts.env ?? process.env;
   const cosign = opts.cosign ?? findCosign(from);
   const dir = new RunDir(opts.tempRoot ?? os.tmpdir());

@@ -74,4 +74,3 @@ export function subjectMatches(st: InTotoStatement, digest: string): boolean {
   const [alg, hex] = digest.split(":");
   return st.subject.some((sub) => sub.digest?.[alg] === hex);
 }
-

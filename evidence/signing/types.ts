@@ -77,4 +77,3 @@ export interface VerifyResult {
   statements: InTotoStatement[];
   seconds: number;
 }
-

@@ -27,9 +27,16 @@ import {
 const MOVING = ["main", "edge"];
 
 /** `scripts/local.sh up` whose output is watched: `fault` runs once a line matches `trigger`. */
-function upWithFault(stack: TestStack, trigger: RegExp, fault: () => Promise<void>): Promise<{ code: number; output: string; faulted: boolean }> {
+function upWithFault(
+  stack: TestStack,
+  trigger: RegExp,
+  fault: () => Promise<void>,
+): Promise<{ code: number; output: string; faulted: boolean }> {
   return new Promise((resolve, reject) => {
-    const child = spawn("bash", [path.join(REPO_ROOT, "scripts", "local.sh"), "up"], { env: { ...process.env, ...stack.env() }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn("bash", [path.join(REPO_ROOT, "scripts", "local.sh"), "up"], {
+      env: { ...process.env, ...stack.env() },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let output = "";
     let faulted = false;
     let faultDone: Promise<void> = Promise.resolve();
@@ -74,19 +81,41 @@ describe("faults leave nothing half-published (e2e, real engine, BuildKit and re
     const after = await movingTags();
     for (const t of MOVING) {
       if (after[t] === before[t]) continue;
-      const out = await stack.outputs<{ digest?: string; gateResults?: { passed: boolean; digest?: string } }>();
-      assert.equal(out.gateResults?.passed, true, `tag ${t} moved to ${after[t]} without passing evidence`);
-      assert.equal(out.gateResults?.digest, after[t], `tag ${t} moved to ${after[t]}, which is not the digest the evidence vouches for`);
+      const out = await stack.outputs<{
+        digest?: string;
+        gateResults?: { passed: boolean; digest?: string };
+      }>();
+      assert.equal(
+        out.gateResults?.passed,
+        true,
+        `tag ${t} moved to ${after[t]} without passing evidence`,
+      );
+      assert.equal(
+        out.gateResults?.digest,
+        after[t],
+        `tag ${t} moved to ${after[t]}, which is not the digest the evidence vouches for`,
+      );
     }
   }
 
   async function recover(): Promise<void> {
     const r = await stack.local(["up"]);
-    assert.equal(r.code, 0, `the plain pulumi up after the fault failed:\n${tail(`${r.stdout}\n${r.stderr}`, 40)}`);
-    const out = await stack.outputs<{ digest: string; gateResults: { passed: boolean; digest: string } }>();
+    assert.equal(
+      r.code,
+      0,
+      `the plain pulumi up after the fault failed:\n${tail(`${r.stdout}\n${r.stderr}`, 40)}`,
+    );
+    const out = await stack.outputs<{
+      digest: string;
+      gateResults: { passed: boolean; digest: string };
+    }>();
     assert.equal(out.gateResults.passed, true);
     assert.equal(out.gateResults.digest, out.digest);
-    assert.deepEqual(await movingTags(), Object.fromEntries(MOVING.map((t) => [t, out.digest])), "after recovery every moving tag is at the new digest");
+    assert.deepEqual(
+      await movingTags(),
+      Object.fromEntries(MOVING.map((t) => [t, out.digest])),
+      "after recovery every moving tag is at the new digest",
+    );
     current = out.digest;
   }
 
@@ -96,7 +125,9 @@ describe("faults leave nothing half-published (e2e, real engine, BuildKit and re
     registry = new RegistryClient(LOCAL_REGISTRY, localRegistryAuth());
     stack = new TestStack(`faults-${runId}`, {});
     appDir = copyApp(path.join(stack.dir, "app"));
-    stack.setConfig(factoryStackConfig({ repository, appDir, sha: await headSha(), platforms: ["linux/amd64"] }));
+    stack.setConfig(
+      factoryStackConfig({ repository, appDir, sha: await headSha(), platforms: ["linux/amd64"] }),
+    );
     await stack.up();
     current = (await stack.outputs<{ digest: string }>()).digest;
     assert.deepEqual(await movingTags(), { main: current, edge: current });
@@ -112,10 +143,14 @@ describe("faults leave nothing half-published (e2e, real engine, BuildKit and re
   it("the builder killed mid-build: the run fails, tags stay, the next up recovers", async () => {
     touchAppSource(appDir, `killed-builder-${runId}`);
     const before = await movingTags();
-    const r = await upWithFault(stack, /docker-build:index:Image\s+image-linux-amd64\s+updating/, async () => {
-      await new Promise((res) => setTimeout(res, 1500));
-      await script("buildkit.sh", "stop");
-    });
+    const r = await upWithFault(
+      stack,
+      /docker-build:index:Image\s+image-linux-amd64\s+updating/,
+      async () => {
+        await new Promise((res) => setTimeout(res, 1500));
+        await script("buildkit.sh", "stop");
+      },
+    );
     assert.ok(r.faulted, `the build never started:\n${tail(r.output, 30)}`);
     assert.notEqual(r.code, 0, `pulumi up passed with the builder killed:\n${tail(r.output, 30)}`);
     assert.match(r.output, /image-linux-amd64/, tail(r.output, 30));
@@ -128,11 +163,21 @@ describe("faults leave nothing half-published (e2e, real engine, BuildKit and re
   it("the registry stopped during the evidence: the error names the component and the registry, tags stay, the next up recovers", async () => {
     touchAppSource(appDir, `registry-down-evidence-${runId}`);
     const before = await movingTags();
-    const r = await upWithFault(stack, /evidence-evidence\s+updating/, () => script("registry-tls.sh", "stop"));
+    const r = await upWithFault(stack, /evidence-evidence\s+updating/, () =>
+      script("registry-tls.sh", "stop"),
+    );
     assert.ok(r.faulted, `the evidence never started:\n${tail(r.output, 30)}`);
     assert.notEqual(r.code, 0, `pulumi up passed with the registry down:\n${tail(r.output, 30)}`);
-    assert.match(r.output, /SupplyChainEvidence for 127\.0\.0\.1:5443\/image-factory\/faults-/, tail(r.output, 30));
-    assert.match(r.output, /Check that the registry 127\.0\.0\.1:5443 is reachable .* then run `pulumi up` again/, tail(r.output, 30));
+    assert.match(
+      r.output,
+      /SupplyChainEvidence for 127\.0\.0\.1:5443\/image-factory\/faults-/,
+      tail(r.output, 30),
+    );
+    assert.match(
+      r.output,
+      /Check that the registry 127\.0\.0\.1:5443 is reachable .* then run `pulumi up` again/,
+      tail(r.output, 30),
+    );
     await assertNothingHalfPublished(before);
     await script("registry-tls.sh");
     await recover();
@@ -141,7 +186,9 @@ describe("faults leave nothing half-published (e2e, real engine, BuildKit and re
   it("the registry stopped during the publish step: each tag old or fully evidenced, the next up recovers", async () => {
     touchAppSource(appDir, `registry-down-publish-${runId}`);
     const before = await movingTags();
-    const r = await upWithFault(stack, /publish-index\s+(creating|updating)/, () => script("registry-tls.sh", "stop"));
+    const r = await upWithFault(stack, /publish-index\s+(creating|updating)/, () =>
+      script("registry-tls.sh", "stop"),
+    );
     assert.ok(r.faulted, `the publish step never started:\n${tail(r.output, 30)}`);
     assert.notEqual(r.code, 0, `pulumi up passed with the registry down:\n${tail(r.output, 30)}`);
     await assertNothingHalfPublished(before);
@@ -161,13 +208,19 @@ describe("faults leave nothing half-published (e2e, real engine, BuildKit and re
     try {
       fs.rmSync(link);
       fs.symlinkSync(crasher, link);
-      r = await stack.local(["up"]).then((x) => ({ code: x.code, output: `${x.stdout}\n${x.stderr}` }));
+      r = await stack
+        .local(["up"])
+        .then((x) => ({ code: x.code, output: `${x.stdout}\n${x.stderr}` }));
     } finally {
       fs.rmSync(link, { force: true });
       fs.symlinkSync(real, link);
     }
     assert.notEqual(r.code, 0, `pulumi up passed with a crashing syft:\n${tail(r.output, 30)}`);
-    assert.match(r.output, /SupplyChainEvidence for .*the evidence run failed before judging/, tail(r.output, 30));
+    assert.match(
+      r.output,
+      /SupplyChainEvidence for .*the evidence run failed before judging/,
+      tail(r.output, 30),
+    );
     assert.match(r.output, /syft failed on .*exit 1\d\d/, tail(r.output, 30));
     await assertNothingHalfPublished(before);
     assert.deepEqual(await movingTags(), before);

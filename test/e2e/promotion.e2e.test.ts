@@ -6,134 +6,206 @@ import { strict as assert } from "assert";
 import * as fs from "fs";
 import * as path from "path";
 import { parseRef, RegistryClient } from "./lib/registry";
-import { STACK_REGISTRY, bootstrapOnce, buildkitHistory, copyApp, e2eRoot, headSha, localStackConfig, requireLocalStackTools, TestStack } from "./lib/pulumiStack";
+import {
+  STACK_REGISTRY,
+  bootstrapOnce,
+  buildkitHistory,
+  copyApp,
+  e2eRoot,
+  headSha,
+  localStackConfig,
+  requireLocalStackTools,
+  TestStack,
+} from "./lib/pulumiStack";
 
 interface StackOutputs {
-    imageName: string;
-    digest: string;
-    imageRef: string;
-    platformDigests: Record<string, string>;
-    tags: string[];
+  imageName: string;
+  digest: string;
+  imageRef: string;
+  platformDigests: Record<string, string>;
+  tags: string[];
 }
 
 describe("promotion: a stack with promoteFrom republishes another stack's digest", function () {
-    this.timeout(60 * 60_000);
-    const runId = `${Date.now().toString(36)}${process.pid.toString(36)}`;
-    const repository = `image-factory/e2e-promo-${runId}`;
-    let root: string;
-    let source: TestStack;
-    let sourceOutputs: StackOutputs;
-    let registry: RegistryClient;
-    let sha: string;
+  this.timeout(60 * 60_000);
+  const runId = `${Date.now().toString(36)}${process.pid.toString(36)}`;
+  const repository = `image-factory/e2e-promo-${runId}`;
+  let root: string;
+  let source: TestStack;
+  let sourceOutputs: StackOutputs;
+  let registry: RegistryClient;
+  let sha: string;
 
-    // Stacks of one backend: `IF_LOCAL_DIR` is shared, each has its own config file and name.
-    const stackIn = (name: string, config: Record<string, unknown>): TestStack => new TestStack(name, config, path.join(root, name));
-    const shareBackend = (s: TestStack): void => {
-        fs.rmSync(s.localDir, { recursive: true, force: true });
-        fs.symlinkSync(path.join(root, "backend"), s.localDir);
-    };
+  // Stacks of one backend: `IF_LOCAL_DIR` is shared, each has its own config file and name.
+  const stackIn = (name: string, config: Record<string, unknown>): TestStack =>
+    new TestStack(name, config, path.join(root, name));
+  const shareBackend = (s: TestStack): void => {
+    fs.rmSync(s.localDir, { recursive: true, force: true });
+    fs.symlinkSync(path.join(root, "backend"), s.localDir);
+  };
 
-    before(async function () {
-        await bootstrapOnce();
-        requireLocalStackTools();
-        registry = new RegistryClient();
-        sha = await headSha();
-        root = fs.mkdtempSync(path.join(e2eRoot(), "if-promotion-"));
-        fs.mkdirSync(path.join(root, "backend"));
-        const appDir = copyApp(path.join(root, "app"));
-        sourceAppDir = appDir;
-        // One platform keeps the source build short; promotion copies whatever index it finds.
-        source = stackIn(`src-${runId}`, {
-            ...localStackConfig(),
-            "image-factory:imageName": `${STACK_REGISTRY}/${repository}`,
-            "image-factory:cache": { type: "registry", mode: "max", ref: `${STACK_REGISTRY}/${repository}-cache` },
-            "image-factory:appPath": appDir,
-            "image-factory:platforms": ["linux/amd64"],
-            "image-factory:gitRef": "refs/heads/main",
-            "image-factory:gitSha": sha,
-        });
-        shareBackend(source);
-        await source.up();
-        sourceOutputs = await source.outputs<StackOutputs>();
-        assert.match(sourceOutputs.digest, /^sha256:[0-9a-f]{64}$/, "the source stack exports an index digest");
+  before(async function () {
+    await bootstrapOnce();
+    requireLocalStackTools();
+    registry = new RegistryClient();
+    sha = await headSha();
+    root = fs.mkdtempSync(path.join(e2eRoot(), "if-promotion-"));
+    fs.mkdirSync(path.join(root, "backend"));
+    const appDir = copyApp(path.join(root, "app"));
+    sourceAppDir = appDir;
+    // One platform keeps the source build short; promotion copies whatever index it finds.
+    source = stackIn(`src-${runId}`, {
+      ...localStackConfig(),
+      "image-factory:imageName": `${STACK_REGISTRY}/${repository}`,
+      "image-factory:cache": {
+        type: "registry",
+        mode: "max",
+        ref: `${STACK_REGISTRY}/${repository}-cache`,
+      },
+      "image-factory:appPath": appDir,
+      "image-factory:platforms": ["linux/amd64"],
+      "image-factory:gitRef": "refs/heads/main",
+      "image-factory:gitSha": sha,
     });
+    shareBackend(source);
+    await source.up();
+    sourceOutputs = await source.outputs<StackOutputs>();
+    assert.match(
+      sourceOutputs.digest,
+      /^sha256:[0-9a-f]{64}$/,
+      "the source stack exports an index digest",
+    );
+  });
 
-    after(function () {
-        if (root !== undefined && process.env.IF_E2E_KEEP !== "1") fs.rmSync(root, { recursive: true, force: true });
-    });
+  after(function () {
+    if (root !== undefined && process.env.IF_E2E_KEEP !== "1")
+      fs.rmSync(root, { recursive: true, force: true });
+  });
 
-    let sourceAppDir: string;
-    const promotingConfig = (from: string): Record<string, unknown> => ({
-        ...localStackConfig(),
-        "image-factory:imageName": `${STACK_REGISTRY}/${repository}`,
-        "image-factory:promoteFrom": from,
-        "image-factory:gitRef": "refs/tags/v1.4.2",
-        "image-factory:gitSha": sha,
-    });
+  let sourceAppDir: string;
+  const promotingConfig = (from: string): Record<string, unknown> => ({
+    ...localStackConfig(),
+    "image-factory:imageName": `${STACK_REGISTRY}/${repository}`,
+    "image-factory:promoteFrom": from,
+    "image-factory:gitRef": "refs/tags/v1.4.2",
+    "image-factory:gitSha": sha,
+  });
 
-    it("publishes the release tags at the source digest, with no Image and no build", async function () {
-        const prod = stackIn(`prod-${runId}`, promotingConfig(source.stack));
-        shareBackend(prod);
-        const before = await buildkitHistory();
-        await prod.up();
-        const after = await buildkitHistory();
-        const out = await prod.outputs<StackOutputs>();
+  it("publishes the release tags at the source digest, with no Image and no build", async function () {
+    const prod = stackIn(`prod-${runId}`, promotingConfig(source.stack));
+    shareBackend(prod);
+    const before = await buildkitHistory();
+    await prod.up();
+    const after = await buildkitHistory();
+    const out = await prod.outputs<StackOutputs>();
 
-        assert.equal(out.digest, sourceOutputs.digest, "the promoted digest is the source stack's digest");
-        assert.equal(out.imageRef, `${STACK_REGISTRY}/${repository}@${sourceOutputs.digest}`);
-        const tagNames = out.tags.map((t) => parseRef(t).reference);
-        for (const t of ["1.4.2", "1.4", "1", "latest"]) {
-            assert.ok(tagNames.includes(t), `release tag ${t} is published: ${JSON.stringify(out.tags)}`);
-        }
-        for (const ref of out.tags) {
-            const { repository: repo, reference } = parseRef(ref);
-            assert.equal(await registry.head(repo, reference), sourceOutputs.digest, `${ref} points at the source digest`);
-        }
+    assert.equal(
+      out.digest,
+      sourceOutputs.digest,
+      "the promoted digest is the source stack's digest",
+    );
+    assert.equal(out.imageRef, `${STACK_REGISTRY}/${repository}@${sourceOutputs.digest}`);
+    const tagNames = out.tags.map((t) => parseRef(t).reference);
+    for (const t of ["1.4.2", "1.4", "1", "latest"]) {
+      assert.ok(tagNames.includes(t), `release tag ${t} is published: ${JSON.stringify(out.tags)}`);
+    }
+    for (const ref of out.tags) {
+      const { repository: repo, reference } = parseRef(ref);
+      assert.equal(
+        await registry.head(repo, reference),
+        sourceOutputs.digest,
+        `${ref} points at the source digest`,
+      );
+    }
 
-        const state = await prod.exportState();
-        const types = (state.deployment.resources ?? []).map((r) => r.type);
-        assert.deepEqual(types.filter((t) => t === "docker-build:index:Image"), [], "the promoting stack has no Image resource");
-        assert.ok(types.includes("docker-build:index:Index"), `the promoting stack publishes with Index resources: ${types.join(", ")}`);
-        assert.deepEqual(after.filter((r) => !before.includes(r)), [], "BuildKit recorded no build during the promotion");
-    });
+    const state = await prod.exportState();
+    const types = (state.deployment.resources ?? []).map((r) => r.type);
+    assert.deepEqual(
+      types.filter((t) => t === "docker-build:index:Image"),
+      [],
+      "the promoting stack has no Image resource",
+    );
+    assert.ok(
+      types.includes("docker-build:index:Index"),
+      `the promoting stack publishes with Index resources: ${types.join(", ")}`,
+    );
+    assert.deepEqual(
+      after.filter((r) => !before.includes(r)),
+      [],
+      "BuildKit recorded no build during the promotion",
+    );
+  });
 
-    it("refuses to promote from a stack that has no digest, naming the stack and the export", async function () {
-        const empty = stackIn(`empty-${runId}`, promotingConfig("nowhere"));
-        shareBackend(empty);
-        // A stack that exists but was never deployed: it has no outputs at all.
-        const init = await empty.local(["pulumi", "stack", "ls"]);
-        assert.equal(init.code, 0, `stack ${empty.stack} is created: ${init.stderr}`);
+  it("refuses to promote from a stack that has no digest, naming the stack and the export", async function () {
+    const empty = stackIn(`empty-${runId}`, promotingConfig("nowhere"));
+    shareBackend(empty);
+    // A stack that exists but was never deployed: it has no outputs at all.
+    const init = await empty.local(["pulumi", "stack", "ls"]);
+    assert.equal(init.code, 0, `stack ${empty.stack} is created: ${init.stderr}`);
 
-        const prod = stackIn(`prod-empty-${runId}`, promotingConfig(empty.stack));
-        shareBackend(prod);
-        const tagsBefore = await registry.tagDigests(repository);
-        const r = await prod.local(["up"]);
-        const output = `${r.stdout}\n${r.stderr}`;
-        assert.notEqual(r.code, 0, "pulumi up must fail");
-        assert.match(output, new RegExp(`source stack "${empty.stack}" has no "digest" output`), output.slice(-3000));
-        assert.deepEqual(await registry.tagDigests(repository), tagsBefore, "no tag moved in the registry");
-    });
+    const prod = stackIn(`prod-empty-${runId}`, promotingConfig(empty.stack));
+    shareBackend(prod);
+    const tagsBefore = await registry.tagDigests(repository);
+    const r = await prod.local(["up"]);
+    const output = `${r.stdout}\n${r.stderr}`;
+    assert.notEqual(r.code, 0, "pulumi up must fail");
+    assert.match(
+      output,
+      new RegExp(`source stack "${empty.stack}" has no "digest" output`),
+      output.slice(-3000),
+    );
+    assert.deepEqual(
+      await registry.tagDigests(repository),
+      tagsBefore,
+      "no tag moved in the registry",
+    );
+  });
 
-    // Last: it leaves the source stack with an image newer than its evidence.
-    it("refuses a source whose platform digests moved past what its gates judged (`pulumi up --target` on an Image), moving no tag", async function () {
-        const state = await source.exportState();
-        const image = (state.deployment.resources ?? []).find((r) => r.type === "docker-build:index:Image" && !r.urn.endsWith("-coverage"));
-        assert.ok(image, "the source stack has a platform Image");
-        fs.appendFileSync(path.join(sourceAppDir, "src", "server.ts"), `\nexport const promotionE2eChange = ${JSON.stringify(runId)};\n`);
-        // Only the Image: the evidence and the publication (and so gateResults and digest) stay behind.
-        await source.localOk(["pulumi", "up", "--yes", "--skip-preview", "--non-interactive", "--target", image.urn]);
-        const moved = await source.outputs<StackOutputs>();
-        assert.notEqual(moved.platformDigests["linux/amd64"], sourceOutputs.platformDigests["linux/amd64"], "the targeted up built a new image");
+  // Last: it leaves the source stack with an image newer than its evidence.
+  it("refuses a source whose platform digests moved past what its gates judged (`pulumi up --target` on an Image), moving no tag", async function () {
+    const state = await source.exportState();
+    const image = (state.deployment.resources ?? []).find(
+      (r) => r.type === "docker-build:index:Image" && !r.urn.endsWith("-coverage"),
+    );
+    assert.ok(image, "the source stack has a platform Image");
+    fs.appendFileSync(
+      path.join(sourceAppDir, "src", "server.ts"),
+      `\nexport const promotionE2eChange = ${JSON.stringify(runId)};\n`,
+    );
+    // Only the Image: the evidence and the publication (and so gateResults and digest) stay behind.
+    await source.localOk([
+      "pulumi",
+      "up",
+      "--yes",
+      "--skip-preview",
+      "--non-interactive",
+      "--target",
+      image.urn,
+    ]);
+    const moved = await source.outputs<StackOutputs>();
+    assert.notEqual(
+      moved.platformDigests["linux/amd64"],
+      sourceOutputs.platformDigests["linux/amd64"],
+      "the targeted up built a new image",
+    );
 
-        const prod = stackIn(`prod-moved-${runId}`, promotingConfig(source.stack));
-        shareBackend(prod);
-        const tagsBefore = await registry.tagDigests(repository);
-        const r = await prod.local(["up"]);
-        const output = `${r.stdout}\n${r.stderr}`;
-        assert.notEqual(r.code, 0, "pulumi up must refuse");
-        // Promotion verifies on the registry (evidence/verify.ts): the list still holds the judged
-        // (and signed) image, the source stack's export names the new one.
-        assert.match(output, /platform digests: the source stack exports linux\/amd64 = "sha256:[0-9a-f]{64}", but the manifest list sha256:[0-9a-f]{12}… holds "sha256:[0-9a-f]{64}"/, output.slice(-3000));
-        assert.deepEqual(await registry.tagDigests(repository), tagsBefore, "no tag moved in the registry");
-    });
+    const prod = stackIn(`prod-moved-${runId}`, promotingConfig(source.stack));
+    shareBackend(prod);
+    const tagsBefore = await registry.tagDigests(repository);
+    const r = await prod.local(["up"]);
+    const output = `${r.stdout}\n${r.stderr}`;
+    assert.notEqual(r.code, 0, "pulumi up must refuse");
+    // Promotion verifies on the registry (evidence/verify.ts): the list still holds the judged
+    // (and signed) image, the source stack's export names the new one.
+    assert.match(
+      output,
+      /platform digests: the source stack exports linux\/amd64 = "sha256:[0-9a-f]{64}", but the manifest list sha256:[0-9a-f]{12}… holds "sha256:[0-9a-f]{64}"/,
+      output.slice(-3000),
+    );
+    assert.deepEqual(
+      await registry.tagDigests(repository),
+      tagsBefore,
+      "no tag moved in the registry",
+    );
+  });
 });

@@ -44,10 +44,15 @@ interface SpdxDocument {
   packages: Array<{ name: string; versionInfo?: string }>;
 }
 
-type EvidenceOutputs = FactoryOutputs & { sbomLocations: Record<string, string>; gateResults: GateResults };
+type EvidenceOutputs = FactoryOutputs & {
+  sbomLocations: Record<string, string>;
+  gateResults: GateResults;
+};
 
 function appProductionDependencies(): Record<string, string> {
-  const pkg = JSON.parse(fs.readFileSync(path.join(APP_DIR, "package.json"), "utf8")) as { dependencies?: Record<string, string> };
+  const pkg = JSON.parse(fs.readFileSync(path.join(APP_DIR, "package.json"), "utf8")) as {
+    dependencies?: Record<string, string>;
+  };
   return pkg.dependencies ?? {};
 }
 
@@ -64,7 +69,15 @@ interface EngineImage {
 
 /** Every image in the engine's store with its references: what an evidence run may add to. */
 async function engineImages(): Promise<EngineImage[]> {
-  const r = await run(DOCKER, ["image", "ls", "--all", "--digests", "--no-trunc", "--format", "{{.ID}} {{.Repository}} {{.Tag}} {{.Digest}}"]);
+  const r = await run(DOCKER, [
+    "image",
+    "ls",
+    "--all",
+    "--digests",
+    "--no-trunc",
+    "--format",
+    "{{.ID}} {{.Repository}} {{.Tag}} {{.Digest}}",
+  ]);
   if (r.code !== 0) throw new Error(`docker image ls failed (exit ${r.code}): ${tail(r.stderr)}`);
   const byId = new Map<string, string[]>();
   for (const line of r.stdout.split("\n").filter((l) => l.trim() !== "")) {
@@ -79,7 +92,9 @@ async function engineImages(): Promise<EngineImage[]> {
 
 /** Images in the engine with a reference into `repository` (`registry/repo`). */
 function imagesOf(images: EngineImage[], repository: string): EngineImage[] {
-  return images.filter((i) => i.refs.some((r) => r.startsWith(`${repository}@`) || r.startsWith(`${repository}:`)));
+  return images.filter((i) =>
+    i.refs.some((r) => r.startsWith(`${repository}@`) || r.startsWith(`${repository}:`)),
+  );
 }
 
 describe("supply-chain evidence on the local stack (e2e)", function () {
@@ -104,29 +119,46 @@ describe("supply-chain evidence on the local stack (e2e)", function () {
   });
 
   it("exports an SPDX SBOM per platform at sbomLocations, naming the production dependencies and no devDependency", async () => {
-    assert.ok(outputs.sbomLocations !== undefined, `the stack exports no sbomLocations: ${JSON.stringify(Object.keys(outputs))}`);
+    assert.ok(
+      outputs.sbomLocations !== undefined,
+      `the stack exports no sbomLocations: ${JSON.stringify(Object.keys(outputs))}`,
+    );
     assert.deepEqual(Object.keys(outputs.sbomLocations).sort(), [...PLATFORMS].sort());
     const prod = appProductionDependencies();
     const dev = appDevDependencies();
-    assert.ok(Object.keys(prod).length > 0, "app/package.json has no production dependency to look for");
+    assert.ok(
+      Object.keys(prod).length > 0,
+      "app/package.json has no production dependency to look for",
+    );
     assert.ok(dev.length > 0, "app/package.json has no devDependency to look for");
     const sbomDir = path.join(evidenceDirOf(shared.stack.stack), "sbom");
     for (const platform of PLATFORMS) {
       const location = outputs.sbomLocations[platform];
       // On the local stack the SBOMs are files under the stack's evidence folder (sbomStore "file").
-      assert.equal(location, `file://${path.join(sbomDir, `${platformSlug(platform)}.spdx.json`)}`, `${platform}: unexpected SBOM location`);
+      assert.equal(
+        location,
+        `file://${path.join(sbomDir, `${platformSlug(platform)}.spdx.json`)}`,
+        `${platform}: unexpected SBOM location`,
+      );
       const file = location.slice("file://".length);
       assert.ok(fs.existsSync(file), `${platform}: no SBOM at the exported location ${location}`);
       const doc = JSON.parse(fs.readFileSync(file, "utf8")) as SpdxDocument;
       assert.equal(doc.spdxVersion, "SPDX-2.3", `${platform}: not an SPDX 2.3 document`);
       const names = new Map(doc.packages.map((p) => [p.name, p.versionInfo]));
       for (const [name, version] of Object.entries(prod)) {
-        assert.equal(names.get(name), version.replace(/^[\^~]/, ""), `${platform}: SBOM lacks production dependency ${name}@${version}`);
+        assert.equal(
+          names.get(name),
+          version.replace(/^[\^~]/, ""),
+          `${platform}: SBOM lacks production dependency ${name}@${version}`,
+        );
       }
       for (const name of dev) {
         assert.ok(!names.has(name), `${platform}: SBOM names devDependency ${name}`);
       }
-      assert.ok(fs.existsSync(file.replace(/\.spdx\.json$/, ".cdx.json")), `${platform}: no CycloneDX SBOM beside ${file}`);
+      assert.ok(
+        fs.existsSync(file.replace(/\.spdx\.json$/, ".cdx.json")),
+        `${platform}: no CycloneDX SBOM beside ${file}`,
+      );
       console.log(`      ${platform}: ${doc.packages.length} SPDX packages`);
     }
   });
@@ -140,13 +172,24 @@ describe("supply-chain evidence on the local stack (e2e)", function () {
     const digest = outputs.platformDigests[platform];
     const subject = await headManifest(auth, imageName, digest);
     const file = outputs.sbomLocations[platform].slice("file://".length);
-    const uri = await pushSbomArtifact({ imageName, subjectDigest: digest, subjectSize: subject.size, subjectMediaType: subject.mediaType, sbomPath: file, platform, auth });
+    const uri = await pushSbomArtifact({
+      imageName,
+      subjectDigest: digest,
+      subjectSize: subject.size,
+      subjectMediaType: subject.mediaType,
+      sbomPath: file,
+      platform,
+      auth,
+    });
     const m = /^oci:\/\/127\.0\.0\.1:5000\/(.+)@(sha256:[0-9a-f]{64})$/.exec(uri);
     assert.ok(m, `unexpected SBOM location ${uri}`);
     assert.deepEqual(await fetchSbomArtifact(uri, auth), JSON.parse(fs.readFileSync(file, "utf8")));
     const basic = Buffer.from(`${auth.username}:${auth.password}`).toString("base64");
     const res = await fetch(`http://${LOCAL_REGISTRY}/v2/${m[1]}/manifests/${m[2]}`, {
-      headers: { authorization: `Basic ${basic}`, accept: "application/vnd.oci.image.manifest.v1+json" },
+      headers: {
+        authorization: `Basic ${basic}`,
+        accept: "application/vnd.oci.image.manifest.v1+json",
+      },
     });
     assert.equal(res.status, 200);
     const manifest = (await res.json()) as { artifactType?: string; subject?: { digest: string } };
@@ -161,8 +204,15 @@ describe("supply-chain evidence on the local stack (e2e)", function () {
     for (const platform of PLATFORMS) {
       const size = results.checks.find((c) => c.gate === `imageSize[${platform}]`);
       assert.equal(size?.status, "passed", `${platform}: ${JSON.stringify(size)}`);
-      assert.ok(size.measured !== null && size.measured <= DEFAULT_GATES.maxImageSizeMb, `${platform}: ${JSON.stringify(size)}`);
-      for (const gate of [`efficiency[${platform}]`, `wasted[${platform}]`, `imageSecrets[${platform}]`]) {
+      assert.ok(
+        size.measured !== null && size.measured <= DEFAULT_GATES.maxImageSizeMb,
+        `${platform}: ${JSON.stringify(size)}`,
+      );
+      for (const gate of [
+        `efficiency[${platform}]`,
+        `wasted[${platform}]`,
+        `imageSecrets[${platform}]`,
+      ]) {
         const check = results.checks.find((c) => c.gate === gate);
         assert.equal(check?.status, "passed", `${gate}: ${JSON.stringify(check)}`);
       }
@@ -171,16 +221,30 @@ describe("supply-chain evidence on the local stack (e2e)", function () {
       assert.equal(vuln.measured, 0);
     }
     assert.deepEqual(results.notRun, []);
-    for (const gate of ["dockerfileLint", "misconfigurations", "secrets", "coverage", "branchCoverage", "functionCoverage"]) {
+    for (const gate of [
+      "dockerfileLint",
+      "misconfigurations",
+      "secrets",
+      "coverage",
+      "branchCoverage",
+      "functionCoverage",
+    ]) {
       assert.equal(results.checks.find((c) => c.gate === gate)?.status, "passed", gate);
     }
     // The same results on disk beside the SBOMs, without the registry token.
     const file = path.join(evidenceDirOf(shared.stack.stack), "gate-results.json");
     const text = fs.readFileSync(file, "utf8");
     // On disk as judged; the export also names the manifest list it published.
-    assert.deepEqual({ ...(JSON.parse(text) as { gateResults: GateResults }).gateResults, digest: outputs.digest }, results);
+    assert.deepEqual(
+      { ...(JSON.parse(text) as { gateResults: GateResults }).gateResults, digest: outputs.digest },
+      results,
+    );
     const auth = localRegistryAuth();
-    assert.deepEqual(findSecret(auth.password, auth.username, [{ name: file, text }]), [], "registry token in gate-results.json");
+    assert.deepEqual(
+      findSecret(auth.password, auth.username, [{ name: file, text }]),
+      [],
+      "registry token in gate-results.json",
+    );
   });
 
   it("`npm run evidence` standalone on the published image prints the same gate results the stack exports", async () => {
@@ -188,23 +252,55 @@ describe("supply-chain evidence on the local stack (e2e)", function () {
     const r = await run(
       "npm",
       [
-        "run", "-s", "evidence", "--",
-        "--image", outputs.imageRef,
-        "--username", username,
-        "--db-repository", String(localStackConfig()["image-factory:vulnerabilityDb"]),
-        "--coverage-image", `${outputs.imageName}:sha-${shared.sha.slice(0, 7)}-coverage`,
-        "--dockerfile", path.join(shared.appDir, "Dockerfile"),
-        "--source-revision", shared.sha,
-        "--out", path.join(shared.stack.dir, "cli-evidence"),
+        "run",
+        "-s",
+        "evidence",
+        "--",
+        "--image",
+        outputs.imageRef,
+        "--username",
+        username,
+        "--db-repository",
+        String(localStackConfig()["image-factory:vulnerabilityDb"]),
+        "--coverage-image",
+        `${outputs.imageName}:sha-${shared.sha.slice(0, 7)}-coverage`,
+        "--dockerfile",
+        path.join(shared.appDir, "Dockerfile"),
+        "--source-revision",
+        shared.sha,
+        "--out",
+        path.join(shared.stack.dir, "cli-evidence"),
       ],
-      { cwd: REPO_ROOT, env: { IMAGE_FACTORY_REGISTRY_TOKEN: password, SSL_CERT_FILE: path.join(shared.stack.localDir, "ca-bundle.pem"), NODE_EXTRA_CA_CERTS: path.join(shared.stack.localDir, "ca-bundle.pem") } },
+      {
+        cwd: REPO_ROOT,
+        env: {
+          IMAGE_FACTORY_REGISTRY_TOKEN: password,
+          SSL_CERT_FILE: path.join(shared.stack.localDir, "ca-bundle.pem"),
+          NODE_EXTRA_CA_CERTS: path.join(shared.stack.localDir, "ca-bundle.pem"),
+        },
+      },
     );
     assert.equal(r.code, 0, tail(r.stderr, 20));
-    const cli = (JSON.parse(r.stdout) as { gateResults: GateResults & { platformDigests: Record<string, string> } }).gateResults;
-    const pick = (g: GateResults): Array<Record<string, unknown>> => g.checks.map((c) => ({ gate: c.gate, status: c.status, measured: c.measured, limit: c.limit }));
+    const cli = (
+      JSON.parse(r.stdout) as {
+        gateResults: GateResults & { platformDigests: Record<string, string> };
+      }
+    ).gateResults;
+    const pick = (g: GateResults): Array<Record<string, unknown>> =>
+      g.checks.map((c) => ({
+        gate: c.gate,
+        status: c.status,
+        measured: c.measured,
+        limit: c.limit,
+      }));
     assert.deepEqual(pick(cli), pick(outputs.gateResults));
     assert.deepEqual(cli.platformDigests, outputs.platformDigests);
-    assert.deepEqual(findSecret(password, username, [{ name: "evidence CLI output", text: `${r.stdout}\n${r.stderr}` }]), []);
+    assert.deepEqual(
+      findSecret(password, username, [
+        { name: "evidence CLI output", text: `${r.stdout}\n${r.stderr}` },
+      ]),
+      [],
+    );
   });
 
   it("the evidence run removed the images it pulled for Dive from the engine", async () => {
@@ -218,20 +314,29 @@ describe("supply-chain evidence on the local stack (e2e)", function () {
     const ref = `${LOCAL_REGISTRY}/${shared.repository}@${outputs.platformDigests["linux/amd64"]}`;
     const auth = { registry: LOCAL_REGISTRY, ...localRegistryAuth(), insecure: true };
     const archive = path.join(shared.stack.dir, "cleanup-check.tar");
-    const has = async (): Promise<boolean> => (await run(DOCKER, ["image", "inspect", ref])).code === 0;
-    assert.equal(await has(), false, `${ref} is already in the engine: another test left it behind`);
+    const has = async (): Promise<boolean> =>
+      (await run(DOCKER, ["image", "inspect", ref])).code === 0;
+    assert.equal(
+      await has(),
+      false,
+      `${ref} is already in the engine: another test left it behind`,
+    );
     try {
       // Not there before: the pull adds it and the cleanup takes it away again.
       const fresh = await pullAndSave({ imageRef: ref, archivePath: archive, auth });
       assert.equal(fresh.added, true);
       assert.equal(await has(), true);
-      assert.deepEqual(await removePulledImage({ imageRef: ref, added: fresh.added }), { removed: true });
+      assert.deepEqual(await removePulledImage({ imageRef: ref, added: fresh.added }), {
+        removed: true,
+      });
       assert.equal(await has(), false, "the image the runner pulled is still in the engine");
       // Already there (someone else pulled it): the runner leaves it where it was.
       await pullImage(ref, "linux/amd64");
       const existing = await pullAndSave({ imageRef: ref, archivePath: archive, auth });
       assert.equal(existing.added, false);
-      assert.deepEqual(await removePulledImage({ imageRef: ref, added: existing.added }), { removed: false });
+      assert.deepEqual(await removePulledImage({ imageRef: ref, added: existing.added }), {
+        removed: false,
+      });
       assert.equal(await has(), true, "the runner removed an image it had not added");
     } finally {
       fs.rmSync(archive, { force: true });
@@ -250,30 +355,62 @@ describe("supply-chain evidence on the local stack (e2e)", function () {
 
     // The tools on their own first, so a failure below points at the gate wiring, not the tool.
     const lint = await runHadolint({ dockerfile });
-    assert.ok(lint.findings.some((f) => f.id === "DL3002"), `hadolint did not flag the root user: ${JSON.stringify(lint.findings)}`);
+    assert.ok(
+      lint.findings.some((f) => f.id === "DL3002"),
+      `hadolint did not flag the root user: ${JSON.stringify(lint.findings)}`,
+    );
     const scan = await runTrivyConfig({ dir: appDir, reportPath: path.join(s.dir, "trivy.json") });
-    assert.ok(scan.secrets.some((f) => f.id === "aws-access-key-id"), `trivy found no AWS key: ${JSON.stringify(scan.secrets)}`);
+    assert.ok(
+      scan.secrets.some((f) => f.id === "aws-access-key-id"),
+      `trivy found no AWS key: ${JSON.stringify(scan.secrets)}`,
+    );
 
     // One platform is enough for the gates; its layers come from BuildKit's cache of the shared build.
     const repository = `${shared.repository}-planted`;
-    s.setConfig(factoryStackConfig({ repository, appDir, sha: shared.sha, platforms: ["linux/amd64"] }));
+    s.setConfig(
+      factoryStackConfig({ repository, appDir, sha: shared.sha, platforms: ["linux/amd64"] }),
+    );
     const r = await s.local(["up"]);
     const output = `${r.stdout}\n${r.stderr}`;
-    assert.notEqual(r.code, 0, `pulumi up passed with a planted key and a root user:\n${tail(output, 30)}`);
+    assert.notEqual(
+      r.code,
+      0,
+      `pulumi up passed with a planted key and a root user:\n${tail(output, 30)}`,
+    );
     assert.match(output, /quality gates? failed/, tail(output, 40));
-    assert.match(output, /gate dockerfileLint failed: measured \d+ findings, limit 0 findings .*DL3002/, tail(output, 40));
-    assert.match(output, /gate secrets failed: measured 1 findings, limit 0 findings .*aws-access-key-id/, tail(output, 40));
+    assert.match(
+      output,
+      /gate dockerfileLint failed: measured \d+ findings, limit 0 findings .*DL3002/,
+      tail(output, 40),
+    );
+    assert.match(
+      output,
+      /gate secrets failed: measured 1 findings, limit 0 findings .*aws-access-key-id/,
+      tail(output, 40),
+    );
     assert.match(output, /gate misconfigurations failed: .*(root|DS-?0*02)/i, tail(output, 40));
     assert.match(output, /gate imageSecrets\[linux\/amd64\] failed/, tail(output, 40));
     // The build log may echo the Dockerfile; the gate messages never repeat the secret.
     const gateLines = output.split("\n").filter((l) => /gate \S+ failed/.test(l));
     assert.ok(gateLines.length >= 4, tail(output, 40));
-    assert.ok(gateLines.every((l) => !l.includes(key)), "a gate message repeats the secret");
-    const results = JSON.parse(fs.readFileSync(path.join(evidenceDirOf(s.stack), "gate-results.json"), "utf8")) as { gateResults: GateResults };
+    assert.ok(
+      gateLines.every((l) => !l.includes(key)),
+      "a gate message repeats the secret",
+    );
+    const results = JSON.parse(
+      fs.readFileSync(path.join(evidenceDirOf(s.stack), "gate-results.json"), "utf8"),
+    ) as { gateResults: GateResults };
     assert.equal(results.gateResults.passed, false);
-    assert.ok(results.gateResults.failed.includes("secrets"), JSON.stringify(results.gateResults.failed));
+    assert.ok(
+      results.gateResults.failed.includes("secrets"),
+      JSON.stringify(results.gateResults.failed),
+    );
     // A failing run cleans up after Dive too.
-    assert.deepEqual(imagesOf(await engineImages(), `${STACK_REGISTRY}/${repository}`), [], "the failing evidence run left its pulled image in the engine");
+    assert.deepEqual(
+      imagesOf(await engineImages(), `${STACK_REGISTRY}/${repository}`),
+      [],
+      "the failing evidence run left its pulled image in the engine",
+    );
   });
 
   describe("SupplyChainEvidence alone through the real Pulumi engine, over the shared stack's images", function () {
@@ -286,7 +423,10 @@ describe("supply-chain evidence on the local stack (e2e)", function () {
     const imageName = (): string => `${LOCAL_REGISTRY}/${shared.repository}`;
 
     async function pulumiCli(args: string[]): Promise<{ code: number; output: string }> {
-      const r = await run(path.join(binDir, "pulumi"), [...args, "--non-interactive"], { cwd: project, env });
+      const r = await run(path.join(binDir, "pulumi"), [...args, "--non-interactive"], {
+        cwd: project,
+        env,
+      });
       return { code: r.code, output: `${r.stdout}\n${r.stderr}` };
     }
 
@@ -294,7 +434,9 @@ describe("supply-chain evidence on the local stack (e2e)", function () {
       this.timeout(600_000);
       for (const tool of ["pulumi", "pulumi-language-nodejs", "pulumi-resource-pulumi-nodejs"]) {
         if (!fs.existsSync(path.join(binDir, tool))) {
-          throw new Error(`${tool} is not installed in ${binDir}: run scripts/install-go-tools.sh (the Pulumi CLI, its Node.js language host and dynamic-provider host)`);
+          throw new Error(
+            `${tool} is not installed in ${binDir}: run scripts/install-go-tools.sh (the Pulumi CLI, its Node.js language host and dynamic-provider host)`,
+          );
         }
       }
       const auth = localRegistryAuth();
@@ -302,8 +444,14 @@ describe("supply-chain evidence on the local stack (e2e)", function () {
       fs.mkdirSync(path.join(REPO_ROOT, ".local"), { recursive: true });
       project = fs.mkdtempSync(path.join(REPO_ROOT, ".local", "sc-e2e-"));
       fs.mkdirSync(path.join(project, "state"));
-      fs.writeFileSync(path.join(project, "Pulumi.yaml"), "name: sc-e2e\nruntime:\n  name: nodejs\n  options:\n    typescript: true\n");
-      fs.writeFileSync(path.join(project, "package.json"), JSON.stringify({ name: "sc-e2e", private: true, main: "index.ts" }));
+      fs.writeFileSync(
+        path.join(project, "Pulumi.yaml"),
+        "name: sc-e2e\nruntime:\n  name: nodejs\n  options:\n    typescript: true\n",
+      );
+      fs.writeFileSync(
+        path.join(project, "package.json"),
+        JSON.stringify({ name: "sc-e2e", private: true, main: "index.ts" }),
+      );
       fs.writeFileSync(
         path.join(project, "index.ts"),
         [
@@ -350,15 +498,31 @@ describe("supply-chain evidence on the local stack (e2e)", function () {
         assert.equal(r.code, 0, r.output);
       }
       const digest = outputs.platformDigests["linux/amd64"];
-      assert.match(digest ?? "", /^sha256:[0-9a-f]{64}$/, `the shared stack exports no linux/amd64 digest: ${JSON.stringify(outputs.platformDigests)}`);
-      const set = await pulumiCli(["config", "set", "--stack", "e2e", "--path", `e2e:platformDigests["linux/amd64"]`, digest]);
+      assert.match(
+        digest ?? "",
+        /^sha256:[0-9a-f]{64}$/,
+        `the shared stack exports no linux/amd64 digest: ${JSON.stringify(outputs.platformDigests)}`,
+      );
+      const set = await pulumiCli([
+        "config",
+        "set",
+        "--stack",
+        "e2e",
+        "--path",
+        `e2e:platformDigests["linux/amd64"]`,
+        digest,
+      ]);
       assert.equal(set.code, 0, set.output);
       // The secret goes in through stdin, never on a command line.
-      const secret = await run(path.join(binDir, "pulumi"), ["config", "set", "--stack", "e2e", "--secret", "e2e:registryToken", "--non-interactive"], {
-        cwd: project,
-        env,
-        input: auth.password,
-      });
+      const secret = await run(
+        path.join(binDir, "pulumi"),
+        ["config", "set", "--stack", "e2e", "--secret", "e2e:registryToken", "--non-interactive"],
+        {
+          cwd: project,
+          env,
+          input: auth.password,
+        },
+      );
       assert.equal(secret.code, 0, `${secret.stdout}\n${secret.stderr}`);
     });
 
@@ -370,10 +534,18 @@ describe("supply-chain evidence on the local stack (e2e)", function () {
       const before = await engineImages();
       const up = await pulumiCli(["up", "--stack", "e2e", "--yes", "--skip-preview"]);
       assert.notEqual(up.code, 0, "pulumi up passed with a size gate below the image size");
-      assert.match(up.output, /gate imageSize\[linux\/amd64\] failed: measured \d+(\.\d+)? MB, limit 50 MB/, tail(up.output, 30));
+      assert.match(
+        up.output,
+        /gate imageSize\[linux\/amd64\] failed: measured \d+(\.\d+)? MB, limit 50 MB/,
+        tail(up.output, 30),
+      );
       assert.match(up.output, /1 quality gate failed/, tail(up.output, 30));
       const auth = localRegistryAuth();
-      assert.deepEqual(findSecret(auth.password, auth.username, [{ name: "pulumi up output", text: up.output }]), [], "registry token in the pulumi up output");
+      assert.deepEqual(
+        findSecret(auth.password, auth.username, [{ name: "pulumi up output", text: up.output }]),
+        [],
+        "registry token in the pulumi up output",
+      );
 
       // The run pulled linux/amd64 for Dive and must have removed it again, and nothing else.
       const after = await engineImages();
@@ -381,27 +553,59 @@ describe("supply-chain evidence on the local stack (e2e)", function () {
       const gone = before.filter((i) => !afterIds.has(i.id));
       assert.deepEqual(gone, [], "the evidence run removed images it had not added");
       const evidenceRepo = imageName();
-      assert.deepEqual(imagesOf(after, evidenceRepo).map((i) => i.id), imagesOf(before, evidenceRepo).map((i) => i.id), "the image list grew by the image the evidence run pulled");
+      assert.deepEqual(
+        imagesOf(after, evidenceRepo).map((i) => i.id),
+        imagesOf(before, evidenceRepo).map((i) => i.id),
+        "the image list grew by the image the evidence run pulled",
+      );
       const beforeIds = new Set(before.map((i) => i.id));
       const added = after.filter((i) => !beforeIds.has(i.id));
-      console.log(`      engine images: ${before.length} before, ${after.length} after (${added.length} new, none of ${evidenceRepo})`);
+      console.log(
+        `      engine images: ${before.length} before, ${after.length} after (${added.length} new, none of ${evidenceRepo})`,
+      );
     });
 
     it("the policy pack refuses a preview that builds none of the configured platforms, and passes a promotion stack", async () => {
-      const bad = await pulumiCli(["preview", "--stack", "e2e", "--policy-pack", path.join(REPO_ROOT, "policy")]);
+      const bad = await pulumiCli([
+        "preview",
+        "--stack",
+        "e2e",
+        "--policy-pack",
+        path.join(REPO_ROOT, "policy"),
+      ]);
       assert.notEqual(bad.code, 0, bad.output);
       assert.match(bad.output, /every-platform-built/);
-      assert.match(bad.output, /configured platforms linux\/amd64, linux\/arm64 not built by any docker-build Image/);
-      const promote = await pulumiCli(["config", "set", "--stack", "e2e", "image-factory:promoteFrom", "dev"]);
+      assert.match(
+        bad.output,
+        /configured platforms linux\/amd64, linux\/arm64 not built by any docker-build Image/,
+      );
+      const promote = await pulumiCli([
+        "config",
+        "set",
+        "--stack",
+        "e2e",
+        "image-factory:promoteFrom",
+        "dev",
+      ]);
       assert.equal(promote.code, 0, promote.output);
-      const good = await pulumiCli(["preview", "--stack", "e2e", "--policy-pack", path.join(REPO_ROOT, "policy")]);
+      const good = await pulumiCli([
+        "preview",
+        "--stack",
+        "e2e",
+        "--policy-pack",
+        path.join(REPO_ROOT, "policy"),
+      ]);
       assert.doesNotMatch(good.output, /mandatory/);
       assert.match(good.output, /image-factory-policy/);
     });
   });
 
   it("the policy pack passes a real preview of the shared local stack (scripts/local.sh)", async () => {
-    const r = await shared.stack.local(["preview", "--policy-pack", path.join(REPO_ROOT, "policy")]);
+    const r = await shared.stack.local([
+      "preview",
+      "--policy-pack",
+      path.join(REPO_ROOT, "policy"),
+    ]);
     const output = `${r.stdout}\n${r.stderr}`;
     assert.equal(r.code, 0, tail(output, 60));
     assert.match(output, /✅ image-factory-policy@v[0-9.]+/);

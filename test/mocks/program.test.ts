@@ -37,7 +37,8 @@ const KEY = (() => {
   };
 })();
 /** dev's exported key, as prod reads it through the StackReference. */
-const DEV_PUBLIC_KEY = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEdev\n-----END PUBLIC KEY-----\n";
+const DEV_PUBLIC_KEY =
+  "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEdev\n-----END PUBLIC KEY-----\n";
 /** 2025-12-01T10:00:00Z: the commit time SOURCE_DATE_EPOCH is set from. */
 const EPOCH = "1764583200";
 
@@ -48,7 +49,10 @@ function answerKeyPair(): void {
   monitor.mocks.newResource = (args) => {
     const answer = inner(args);
     if (args.type !== KEYPAIR) return answer;
-    const add = (r: { id: string | undefined; state: Record<string, unknown> }) => ({ ...r, state: { ...r.state, ...KEY, publicKeyFingerprintSha256: "f".repeat(64) } });
+    const add = (r: { id: string | undefined; state: Record<string, unknown> }) => ({
+      ...r,
+      state: { ...r.state, ...KEY, publicKeyFingerprintSha256: "f".repeat(64) },
+    });
     return answer instanceof Promise ? answer.then(add) : add(answer);
   };
 }
@@ -112,7 +116,9 @@ async function runStack(
         ? ((await resolve(out.gateResults)) as Record<string, unknown>)
         : undefined,
       release: out.release,
-      signing: out.signing ? ((await resolve(out.signing)) as unknown as Record<string, unknown>) : undefined,
+      signing: out.signing
+        ? ((await resolve(out.signing)) as unknown as Record<string, unknown>)
+        : undefined,
     };
     return { out, exports };
   });
@@ -137,11 +143,15 @@ describe("program under mocks: dev stack (build on main)", function () {
   this.timeout(60000);
   let run: Awaited<ReturnType<typeof runStack>>;
   before(async () => {
-    run = await runStack("dev", { GITHUB_REF: "refs/heads/main", GITHUB_SHA: SHA, SOURCE_DATE_EPOCH: EPOCH }, (h) => {
-      // The evidence takes a while (the scanners run): whatever does not wait for it on purpose
-      // would register in the meantime.
-      h.delays[EVIDENCE] = 300;
-    });
+    run = await runStack(
+      "dev",
+      { GITHUB_REF: "refs/heads/main", GITHUB_SHA: SHA, SOURCE_DATE_EPOCH: EPOCH },
+      (h) => {
+        // The evidence takes a while (the scanners run): whatever does not wait for it on purpose
+        // would register in the meantime.
+        h.delays[EVIDENCE] = 300;
+      },
+    );
   });
 
   it("registers one Image per platform, tagged sha-<7>-<platform> only, pushed, on the default network, with its cache", () => {
@@ -205,11 +215,19 @@ describe("program under mocks: dev stack (build on main)", function () {
     assert.ok(key !== undefined, "a signing-key kms Key");
     assert.equal(key.inputs.customerMasterKeySpec, "ECC_NIST_P256");
     assert.equal(key.inputs.keyUsage, "SIGN_VERIFY");
-    const policy = JSON.parse(key.inputs.policy as string) as { Statement: Array<{ Sid: string; Principal: { AWS: string | string[] } }> };
+    const policy = JSON.parse(key.inputs.policy as string) as {
+      Statement: Array<{ Sid: string; Principal: { AWS: string | string[] } }>;
+    };
     const signers = policy.Statement.find((st) => st.Sid === "SignersSign");
-    assert.deepEqual(signers?.Principal.AWS, ["arn:aws:iam::123456789012:role/image-factory-deploy"]);
+    assert.deepEqual(signers?.Principal.AWS, [
+      "arn:aws:iam::123456789012:role/image-factory-deploy",
+    ]);
     const component = one(run.h, "image-factory:signing:SigningKey");
-    assert.equal(component.request?.dependencies.length, 0, "the key waits for nothing of the image pipeline");
+    assert.equal(
+      component.request?.dependencies.length,
+      0,
+      "the key waits for nothing of the image pipeline",
+    );
     assert.equal(run.h.byType(KEYPAIR).length, 0, "no key pair in kms mode");
   });
 
@@ -467,7 +485,9 @@ describe("program under mocks: local stack (local BuildKit builder)", function (
   this.timeout(60000);
   let run: Awaited<ReturnType<typeof runStack>>;
   before(async () => {
-    run = await runStack("local", { GITHUB_REF: "refs/heads/main", GITHUB_SHA: SHA }, () => answerKeyPair());
+    run = await runStack("local", { GITHUB_REF: "refs/heads/main", GITHUB_SHA: SHA }, () =>
+      answerKeyPair(),
+    );
   });
 
   it("signs with the stack's own key pair: the private key reaches the publish step only as a secret input", () => {
@@ -482,11 +502,19 @@ describe("program under mocks: local stack (local BuildKit builder)", function (
     assert.ok(!JSON.stringify(signing).includes("PRIVATE KEY"), "no private key in the request");
     const prov = signing.provenance as Record<string, unknown>;
     assert.equal(prov.baseImage, "127.0.0.1:5443/image-factory/node-base:22");
-    assert.deepEqual(Object.values(prov.builders as Record<string, string>), ["image-factory-local", "image-factory-local", "image-factory-local"]);
+    assert.deepEqual(Object.values(prov.builders as Record<string, string>), [
+      "image-factory-local",
+      "image-factory-local",
+      "image-factory-local",
+    ]);
   });
 
   it("exports signing { mode: key, publicKey, signatures } and never the private key", () => {
-    assert.deepEqual(run.exports.signing, { mode: "key", publicKey: KEY.publicKeyPem, signatures: {} });
+    assert.deepEqual(run.exports.signing, {
+      mode: "key",
+      publicKey: KEY.publicKeyPem,
+      signatures: {},
+    });
     assert.ok(!JSON.stringify(run.exports).includes(KEY.privateKeyPem.split("\n")[1]));
   });
 
@@ -559,7 +587,12 @@ function devExports(devDigest: string): Record<string, unknown> {
       sourceRevision: SHA,
     },
     release: { ref: "refs/heads/main", sha: SHA, version: "main-1a2b3c4", prerelease: false },
-    signing: { mode: "kms", keyRef: "awskms:///arn:aws:kms:eu-west-1:123456789012:key/dev", publicKey: DEV_PUBLIC_KEY, signatures: {} },
+    signing: {
+      mode: "kms",
+      keyRef: "awskms:///arn:aws:kms:eu-west-1:123456789012:key/dev",
+      publicKey: DEV_PUBLIC_KEY,
+      signatures: {},
+    },
   };
 }
 
@@ -583,17 +616,30 @@ describe("program under mocks: prod stack (promotion by digest on a release tag)
     assert.deepEqual(verify.inputs.platformDigests, devExports(devDigest).platformDigests);
     assert.deepEqual(verify.inputs.trust, { publicKeyPem: DEV_PUBLIC_KEY });
     assert.equal((verify.inputs.gates as Record<string, unknown>).maxImageSizeMb, 500);
-    assert.ok(isSecretInput(verify.inputs.registryToken), "the registry token must be a secret input");
+    assert.ok(
+      isSecretInput(verify.inputs.registryToken),
+      "the registry token must be a secret input",
+    );
     const created = run.h.events.indexOf(`created ${VERIFY} promoted-verify`);
     assert.ok(created >= 0, JSON.stringify(run.h.events));
     for (const idx of run.h.byType(INDEX)) {
-      assert.ok(idx.request?.dependencies.includes(verify.request?.urn ?? "-"), `${idx.name} does not depend on the verification`);
-      assert.ok(run.h.events.indexOf(`register ${INDEX} ${idx.name}`) > created, `${idx.name} was registered before the verification finished`);
+      assert.ok(
+        idx.request?.dependencies.includes(verify.request?.urn ?? "-"),
+        `${idx.name} does not depend on the verification`,
+      );
+      assert.ok(
+        run.h.events.indexOf(`register ${INDEX} ${idx.name}`) > created,
+        `${idx.name} was registered before the verification finished`,
+      );
     }
   });
 
   it("exports signing: whom it verified, and the signatures found", () => {
-    assert.deepEqual(run.exports.signing, { mode: "kms", publicKey: DEV_PUBLIC_KEY, signatures: {} });
+    assert.deepEqual(run.exports.signing, {
+      mode: "kms",
+      publicKey: DEV_PUBLIC_KEY,
+      signatures: {},
+    });
   });
 
   it("builds nothing and publishes every release tag at the dev digest, each Index kept on delete", () => {
@@ -716,7 +762,11 @@ describe("config image-factory:signing (validateConfig, pure)", () => {
     secretKeys: new Set(["registryToken"]),
     cwd: ROOT,
   });
-  const base = { imageName: "ghcr.io/acme/shop-api", registryUsername: "acme-ci", registryToken: TOKEN };
+  const base = {
+    imageName: "ghcr.io/acme/shop-api",
+    registryUsername: "acme-ci",
+    registryToken: TOKEN,
+  };
   const problems = (raw: Record<string, unknown>, stack = "dev"): string[] => {
     try {
       validateConfig({ ...base, ...raw }, ctx(stack));
@@ -730,43 +780,91 @@ describe("config image-factory:signing (validateConfig, pure)", () => {
     assert.equal(validateConfig(base, ctx("local")).signing.mode, "key");
     assert.equal(validateConfig(base, ctx("e2e-abc")).signing.mode, "key");
     assert.equal(validateConfig(base, ctx("test")).signing.mode, "key");
-    assert.equal(validateConfig({ ...base, buildHosts: { localBuilder: "b" } }, ctx("dev")).signing.mode, "key");
+    assert.equal(
+      validateConfig({ ...base, buildHosts: { localBuilder: "b" } }, ctx("dev")).signing.mode,
+      "key",
+    );
     assert.equal(validateConfig(base, ctx("dev")).signing.mode, "kms");
     assert.equal(validateConfig({ ...base, promoteFrom: "dev" }, ctx("prod")).signing.mode, "kms");
     assert.equal(validateConfig(base, ctx("dev")).signing.tlog, false);
   });
 
-  const pem = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n";
+  const pem =
+    "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n";
   const bad: Array<[string, Record<string, unknown>, RegExp, string?]> = [
-    ["an unknown mode", { signing: { mode: "gpg" } }, /image-factory:signing\.mode must be one of kms, key, keyless, got "gpg"/],
-    ["an unknown field", { signing: { mode: "key", keyFile: "x" } }, /image-factory:signing\.keyFile is not a known setting .*got "x"/],
-    ["tlog as text", { signing: { tlog: "yes" } }, /image-factory:signing\.tlog must be a boolean, got "yes"/],
-    ["keyless without the log", { signing: { mode: "keyless", identity: "x", issuer: "y" } }, /image-factory:signing\.tlog must be true in keyless mode/],
+    [
+      "an unknown mode",
+      { signing: { mode: "gpg" } },
+      /image-factory:signing\.mode must be one of kms, key, keyless, got "gpg"/,
+    ],
+    [
+      "an unknown field",
+      { signing: { mode: "key", keyFile: "x" } },
+      /image-factory:signing\.keyFile is not a known setting .*got "x"/,
+    ],
+    [
+      "tlog as text",
+      { signing: { tlog: "yes" } },
+      /image-factory:signing\.tlog must be a boolean, got "yes"/,
+    ],
+    [
+      "keyless without the log",
+      { signing: { mode: "keyless", identity: "x", issuer: "y" } },
+      /image-factory:signing\.tlog must be true in keyless mode/,
+    ],
     [
       "keyless with a bad identity",
-      { signing: { mode: "keyless", tlog: true, identity: "https://github.com/acme/x", issuer: "https://token.actions.githubusercontent.com" } },
+      {
+        signing: {
+          mode: "keyless",
+          tlog: true,
+          identity: "https://github.com/acme/x",
+          issuer: "https://token.actions.githubusercontent.com",
+        },
+      },
       /image-factory:signing\.identity\.workflowRef must be the workflow's certificate identity.*got "https:\/\/github.com\/acme\/x"/,
     ],
-    ["a signer that is not a role", { signing: { mode: "kms", signerRoleArns: ["arn:aws:iam::123456789012:user/ci"] } }, /image-factory:signing\.signerRoleArns\[0\] must be an IAM role ARN.*"arn:aws:iam::123456789012:user\/ci"/],
-    ["a pinned key on a building stack", { signing: { publicKey: pem } }, /image-factory:signing\.publicKey pins the key a promoting stack .*got "-----BEGIN PUBLIC KEY-----/],
-    ["a pinned key that is not a PEM", { promoteFrom: "dev", signing: { publicKey: "ssh-ed25519 AAAA" } }, /image-factory:signing\.publicKey must be a PEM public key .*got "ssh-ed25519 AAAA"/, "prod"],
+    [
+      "a signer that is not a role",
+      { signing: { mode: "kms", signerRoleArns: ["arn:aws:iam::123456789012:user/ci"] } },
+      /image-factory:signing\.signerRoleArns\[0\] must be an IAM role ARN.*"arn:aws:iam::123456789012:user\/ci"/,
+    ],
+    [
+      "a pinned key on a building stack",
+      { signing: { publicKey: pem } },
+      /image-factory:signing\.publicKey pins the key a promoting stack .*got "-----BEGIN PUBLIC KEY-----/,
+    ],
+    [
+      "a pinned key that is not a PEM",
+      { promoteFrom: "dev", signing: { publicKey: "ssh-ed25519 AAAA" } },
+      /image-factory:signing\.publicKey must be a PEM public key .*got "ssh-ed25519 AAAA"/,
+      "prod",
+    ],
   ];
   for (const [title, raw, re, stack] of bad) {
     it(`refuses ${title}, naming the key and the value`, () => {
       const p = problems(raw, stack);
-      assert.ok(p.some((x) => re.test(x)), JSON.stringify(p, null, 2));
+      assert.ok(
+        p.some((x) => re.test(x)),
+        JSON.stringify(p, null, 2),
+      );
     });
   }
 
   it("accepts a pinned key on a promoting stack and a keyless identity with the log", () => {
-    assert.equal(validateConfig({ ...base, promoteFrom: "dev", signing: { publicKey: pem } }, ctx("prod")).signing.publicKey, pem);
+    assert.equal(
+      validateConfig({ ...base, promoteFrom: "dev", signing: { publicKey: pem } }, ctx("prod"))
+        .signing.publicKey,
+      pem,
+    );
     const keyless = validateConfig(
       {
         ...base,
         signing: {
           mode: "keyless",
           tlog: true,
-          identity: "https://github.com/acme/image-factory/.github/workflows/main.yml@refs/heads/main",
+          identity:
+            "https://github.com/acme/image-factory/.github/workflows/main.yml@refs/heads/main",
           issuer: "https://token.actions.githubusercontent.com",
         },
       },
@@ -776,4 +874,3 @@ describe("config image-factory:signing (validateConfig, pure)", () => {
     assert.equal(keyless.issuer, "https://token.actions.githubusercontent.com");
   });
 });
-

@@ -120,8 +120,10 @@ function devOutputs(m: Measure = {}, gates: GatesConfig = DEV_GATES): DevOutputs
 
 const goodOutputs = devOutputs();
 
-const PUBLIC_KEY = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEsrc\n-----END PUBLIC KEY-----\n";
-const PINNED_KEY = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEpin\n-----END PUBLIC KEY-----\n";
+const PUBLIC_KEY =
+  "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEsrc\n-----END PUBLIC KEY-----\n";
+const PINNED_KEY =
+  "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEpin\n-----END PUBLIC KEY-----\n";
 const VERIFY = "pulumi-nodejs:dynamic/promotion:Verify";
 
 /** Source stacks by name, as the mocked backend would return their outputs. */
@@ -244,7 +246,9 @@ describe("PromotedImage (mocks)", () => {
           }
           if (a.type === VERIFY && a.name.startsWith("refused")) {
             // What the engine reports when the verify step refuses (evidence/verify.ts).
-            throw new Error(`refusing to promote ${String(a.inputs.imageName)}@${String(a.inputs.digest)}: no signature`);
+            throw new Error(
+              `refusing to promote ${String(a.inputs.imageName)}@${String(a.inputs.digest)}: no signature`,
+            );
           }
           if (a.type === "docker-build:index:Index") {
             const source = String((a.inputs.sources as string[])[0]);
@@ -490,7 +494,9 @@ describe("PromotedImage (mocks)", () => {
     assert.ok(result instanceof Error);
     assert.match(
       result.message,
-      new RegExp(`"gateResults\\.sourceRevision" is "${"1a2b3c4d".repeat(5)}", but this release is ${"f".repeat(40)}: the gates judged another commit`),
+      new RegExp(
+        `"gateResults\\.sourceRevision" is "${"1a2b3c4d".repeat(5)}", but this release is ${"f".repeat(40)}: the gates judged another commit`,
+      ),
     );
     const same = new promotion.PromotedImage(
       "same",
@@ -525,31 +531,54 @@ describe("PromotedImage (mocks)", () => {
   it("with verification: verifies the digest first, with the source's exported key, and the Indexes copy the verified digest", async () => {
     const pi = new promotion.PromotedImage(
       "verified",
-      args({ sourceStack: "acme/image-factory/signed", expectedRevision: SHA, gates: DEV_GATES, verification: { mode: "key" } }),
+      args({
+        sourceStack: "acme/image-factory/signed",
+        expectedRevision: SHA,
+        gates: DEV_GATES,
+        verification: { mode: "key" },
+      }),
     );
     assert.equal(await promiseOf(pi.digest), DIGEST);
     await promiseOf(pi.tags);
-    const types = registered.map((r) => r.type).filter((t) => t !== "image-factory:promotion:PromotedImage");
+    const types = registered
+      .map((r) => r.type)
+      .filter((t) => t !== "image-factory:promotion:PromotedImage");
     assert.equal(types.filter((t) => t === VERIFY).length, 1);
     // The source's failed gateResults OUTPUT is not what decides: the Verify step (the attestation) is.
-    assert.ok(types.indexOf(VERIFY) < types.indexOf("docker-build:index:Index"), `order: ${types.join(", ")}`);
+    assert.ok(
+      types.indexOf(VERIFY) < types.indexOf("docker-build:index:Index"),
+      `order: ${types.join(", ")}`,
+    );
     const verify = registered.find((r) => r.type === VERIFY) as Registered;
     assert.equal(verify.inputs.digest, DIGEST);
     assert.equal(verify.inputs.expectedRevision, SHA);
     assert.deepEqual(verify.inputs.platformDigests, PLATFORM_DIGESTS);
     assert.deepEqual(verify.inputs.trust, { publicKeyPem: PUBLIC_KEY });
     assert.deepEqual(verify.inputs.gates, DEV_GATES);
-    assert.equal((verify.inputs.registryToken as Record<string, unknown>)[SECRET_SIG_KEY], SECRET_SIG, "token as a secret");
+    assert.equal(
+      (verify.inputs.registryToken as Record<string, unknown>)[SECRET_SIG_KEY],
+      SECRET_SIG,
+      "token as a secret",
+    );
     for (const idx of registered.filter((r) => r.type === "docker-build:index:Index")) {
       assert.deepEqual(idx.inputs.sources, [`${IMAGE}@${DIGEST}`]);
     }
-    assert.deepEqual(await promiseOf(pi.signing as pulumiType.Output<unknown>), { mode: "key", publicKey: PUBLIC_KEY, signatures: {} });
+    assert.deepEqual(await promiseOf(pi.signing as pulumiType.Output<unknown>), {
+      mode: "key",
+      publicKey: PUBLIC_KEY,
+      signatures: {},
+    });
   });
 
   it("with verification: a pinned key wins over the source's export", async () => {
     const pi = new promotion.PromotedImage(
       "pinned",
-      args({ sourceStack: "acme/image-factory/signed", expectedRevision: SHA, gates: DEV_GATES, verification: { mode: "kms", publicKey: PINNED_KEY } }),
+      args({
+        sourceStack: "acme/image-factory/signed",
+        expectedRevision: SHA,
+        gates: DEV_GATES,
+        verification: { mode: "kms", publicKey: PINNED_KEY },
+      }),
     );
     await promiseOf(pi.tags);
     const verify = registered.find((r) => r.type === VERIFY) as Registered;
@@ -560,13 +589,25 @@ describe("PromotedImage (mocks)", () => {
     const { result, rejections } = await collectingRejections(async () => {
       const pi = new promotion.PromotedImage(
         "refused",
-        args({ sourceStack: "acme/image-factory/signed", expectedRevision: SHA, gates: DEV_GATES, verification: { mode: "key" } }),
+        args({
+          sourceStack: "acme/image-factory/signed",
+          expectedRevision: SHA,
+          gates: DEV_GATES,
+          verification: { mode: "key" },
+        }),
       );
       return promiseOf(pi.tags);
     });
     assert.ok(result instanceof Error, "expected the tags output to reject");
-    assert.ok(rejections.some((m) => m.includes("no signature")), `rejections: ${JSON.stringify(rejections)}`);
-    assert.equal(registered.filter((r) => r.type === "docker-build:index:Index").length, 0, "no Index may be registered");
+    assert.ok(
+      rejections.some((m) => m.includes("no signature")),
+      `rejections: ${JSON.stringify(rejections)}`,
+    );
+    assert.equal(
+      registered.filter((r) => r.type === "docker-build:index:Index").length,
+      0,
+      "no Index may be registered",
+    );
   });
 
   it("with verification: a source that exports no key and no pinned key is refused, naming both", async () => {
@@ -999,8 +1040,17 @@ describe("promotion rules (pure)", () => {
 describe("evidence/verify judges (pure): what promotion reads from the signed attestations", () => {
   const listed = { ...PLATFORM_DIGESTS };
   const expect = { digest: DIGEST, platformDigests: listed, repository: IMAGE, gates: DEV_GATES };
-  const predicate = (m: Measure = {}, over: Record<string, unknown> = {}): Record<string, unknown> => ({
-    ...gatesPredicate({ indexDigest: DIGEST, platformDigests: listed, sourceRevision: SHA, repository: IMAGE, results: bound(m) }),
+  const predicate = (
+    m: Measure = {},
+    over: Record<string, unknown> = {},
+  ): Record<string, unknown> => ({
+    ...gatesPredicate({
+      indexDigest: DIGEST,
+      platformDigests: listed,
+      sourceRevision: SHA,
+      repository: IMAGE,
+      results: bound(m),
+    }),
     ...over,
   });
 
@@ -1010,29 +1060,102 @@ describe("evidence/verify judges (pure): what promotion reads from the signed at
 
   const refusals: Array<[string, unknown[], RegExp]> = [
     ["no gates attestation", [], /gates attestation on sha256:ab.*: none verified/],
-    ["another manifest list", [predicate({}, { indexDigest: OTHER_DIGEST })], new RegExp(`names indexDigest "${OTHER_DIGEST}": the gates judged another manifest list`)],
-    ["a swapped platform digest", [predicate({}, { platformDigests: { "linux/amd64": ARM64, "linux/arm64": AMD64 } })], /platform linux\/amd64 was judged at "sha256:0202.*", but the manifest list holds "sha256:0101/],
-    ["another repository", [predicate({}, { repository: "ghcr.io/evil/shop-api" })], /names repository "ghcr.io\/evil\/shop-api", not "ghcr.io\/acme\/shop-api"/],
-    ["failed gates", [predicate({ sizeMb: 600 })], /says passed = false; failed: imageSize\[linux\/amd64\] \(failed/],
-    ["checks that did not run", [predicate({}, { notRun: ["coverage"] })], /lists checks that did not run: notRun = \["coverage"\]/],
-    ["a missing check", [predicate({}, { checks: (predicate().checks as Array<{ name: string }>).filter((c) => c.name !== "criticalVulnerabilities[linux/arm64]") })], /has no criticalVulnerabilities\[linux\/arm64\] check/],
-    ["a good one beside one for other bytes", [predicate(), predicate({}, { indexDigest: OTHER_DIGEST })], /judged another manifest list/],
+    [
+      "another manifest list",
+      [predicate({}, { indexDigest: OTHER_DIGEST })],
+      new RegExp(`names indexDigest "${OTHER_DIGEST}": the gates judged another manifest list`),
+    ],
+    [
+      "a swapped platform digest",
+      [predicate({}, { platformDigests: { "linux/amd64": ARM64, "linux/arm64": AMD64 } })],
+      /platform linux\/amd64 was judged at "sha256:0202.*", but the manifest list holds "sha256:0101/,
+    ],
+    [
+      "another repository",
+      [predicate({}, { repository: "ghcr.io/evil/shop-api" })],
+      /names repository "ghcr.io\/evil\/shop-api", not "ghcr.io\/acme\/shop-api"/,
+    ],
+    [
+      "failed gates",
+      [predicate({ sizeMb: 600 })],
+      /says passed = false; failed: imageSize\[linux\/amd64\] \(failed/,
+    ],
+    [
+      "checks that did not run",
+      [predicate({}, { notRun: ["coverage"] })],
+      /lists checks that did not run: notRun = \["coverage"\]/,
+    ],
+    [
+      "a missing check",
+      [
+        predicate(
+          {},
+          {
+            checks: (predicate().checks as Array<{ name: string }>).filter(
+              (c) => c.name !== "criticalVulnerabilities[linux/arm64]",
+            ),
+          },
+        ),
+      ],
+      /has no criticalVulnerabilities\[linux\/arm64\] check/,
+    ],
+    [
+      "a good one beside one for other bytes",
+      [predicate(), predicate({}, { indexDigest: OTHER_DIGEST })],
+      /judged another manifest list/,
+    ],
   ];
   for (const [title, preds, re] of refusals) {
     it(`gatesProblems refuses ${title}`, () => {
       const problems = gatesProblems(preds, expect);
-      assert.ok(problems.some((p) => re.test(p)), JSON.stringify(problems, null, 2));
+      assert.ok(
+        problems.some((p) => re.test(p)),
+        JSON.stringify(problems, null, 2),
+      );
     });
   }
 
   it("gatesProblems judges the attested measurements again with this stack's gates and waivers", () => {
     // 450 MB passed dev's 500 MB limit; prod allows 400 MB.
-    const problems = gatesProblems([predicate({ sizeMb: 450 })], { ...expect, gates: { ...DEV_GATES, maxImageSizeMb: 400 } });
-    assert.ok(problems.some((p) => /check imageSize\[linux\/amd64\] measured 450 MB, which fails this stack's gates.maxImageSizeMb = 400/.test(p)), JSON.stringify(problems));
-    const waived = bound({}, { ...DEV_GATES, minCoverage: 95, waive: { coverage: "legacy module without tests (ACME-1)" } });
-    const wp = gatesPredicate({ indexDigest: DIGEST, platformDigests: listed, sourceRevision: SHA, repository: IMAGE, results: waived });
-    assert.ok(gatesProblems([wp], expect).some((p) => /check coverage was waived by the source stack .* but this stack does not waive it/.test(p)));
-    assert.deepEqual(gatesProblems([wp], { ...expect, gates: { ...DEV_GATES, waive: { coverage: "legacy module without tests (ACME-1)" } } }), []);
+    const problems = gatesProblems([predicate({ sizeMb: 450 })], {
+      ...expect,
+      gates: { ...DEV_GATES, maxImageSizeMb: 400 },
+    });
+    assert.ok(
+      problems.some((p) =>
+        /check imageSize\[linux\/amd64\] measured 450 MB, which fails this stack's gates.maxImageSizeMb = 400/.test(
+          p,
+        ),
+      ),
+      JSON.stringify(problems),
+    );
+    const waived = bound(
+      {},
+      {
+        ...DEV_GATES,
+        minCoverage: 95,
+        waive: { coverage: "legacy module without tests (ACME-1)" },
+      },
+    );
+    const wp = gatesPredicate({
+      indexDigest: DIGEST,
+      platformDigests: listed,
+      sourceRevision: SHA,
+      repository: IMAGE,
+      results: waived,
+    });
+    assert.ok(
+      gatesProblems([wp], expect).some((p) =>
+        /check coverage was waived by the source stack .* but this stack does not waive it/.test(p),
+      ),
+    );
+    assert.deepEqual(
+      gatesProblems([wp], {
+        ...expect,
+        gates: { ...DEV_GATES, waive: { coverage: "legacy module without tests (ACME-1)" } },
+      }),
+      [],
+    );
   });
 
   const provenance = (commit: string): unknown =>
@@ -1055,12 +1178,23 @@ describe("evidence/verify judges (pure): what promotion reads from the signed at
     assert.deepEqual(provenanceProblems(DIGEST, [provenance(SHA)], SHA), []);
     const other = "f".repeat(40);
     const problems = provenanceProblems(DIGEST, [provenance(SHA)], other);
-    assert.match(problems[0], new RegExp(`provenance \\(https://slsa.dev/provenance/v1\\) on ${DIGEST} names source commit "${SHA}", but this release is ${other}`));
+    assert.match(
+      problems[0],
+      new RegExp(
+        `provenance \\(https://slsa.dev/provenance/v1\\) on ${DIGEST} names source commit "${SHA}", but this release is ${other}`,
+      ),
+    );
     assert.match(provenanceProblems(DIGEST, [], SHA)[0], /none verified/);
   });
 
   it("sbomProblems wants an SPDX document", () => {
-    assert.deepEqual(sbomProblems("linux/amd64", AMD64, [{ spdxVersion: "SPDX-2.3", name: "x", packages: [] }]), []);
-    assert.match(sbomProblems("linux/amd64", AMD64, [{ bomFormat: "CycloneDX" }])[0], /SBOM attestation .* for linux\/amd64 on sha256:0101.*: the predicate is not an SPDX document/);
+    assert.deepEqual(
+      sbomProblems("linux/amd64", AMD64, [{ spdxVersion: "SPDX-2.3", name: "x", packages: [] }]),
+      [],
+    );
+    assert.match(
+      sbomProblems("linux/amd64", AMD64, [{ bomFormat: "CycloneDX" }])[0],
+      /SBOM attestation .* for linux\/amd64 on sha256:0101.*: the predicate is not an SPDX document/,
+    );
   });
 });

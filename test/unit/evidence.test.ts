@@ -17,7 +17,11 @@ describe("supplyChain: pure helpers", () => {
   const refs: Array<[string, string, string]> = [
     ["ghcr.io/acme/shop-api", "ghcr.io", "acme/shop-api"],
     ["ghcr.io/acme/shop-api:sha-1a2b3c4", "ghcr.io", "acme/shop-api"],
-    ["127.0.0.1:5000/image-factory/app@sha256:" + "a".repeat(64), "127.0.0.1:5000", "image-factory/app"],
+    [
+      "127.0.0.1:5000/image-factory/app@sha256:" + "a".repeat(64),
+      "127.0.0.1:5000",
+      "image-factory/app",
+    ],
     ["localhost:5000/x/y:tag", "localhost:5000", "x/y"],
     ["acme/app", "docker.io", "acme/app"],
   ];
@@ -59,44 +63,121 @@ describe("supplyChain: pure helpers", () => {
     assert.equal(parseDiveCi(out.replace("Result:PASS", "Result:FAIL")).pass, false);
     assert.throws(() => parseDiveCi("no analysis here"), /dive output has no efficiency/);
     // As Dive 0.13 prints it: coloured, even without a terminal.
-    const coloured = "\x1b[1mAnalyzing image...\x1b[0m\n  efficiency: 100.0000 %\n  wastedBytes: 0 bytes (0 B)\n  userWastedPercent: 0.0000 %\n\x1b[32mResult:PASS [Total:3] [Passed:2] [Failed:0] [Warn:0] [Skipped:1]\x1b[0m";
-    assert.deepEqual(parseDiveCi(coloured), { efficiency: 1, wastedBytes: 0, userWastedPercent: 0, pass: true });
+    const coloured =
+      "\x1b[1mAnalyzing image...\x1b[0m\n  efficiency: 100.0000 %\n  wastedBytes: 0 bytes (0 B)\n  userWastedPercent: 0.0000 %\n\x1b[32mResult:PASS [Total:3] [Passed:2] [Failed:0] [Warn:0] [Skipped:1]\x1b[0m";
+    assert.deepEqual(parseDiveCi(coloured), {
+      efficiency: 1,
+      wastedBytes: 0,
+      userWastedPercent: 0,
+      pass: true,
+    });
   });
 
   it("reads c8 json-summary coverage (lines, branches, functions), and reports a missing summary as not run", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "if-cov-"));
     const file = path.join(dir, "coverage-summary.json");
     assert.match(JSON.stringify(readCoverageFile(file)), /not found/);
-    fs.writeFileSync(file, JSON.stringify({ total: { lines: { total: 200, covered: 183, pct: 91.5 }, branches: { pct: 84.21 }, functions: { pct: 100 }, statements: { pct: 91.5 } } }));
-    assert.deepEqual(readCoverageFile(file), { value: { lines: 91.5, branches: 84.21, functions: 100 } });
+    fs.writeFileSync(
+      file,
+      JSON.stringify({
+        total: {
+          lines: { total: 200, covered: 183, pct: 91.5 },
+          branches: { pct: 84.21 },
+          functions: { pct: 100 },
+          statements: { pct: 91.5 },
+        },
+      }),
+    );
+    assert.deepEqual(readCoverageFile(file), {
+      value: { lines: 91.5, branches: 84.21, functions: 100 },
+    });
     fs.writeFileSync(file, JSON.stringify({ total: { lines: { pct: 90 } } }));
-    assert.match(JSON.stringify(readCoverageFile(file)), /lacks total\.lines\/branches\/functions\.pct/);
+    assert.match(
+      JSON.stringify(readCoverageFile(file)),
+      /lacks total\.lines\/branches\/functions\.pct/,
+    );
     assert.match(JSON.stringify(parseCoverageSummary("<html>", "x.json")), /x\.json is not JSON/);
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it("hands tools only the allow-listed environment", async () => {
-    const env = toolEnv({ TRIVY_USERNAME: "factory" }, { PATH: "/bin", HOME: "/root", PULUMI_ACCESS_TOKEN: "pul-x", GITHUB_TOKEN: "ghs_x", AWS_SECRET_ACCESS_KEY: "a", AWS_SESSION_TOKEN: "b", SSL_CERT_FILE: "/ca.pem", ACTIONS_ID_TOKEN_REQUEST_TOKEN: "c" });
-    assert.deepEqual(env, { PATH: "/bin", HOME: "/root", SSL_CERT_FILE: "/ca.pem", TRIVY_USERNAME: "factory" });
-    assert.equal(ENV_ALLOW_LIST.some((k) => /TOKEN|SECRET|PASSWORD|PULUMI|GITHUB|AWS/.test(k)), false);
+    const env = toolEnv(
+      { TRIVY_USERNAME: "factory" },
+      {
+        PATH: "/bin",
+        HOME: "/root",
+        PULUMI_ACCESS_TOKEN: "pul-x",
+        GITHUB_TOKEN: "ghs_x",
+        AWS_SECRET_ACCESS_KEY: "a",
+        AWS_SESSION_TOKEN: "b",
+        SSL_CERT_FILE: "/ca.pem",
+        ACTIONS_ID_TOKEN_REQUEST_TOKEN: "c",
+      },
+    );
+    assert.deepEqual(env, {
+      PATH: "/bin",
+      HOME: "/root",
+      SSL_CERT_FILE: "/ca.pem",
+      TRIVY_USERNAME: "factory",
+    });
+    assert.equal(
+      ENV_ALLOW_LIST.some((k) => /TOKEN|SECRET|PASSWORD|PULUMI|GITHUB|AWS/.test(k)),
+      false,
+    );
   });
 
   it("hands the engine child no stack config and no CI token, only where things are and cloud identities", async () => {
     const env = engineEnv({
-      PATH: "/bin", HOME: "/root", NODE_EXTRA_CA_CERTS: "/ca.pem", PULUMI_CONFIG: '{"image-factory:registryToken":"s3cret"}',
-      PULUMI_ACCESS_TOKEN: "pul-x", GITHUB_TOKEN: "ghs_x", IMAGE_FACTORY_REGISTRY_TOKEN: "t", AWS_REGION: "eu-west-1", AWS_SESSION_TOKEN: "a",
-      ACTIONS_ID_TOKEN_REQUEST_URL: "https://example.invalid/oidc", ACTIONS_RUNTIME_TOKEN: "r",
+      PATH: "/bin",
+      HOME: "/root",
+      NODE_EXTRA_CA_CERTS: "/ca.pem",
+      PULUMI_CONFIG: '{"image-factory:registryToken":"s3cret"}',
+      PULUMI_ACCESS_TOKEN: "pul-x",
+      GITHUB_TOKEN: "ghs_x",
+      IMAGE_FACTORY_REGISTRY_TOKEN: "t",
+      AWS_REGION: "eu-west-1",
+      AWS_SESSION_TOKEN: "a",
+      ACTIONS_ID_TOKEN_REQUEST_URL: "https://example.invalid/oidc",
+      ACTIONS_RUNTIME_TOKEN: "r",
     });
-    assert.deepEqual(env, { PATH: "/bin", HOME: "/root", NODE_EXTRA_CA_CERTS: "/ca.pem", AWS_REGION: "eu-west-1", AWS_SESSION_TOKEN: "a", ACTIONS_ID_TOKEN_REQUEST_URL: "https://example.invalid/oidc" });
+    assert.deepEqual(env, {
+      PATH: "/bin",
+      HOME: "/root",
+      NODE_EXTRA_CA_CERTS: "/ca.pem",
+      AWS_REGION: "eu-west-1",
+      AWS_SESSION_TOKEN: "a",
+      ACTIONS_ID_TOKEN_REQUEST_URL: "https://example.invalid/oidc",
+    });
   });
 
   it("sends Basic credentials to a bearer realm only over HTTPS on the registry's own host", async () => {
-    assert.equal(checkedRealm("https://ghcr.io/token", { registry: "ghcr.io" }).href, "https://ghcr.io/token");
-    assert.equal(checkedRealm("https://auth.docker.io/token", { registry: "registry-1.docker.io", authHosts: ["auth.docker.io"] }).host, "auth.docker.io");
-    assert.equal(checkedRealm("http://127.0.0.1:5000/auth", { registry: "127.0.0.1:5000" }).port, "5000");
-    assert.throws(() => checkedRealm("https://203.0.113.9/token", { registry: "ghcr.io" }), /bearer realm https:\/\/203\.0\.113\.9 is not the registry's host .* no credentials sent/);
-    assert.throws(() => checkedRealm("http://ghcr.io/token", { registry: "ghcr.io" }), /bearer realm http:\/\/ghcr\.io is not HTTPS; no credentials sent/);
-    assert.throws(() => checkedRealm(undefined, { registry: "ghcr.io" }), /bearer realm undefined is not a URL/);
+    assert.equal(
+      checkedRealm("https://ghcr.io/token", { registry: "ghcr.io" }).href,
+      "https://ghcr.io/token",
+    );
+    assert.equal(
+      checkedRealm("https://auth.docker.io/token", {
+        registry: "registry-1.docker.io",
+        authHosts: ["auth.docker.io"],
+      }).host,
+      "auth.docker.io",
+    );
+    assert.equal(
+      checkedRealm("http://127.0.0.1:5000/auth", { registry: "127.0.0.1:5000" }).port,
+      "5000",
+    );
+    assert.throws(
+      () => checkedRealm("https://203.0.113.9/token", { registry: "ghcr.io" }),
+      /bearer realm https:\/\/203\.0\.113\.9 is not the registry's host .* no credentials sent/,
+    );
+    assert.throws(
+      () => checkedRealm("http://ghcr.io/token", { registry: "ghcr.io" }),
+      /bearer realm http:\/\/ghcr\.io is not HTTPS; no credentials sent/,
+    );
+    assert.throws(
+      () => checkedRealm(undefined, { registry: "ghcr.io" }),
+      /bearer realm undefined is not a URL/,
+    );
   });
 
   it("content hash changes with any scanned file", async () => {
@@ -113,31 +194,56 @@ describe("supplyChain: pure helpers", () => {
 
 describe("supplyChain: the dynamic provider as Pulumi stores it", () => {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const requireFromString = require("require-from-string") as (code: string) => { handler: () => pulumi.dynamic.ResourceProvider };
+  const requireFromString = require("require-from-string") as (code: string) => {
+    handler: () => pulumi.dynamic.ResourceProvider;
+  };
 
   it("serializes without capturing a secret and diffs on what matters", async () => {
-    const serialized = await pulumi.runtime.serializeFunction(() => evidenceProvider, { allowSecrets: false });
+    const serialized = await pulumi.runtime.serializeFunction(() => evidenceProvider, {
+      allowSecrets: false,
+    });
     const provider = requireFromString(serialized.text).handler();
     assert.equal(typeof provider.create, "function");
-    const base = { imageName: "127.0.0.1:5000/x/app", platformDigests: { "linux/amd64": "sha256:1" }, gates: { maxImageSizeMb: 500 }, contentHash: "h", registryToken: "t1", engine: "evidence/cli.ts" };
+    const base = {
+      imageName: "127.0.0.1:5000/x/app",
+      platformDigests: { "linux/amd64": "sha256:1" },
+      gates: { maxImageSizeMb: 500 },
+      contentHash: "h",
+      registryToken: "t1",
+      engine: "evidence/cli.ts",
+    };
     const olds = { fingerprint: evidenceFingerprint(base as never) };
     const diff = provider.diff;
     assert.ok(diff);
     assert.equal((await diff("id", olds, { ...base })).changes, false);
     // A rotated token alone does not rescan.
     assert.equal((await diff("id", olds, { ...base, registryToken: "t2" })).changes, false);
-    assert.equal((await diff("id", olds, { ...base, platformDigests: { "linux/amd64": "sha256:2" } })).changes, true);
-    assert.equal((await diff("id", olds, { ...base, gates: { maxImageSizeMb: 400 } })).changes, true);
+    assert.equal(
+      (await diff("id", olds, { ...base, platformDigests: { "linux/amd64": "sha256:2" } })).changes,
+      true,
+    );
+    assert.equal(
+      (await diff("id", olds, { ...base, gates: { maxImageSizeMb: 400 } })).changes,
+      true,
+    );
     assert.equal((await diff("id", olds, { ...base, contentHash: "h2" })).changes, true);
     assert.doesNotMatch(serialized.text, /t1/);
   });
 
   it("publish provider serializes and reruns only for a new list or new tags", async () => {
-    const serialized = await pulumi.runtime.serializeFunction(() => publishProvider, { allowSecrets: false });
+    const serialized = await pulumi.runtime.serializeFunction(() => publishProvider, {
+      allowSecrets: false,
+    });
     const provider = requireFromString(serialized.text).handler();
     const olds = { indexRef: "r:sha-x@sha256:1", tags: ["main", "edge"] };
-    assert.equal((await provider.diff!("id", olds, { ...olds, registryToken: "new" })).changes, false);
-    assert.equal((await provider.diff!("id", olds, { ...olds, indexRef: "r:sha-x@sha256:2" })).changes, true);
+    assert.equal(
+      (await provider.diff!("id", olds, { ...olds, registryToken: "new" })).changes,
+      false,
+    );
+    assert.equal(
+      (await provider.diff!("id", olds, { ...olds, indexRef: "r:sha-x@sha256:2" })).changes,
+      true,
+    );
     assert.equal((await provider.diff!("id", olds, { ...olds, tags: ["main"] })).changes, true);
   });
 });
@@ -145,20 +251,57 @@ describe("supplyChain: the dynamic provider as Pulumi stores it", () => {
 describe("publish: the list must hold exactly what the gates judged", () => {
   const d = (c: string): string => `sha256:${c.repeat(64)}`;
   const judged = {
-    passed: true, checks: [], failed: [], notRun: [], waived: {}, tools: {}, gates: DEFAULT_GATES,
-    imageName: "127.0.0.1:5443/x/app", platformDigests: { "linux/amd64": d("a"), "linux/arm64": d("b") }, sourceRevision: "f".repeat(40),
+    passed: true,
+    checks: [],
+    failed: [],
+    notRun: [],
+    waived: {},
+    tools: {},
+    gates: DEFAULT_GATES,
+    imageName: "127.0.0.1:5443/x/app",
+    platformDigests: { "linux/amd64": d("a"), "linux/arm64": d("b") },
+    sourceRevision: "f".repeat(40),
   };
-  const cases: Array<[string, Partial<typeof judged>, Record<string, string>, string | undefined]> = [
-    ["the same digests", {}, { "linux/amd64": d("a"), "linux/arm64": d("b") }, undefined],
-    ["a platform swapped for another image", {}, { "linux/amd64": d("a"), "linux/arm64": d("c") }, `platform linux/arm64: the list holds ${d("c")} but the gates judged ${d("b")}`],
-    ["an extra platform nobody judged", {}, { "linux/amd64": d("a"), "linux/arm64": d("b"), "linux/arm/v7": d("e") }, `platform linux/arm/v7: the list holds ${d("e")} but the gates judged nothing`],
-    ["a judged platform missing", {}, { "linux/amd64": d("a") }, `platform linux/arm64: the list holds nothing but the gates judged ${d("b")}`],
-    ["results of another repository", { imageName: "ghcr.io/evil/app" }, { "linux/amd64": d("a"), "linux/arm64": d("b") }, "the gate results judged ghcr.io/evil/app, not 127.0.0.1:5443/x/app"],
-    ["results that did not pass", { passed: false, failed: ["coverage"] as never }, { "linux/amd64": d("a"), "linux/arm64": d("b") }, "the gates did not pass (failed: coverage; not run: -)"],
-  ];
+  const cases: Array<[string, Partial<typeof judged>, Record<string, string>, string | undefined]> =
+    [
+      ["the same digests", {}, { "linux/amd64": d("a"), "linux/arm64": d("b") }, undefined],
+      [
+        "a platform swapped for another image",
+        {},
+        { "linux/amd64": d("a"), "linux/arm64": d("c") },
+        `platform linux/arm64: the list holds ${d("c")} but the gates judged ${d("b")}`,
+      ],
+      [
+        "an extra platform nobody judged",
+        {},
+        { "linux/amd64": d("a"), "linux/arm64": d("b"), "linux/arm/v7": d("e") },
+        `platform linux/arm/v7: the list holds ${d("e")} but the gates judged nothing`,
+      ],
+      [
+        "a judged platform missing",
+        {},
+        { "linux/amd64": d("a") },
+        `platform linux/arm64: the list holds nothing but the gates judged ${d("b")}`,
+      ],
+      [
+        "results of another repository",
+        { imageName: "ghcr.io/evil/app" },
+        { "linux/amd64": d("a"), "linux/arm64": d("b") },
+        "the gate results judged ghcr.io/evil/app, not 127.0.0.1:5443/x/app",
+      ],
+      [
+        "results that did not pass",
+        { passed: false, failed: ["coverage"] as never },
+        { "linux/amd64": d("a"), "linux/arm64": d("b") },
+        "the gates did not pass (failed: coverage; not run: -)",
+      ],
+    ];
   for (const [name, override, listed, expected] of cases) {
     it(name, async () => {
-      assert.equal(bindingProblem({ ...judged, ...override } as never, "127.0.0.1:5443/x/app", listed), expected);
+      assert.equal(
+        bindingProblem({ ...judged, ...override } as never, "127.0.0.1:5443/x/app", listed),
+        expected,
+      );
     });
   }
 });

@@ -28,7 +28,11 @@ describe("validateGates", () => {
     ["criticals allowed", { maxCritical: 3 }, { maxCritical: 3 }],
     ["efficiency bounds", { minEfficiency: 1 }, { minEfficiency: 1 }],
     ["wasted 0", { maxWastedMb: 0 }, { maxWastedMb: 0 }],
-    ["numeric strings from pulumi config", { maxImageSizeMb: "250", minEfficiency: "0.9" }, { maxImageSizeMb: 250, minEfficiency: 0.9 }],
+    [
+      "numeric strings from pulumi config",
+      { maxImageSizeMb: "250", minEfficiency: "0.9" },
+      { maxImageSizeMb: 250, minEfficiency: 0.9 },
+    ],
   ];
   for (const [name, input, expected] of good) {
     it(`accepts ${name}`, async () => {
@@ -60,7 +64,10 @@ describe("validateGates", () => {
   }
 
   it("names a custom key prefix", async () => {
-    assert.throws(() => validateGates({ minCoverage: 200 }, "image-factory:gates"), /image-factory:gates\.minCoverage/);
+    assert.throws(
+      () => validateGates({ minCoverage: 200 }, "image-factory:gates"),
+      /image-factory:gates\.minCoverage/,
+    );
   });
 });
 
@@ -75,7 +82,10 @@ function cleanPlatform(overrides: Partial<PlatformMeasurements> = {}): PlatformM
   };
 }
 
-function cleanMeasurements(overrides: Partial<Measurements> = {}, platform: Partial<PlatformMeasurements> = {}): Measurements {
+function cleanMeasurements(
+  overrides: Partial<Measurements> = {},
+  platform: Partial<PlatformMeasurements> = {},
+): Measurements {
   return {
     platforms: { "linux/amd64": cleanPlatform(platform), "linux/arm64": cleanPlatform() },
     coverage: measured({ lines: 91.5, branches: 88, functions: 95 }),
@@ -95,9 +105,22 @@ describe("evaluateGates", () => {
     assert.deepEqual(
       r.checks.map((c) => c.gate),
       [
-        "imageSize[linux/amd64]", "efficiency[linux/amd64]", "wasted[linux/amd64]", "criticalVulnerabilities[linux/amd64]", "imageSecrets[linux/amd64]",
-        "imageSize[linux/arm64]", "efficiency[linux/arm64]", "wasted[linux/arm64]", "criticalVulnerabilities[linux/arm64]", "imageSecrets[linux/arm64]",
-        "coverage", "branchCoverage", "functionCoverage", "dockerfileLint", "misconfigurations", "secrets",
+        "imageSize[linux/amd64]",
+        "efficiency[linux/amd64]",
+        "wasted[linux/amd64]",
+        "criticalVulnerabilities[linux/amd64]",
+        "imageSecrets[linux/amd64]",
+        "imageSize[linux/arm64]",
+        "efficiency[linux/arm64]",
+        "wasted[linux/arm64]",
+        "criticalVulnerabilities[linux/arm64]",
+        "imageSecrets[linux/arm64]",
+        "coverage",
+        "branchCoverage",
+        "functionCoverage",
+        "dockerfileLint",
+        "misconfigurations",
+        "secrets",
       ],
     );
     assert.ok(r.checks.every((c) => c.passed && c.status === "passed"));
@@ -105,27 +128,189 @@ describe("evaluateGates", () => {
     assert.deepEqual([size?.measured, size?.limit, size?.unit], [150, 500, "MB"]);
   });
 
-  type Case = { name: string; m: Measurements; gates?: Partial<typeof DEFAULT_GATES>; gate: string; status: "passed" | "failed"; detail: RegExp };
+  type Case = {
+    name: string;
+    m: Measurements;
+    gates?: Partial<typeof DEFAULT_GATES>;
+    gate: string;
+    status: "passed" | "failed";
+    detail: RegExp;
+  };
   const cases: Case[] = [
-    { name: "size over the limit", m: cleanMeasurements({}, { sizeBytes: measured(612 * MB) }), gate: "imageSize[linux/amd64]", status: "failed", detail: /measured 612 MB, limit at most 500 MB \(gates\.maxImageSizeMb\)/ },
-    { name: "size exactly at the limit", m: cleanMeasurements({}, { sizeBytes: measured(500 * MB) }), gate: "imageSize[linux/amd64]", status: "passed", detail: /measured 500 MB/ },
-    { name: "size limit lowered below the real size", m: cleanMeasurements(), gates: { maxImageSizeMb: 100 }, gate: "imageSize[linux/amd64]", status: "failed", detail: /measured 150 MB, limit at most 100 MB/ },
-    { name: "coverage below the minimum", m: cleanMeasurements({ coverage: measured({ lines: 79.99, branches: 90, functions: 90 }) }), gate: "coverage", status: "failed", detail: /measured 79\.99 %, limit at least 80 %/ },
-    { name: "coverage exactly at the minimum", m: cleanMeasurements({ coverage: measured({ lines: 80, branches: 90, functions: 90 }) }), gate: "coverage", status: "passed", detail: /measured 80 %/ },
-    { name: "coverage summary missing", m: cleanMeasurements({ coverage: notRun("coverage image holds no coverage-summary.json") }), gate: "coverage", status: "failed", detail: /required but not run: coverage image holds no/ },
-    { name: "branch coverage below its own limit", m: cleanMeasurements({ coverage: measured({ lines: 95, branches: 61.5, functions: 95 }) }), gate: "branchCoverage", status: "failed", detail: /measured 61\.5 %, limit at least 80 % \(gates\.minBranchCoverage\)/ },
-    { name: "function coverage below a raised limit", m: cleanMeasurements(), gates: { minFunctionCoverage: 99 }, gate: "functionCoverage", status: "failed", detail: /measured 95 %, limit at least 99 % \(gates\.minFunctionCoverage\)/ },
-    { name: "one critical vulnerability", m: cleanMeasurements({}, { criticalVulnerabilities: measured(1) }), gate: "criticalVulnerabilities[linux/amd64]", status: "failed", detail: /measured 1, limit at most 0 \(gates\.maxCritical\)/ },
-    { name: "criticals within an allowance", m: cleanMeasurements({}, { criticalVulnerabilities: measured(2) }), gates: { maxCritical: 2 }, gate: "criticalVulnerabilities[linux/amd64]", status: "passed", detail: /measured 2/ },
-    { name: "no vulnerability DB offline", m: cleanMeasurements({}, { criticalVulnerabilities: notRun("Trivy vulnerability DB unreachable") }), gate: "criticalVulnerabilities[linux/amd64]", status: "failed", detail: /required but not run: Trivy vulnerability DB unreachable/ },
-    { name: "low efficiency", m: cleanMeasurements({}, { efficiency: measured(0.8) }), gate: "efficiency[linux/amd64]", status: "failed", detail: /measured 0\.8, limit at least 0\.95 \(gates\.minEfficiency\)/ },
-    { name: "too many wasted bytes", m: cleanMeasurements({}, { wastedBytes: measured(25 * MB) }), gate: "wasted[linux/amd64]", status: "failed", detail: /measured 25 MB, limit at most 20 MB \(gates\.maxWastedMb\)/ },
-    { name: "a Hadolint warning", m: cleanMeasurements({ lint: measured([{ id: "DL3002", severity: "warning", message: "Last USER should not be root", where: "Dockerfile:12" }]) }), gate: "dockerfileLint", status: "failed", detail: /1 Hadolint findings, limit 0 .*DL3002 \(warning\) at Dockerfile:12: Last USER should not be root/ },
-    { name: "a root user misconfiguration", m: cleanMeasurements({ misconfigurations: measured([{ id: "DS-0002", severity: "HIGH", message: "Image user should not be 'root'" }]) }), gate: "misconfigurations", status: "failed", detail: /DS-0002 \(HIGH\)/ },
-    { name: "a planted AWS key", m: cleanMeasurements({ secrets: measured([{ id: "aws-access-key-id", severity: "CRITICAL", message: "AWS Access Key ID", where: "Dockerfile:5" }]) }), gate: "secrets", status: "failed", detail: /aws-access-key-id \(CRITICAL\) at Dockerfile:5/ },
-    { name: "a secret baked into the image", m: cleanMeasurements({}, { imageSecrets: measured([{ id: "aws-access-key-id", severity: "CRITICAL", message: "AWS Access Key ID", where: "config ENV" }]) }), gate: "imageSecrets[linux/amd64]", status: "failed", detail: /1 secrets in the image/ },
-    { name: "Hadolint missing", m: cleanMeasurements({ lint: notRun("hadolint not found on PATH") }), gate: "dockerfileLint", status: "failed", detail: /required but not run: hadolint not found/ },
-    { name: "Dive not run", m: cleanMeasurements({}, { efficiency: notRun("dive failed") }), gate: "efficiency[linux/amd64]", status: "failed", detail: /required but not run: dive failed/ },
+    {
+      name: "size over the limit",
+      m: cleanMeasurements({}, { sizeBytes: measured(612 * MB) }),
+      gate: "imageSize[linux/amd64]",
+      status: "failed",
+      detail: /measured 612 MB, limit at most 500 MB \(gates\.maxImageSizeMb\)/,
+    },
+    {
+      name: "size exactly at the limit",
+      m: cleanMeasurements({}, { sizeBytes: measured(500 * MB) }),
+      gate: "imageSize[linux/amd64]",
+      status: "passed",
+      detail: /measured 500 MB/,
+    },
+    {
+      name: "size limit lowered below the real size",
+      m: cleanMeasurements(),
+      gates: { maxImageSizeMb: 100 },
+      gate: "imageSize[linux/amd64]",
+      status: "failed",
+      detail: /measured 150 MB, limit at most 100 MB/,
+    },
+    {
+      name: "coverage below the minimum",
+      m: cleanMeasurements({ coverage: measured({ lines: 79.99, branches: 90, functions: 90 }) }),
+      gate: "coverage",
+      status: "failed",
+      detail: /measured 79\.99 %, limit at least 80 %/,
+    },
+    {
+      name: "coverage exactly at the minimum",
+      m: cleanMeasurements({ coverage: measured({ lines: 80, branches: 90, functions: 90 }) }),
+      gate: "coverage",
+      status: "passed",
+      detail: /measured 80 %/,
+    },
+    {
+      name: "coverage summary missing",
+      m: cleanMeasurements({ coverage: notRun("coverage image holds no coverage-summary.json") }),
+      gate: "coverage",
+      status: "failed",
+      detail: /required but not run: coverage image holds no/,
+    },
+    {
+      name: "branch coverage below its own limit",
+      m: cleanMeasurements({ coverage: measured({ lines: 95, branches: 61.5, functions: 95 }) }),
+      gate: "branchCoverage",
+      status: "failed",
+      detail: /measured 61\.5 %, limit at least 80 % \(gates\.minBranchCoverage\)/,
+    },
+    {
+      name: "function coverage below a raised limit",
+      m: cleanMeasurements(),
+      gates: { minFunctionCoverage: 99 },
+      gate: "functionCoverage",
+      status: "failed",
+      detail: /measured 95 %, limit at least 99 % \(gates\.minFunctionCoverage\)/,
+    },
+    {
+      name: "one critical vulnerability",
+      m: cleanMeasurements({}, { criticalVulnerabilities: measured(1) }),
+      gate: "criticalVulnerabilities[linux/amd64]",
+      status: "failed",
+      detail: /measured 1, limit at most 0 \(gates\.maxCritical\)/,
+    },
+    {
+      name: "criticals within an allowance",
+      m: cleanMeasurements({}, { criticalVulnerabilities: measured(2) }),
+      gates: { maxCritical: 2 },
+      gate: "criticalVulnerabilities[linux/amd64]",
+      status: "passed",
+      detail: /measured 2/,
+    },
+    {
+      name: "no vulnerability DB offline",
+      m: cleanMeasurements(
+        {},
+        { criticalVulnerabilities: notRun("Trivy vulnerability DB unreachable") },
+      ),
+      gate: "criticalVulnerabilities[linux/amd64]",
+      status: "failed",
+      detail: /required but not run: Trivy vulnerability DB unreachable/,
+    },
+    {
+      name: "low efficiency",
+      m: cleanMeasurements({}, { efficiency: measured(0.8) }),
+      gate: "efficiency[linux/amd64]",
+      status: "failed",
+      detail: /measured 0\.8, limit at least 0\.95 \(gates\.minEfficiency\)/,
+    },
+    {
+      name: "too many wasted bytes",
+      m: cleanMeasurements({}, { wastedBytes: measured(25 * MB) }),
+      gate: "wasted[linux/amd64]",
+      status: "failed",
+      detail: /measured 25 MB, limit at most 20 MB \(gates\.maxWastedMb\)/,
+    },
+    {
+      name: "a Hadolint warning",
+      m: cleanMeasurements({
+        lint: measured([
+          {
+            id: "DL3002",
+            severity: "warning",
+            message: "Last USER should not be root",
+            where: "Dockerfile:12",
+          },
+        ]),
+      }),
+      gate: "dockerfileLint",
+      status: "failed",
+      detail:
+        /1 Hadolint findings, limit 0 .*DL3002 \(warning\) at Dockerfile:12: Last USER should not be root/,
+    },
+    {
+      name: "a root user misconfiguration",
+      m: cleanMeasurements({
+        misconfigurations: measured([
+          { id: "DS-0002", severity: "HIGH", message: "Image user should not be 'root'" },
+        ]),
+      }),
+      gate: "misconfigurations",
+      status: "failed",
+      detail: /DS-0002 \(HIGH\)/,
+    },
+    {
+      name: "a planted AWS key",
+      m: cleanMeasurements({
+        secrets: measured([
+          {
+            id: "aws-access-key-id",
+            severity: "CRITICAL",
+            message: "AWS Access Key ID",
+            where: "Dockerfile:5",
+          },
+        ]),
+      }),
+      gate: "secrets",
+      status: "failed",
+      detail: /aws-access-key-id \(CRITICAL\) at Dockerfile:5/,
+    },
+    {
+      name: "a secret baked into the image",
+      m: cleanMeasurements(
+        {},
+        {
+          imageSecrets: measured([
+            {
+              id: "aws-access-key-id",
+              severity: "CRITICAL",
+              message: "AWS Access Key ID",
+              where: "config ENV",
+            },
+          ]),
+        },
+      ),
+      gate: "imageSecrets[linux/amd64]",
+      status: "failed",
+      detail: /1 secrets in the image/,
+    },
+    {
+      name: "Hadolint missing",
+      m: cleanMeasurements({ lint: notRun("hadolint not found on PATH") }),
+      gate: "dockerfileLint",
+      status: "failed",
+      detail: /required but not run: hadolint not found/,
+    },
+    {
+      name: "Dive not run",
+      m: cleanMeasurements({}, { efficiency: notRun("dive failed") }),
+      gate: "efficiency[linux/amd64]",
+      status: "failed",
+      detail: /required but not run: dive failed/,
+    },
   ];
   for (const c of cases) {
     it(`${c.name} → ${c.gate} ${c.status}`, async () => {
@@ -142,7 +327,11 @@ describe("evaluateGates", () => {
   }
 
   it("never counts a check that did not run as passed, even when not required", async () => {
-    const r = evaluateGates(cleanMeasurements({}, { criticalVulnerabilities: notRun("offline") }), DEFAULT_GATES, { required: [] });
+    const r = evaluateGates(
+      cleanMeasurements({}, { criticalVulnerabilities: notRun("offline") }),
+      DEFAULT_GATES,
+      { required: [] },
+    );
     assert.equal(r.passed, false);
     const check = r.checks.find((c) => c.gate === "criticalVulnerabilities[linux/amd64]");
     assert.equal(check?.passed, false);
@@ -151,17 +340,26 @@ describe("evaluateGates", () => {
   });
 
   it("requires every check by default: one that did not run fails", async () => {
-    const r = evaluateGates(cleanMeasurements({}, { criticalVulnerabilities: notRun("DB download failed") }), DEFAULT_GATES);
+    const r = evaluateGates(
+      cleanMeasurements({}, { criticalVulnerabilities: notRun("DB download failed") }),
+      DEFAULT_GATES,
+    );
     assert.equal(r.passed, false);
     assert.deepEqual(r.failed, ["criticalVulnerabilities[linux/amd64]"]);
-    assert.match(r.checks.find((c) => c.gate === "criticalVulnerabilities[linux/amd64]")?.detail ?? "", /required but not run: DB download failed/);
+    assert.match(
+      r.checks.find((c) => c.gate === "criticalVulnerabilities[linux/amd64]")?.detail ?? "",
+      /required but not run: DB download failed/,
+    );
   });
 });
 
 describe("waivers (gates.waive)", () => {
   const reason = "base image CVE, no fix upstream yet (ACME-123)";
   it("turns a failed check into waived, keeps passing, and lists the reason", async () => {
-    const r = evaluateGates(cleanMeasurements({}, { criticalVulnerabilities: measured(2) }), { ...DEFAULT_GATES, waive: { criticalVulnerabilities: reason } });
+    const r = evaluateGates(cleanMeasurements({}, { criticalVulnerabilities: measured(2) }), {
+      ...DEFAULT_GATES,
+      waive: { criticalVulnerabilities: reason },
+    });
     assert.equal(r.passed, true);
     assert.deepEqual(r.waived, { "criticalVulnerabilities[linux/amd64]": reason });
     const c = r.checks.find((x) => x.gate === "criticalVulnerabilities[linux/amd64]");
@@ -170,16 +368,19 @@ describe("waivers (gates.waive)", () => {
     assert.equal(c?.passed, false);
   });
   it("waives one platform only when the waiver names it", async () => {
-    const r = evaluateGates(
-      cleanMeasurements({}, { sizeBytes: measured(600 * MB) }),
-      { ...DEFAULT_GATES, waive: { "imageSize[linux/arm64]": reason } },
-    );
+    const r = evaluateGates(cleanMeasurements({}, { sizeBytes: measured(600 * MB) }), {
+      ...DEFAULT_GATES,
+      waive: { "imageSize[linux/arm64]": reason },
+    });
     assert.equal(r.passed, false);
     assert.deepEqual(r.failed, ["imageSize[linux/amd64]"]);
     assert.deepEqual(r.waived, {});
   });
   it("waives a check that could not run, which then is neither failed nor notRun", async () => {
-    const r = evaluateGates(cleanMeasurements({ coverage: notRun("no coverage image") }), { ...DEFAULT_GATES, waive: { coverage: reason } });
+    const r = evaluateGates(cleanMeasurements({ coverage: notRun("no coverage image") }), {
+      ...DEFAULT_GATES,
+      waive: { coverage: reason },
+    });
     assert.deepEqual(r.failed, ["branchCoverage", "functionCoverage"]);
     assert.deepEqual(r.notRun, []);
     assert.deepEqual(Object.keys(r.waived), ["coverage"]);
@@ -188,7 +389,10 @@ describe("waivers (gates.waive)", () => {
     [{ coverag: "typo in the check name here" }, /gates\.waive\.coverag is not a known check/],
     [{ coverage: "" }, /gates\.waive\.coverage needs a reason of at least 10 characters .* got ""/],
     [{ coverage: "because" }, /got "because"/],
-    [{ "imageSize[linux/amd64]": 5 }, /gates\.waive\.imageSize\[linux\/amd64\] needs a reason .* got 5/],
+    [
+      { "imageSize[linux/amd64]": 5 },
+      /gates\.waive\.imageSize\[linux\/amd64\] needs a reason .* got 5/,
+    ],
     [["coverage"], /gates\.waive must map a check name to the reason/],
   ];
   for (const [waive, message] of bad) {
@@ -197,14 +401,25 @@ describe("waivers (gates.waive)", () => {
     });
   }
   it("accepts a waiver with its reason", async () => {
-    assert.deepEqual(validateGates({ waive: { "criticalVulnerabilities[linux/arm/v7]": `  ${reason} ` } }).waive, { "criticalVulnerabilities[linux/arm/v7]": reason });
+    assert.deepEqual(
+      validateGates({ waive: { "criticalVulnerabilities[linux/arm/v7]": `  ${reason} ` } }).waive,
+      { "criticalVulnerabilities[linux/arm/v7]": reason },
+    );
   });
 });
 
 describe("formatGateFailures", () => {
   it("names every failing gate, the digests judged and that nothing moved", async () => {
-    const r = evaluateGates(cleanMeasurements({}, { criticalVulnerabilities: measured(1) }), DEFAULT_GATES);
-    const text = formatGateFailures({ ...r, imageName: "127.0.0.1:5443/x/app", platformDigests: { "linux/amd64": `sha256:${"a".repeat(64)}` }, sourceRevision: "f".repeat(40) });
+    const r = evaluateGates(
+      cleanMeasurements({}, { criticalVulnerabilities: measured(1) }),
+      DEFAULT_GATES,
+    );
+    const text = formatGateFailures({
+      ...r,
+      imageName: "127.0.0.1:5443/x/app",
+      platformDigests: { "linux/amd64": `sha256:${"a".repeat(64)}` },
+      sourceRevision: "f".repeat(40),
+    });
     assert.equal(
       text,
       "1 quality gate failed on linux/amd64=sha256:aaaaaaaaaaaa:\n" +
@@ -221,7 +436,10 @@ describe("GateError / assertGates", () => {
   });
 
   it("names the gate, the measured value and the limit", async () => {
-    const r = evaluateGates(cleanMeasurements({}, { sizeBytes: measured(612 * MB) }), DEFAULT_GATES);
+    const r = evaluateGates(
+      cleanMeasurements({}, { sizeBytes: measured(612 * MB) }),
+      DEFAULT_GATES,
+    );
     assert.throws(
       () => assertGates(r),
       (e: unknown) =>
@@ -234,15 +452,24 @@ describe("GateError / assertGates", () => {
 
   it("lists every failing gate", async () => {
     const r = evaluateGates(
-      cleanMeasurements({ coverage: measured({ lines: 50, branches: 90, functions: 90 }) }, { sizeBytes: measured(600 * MB), criticalVulnerabilities: measured(3) }),
+      cleanMeasurements(
+        { coverage: measured({ lines: 50, branches: 90, functions: 90 }) },
+        { sizeBytes: measured(600 * MB), criticalVulnerabilities: measured(3) },
+      ),
       DEFAULT_GATES,
     );
-    assert.throws(() => assertGates(r), (e: unknown) => {
-      assert.ok(e instanceof GateError);
-      assert.match(e.message, /3 quality gates failed/);
-      assert.match(e.message, /gate coverage failed: measured 50 %, limit 80 %/);
-      assert.match(e.message, /gate criticalVulnerabilities\[linux\/amd64\] failed: measured 3, limit 0/);
-      return true;
-    });
+    assert.throws(
+      () => assertGates(r),
+      (e: unknown) => {
+        assert.ok(e instanceof GateError);
+        assert.match(e.message, /3 quality gates failed/);
+        assert.match(e.message, /gate coverage failed: measured 50 %, limit 80 %/);
+        assert.match(
+          e.message,
+          /gate criticalVulnerabilities\[linux\/amd64\] failed: measured 3, limit 0/,
+        );
+        return true;
+      },
+    );
   });
 });

@@ -33,7 +33,10 @@ const cases: Case[] = [
   { ref: "refs/heads/@@@", want: [S7, S40], version: "branch-1a2b3c4" },
   { ref: "refs/heads/user@host:path", want: ["user-host-path", S7, S40] },
   { ref: "refs/heads/a b\tc", want: ["a-b-c", S7, S40] },
-  { ref: "refs/heads/dependabot/npm_and_yarn/app/pino-9.5.0", want: ["dependabot-npm_and_yarn-app-pino-9.5.0", S7, S40] },
+  {
+    ref: "refs/heads/dependabot/npm_and_yarn/app/pino-9.5.0",
+    want: ["dependabot-npm_and_yarn-app-pino-9.5.0", S7, S40],
+  },
   { ref: `refs/heads/${"x".repeat(200)}`, want: ["x".repeat(128), S7, S40] },
   { ref: `refs/heads/${"a".repeat(127)}/b`, want: ["a".repeat(127), S7, S40] },
   { ref: "refs/heads/sha-1a2b3c4", want: [S7, S40] },
@@ -43,15 +46,29 @@ const cases: Case[] = [
   { ref: "refs/pull/1/head", want: ["pr-1", S7, S40] },
   { ref: "refs/pull/99999/merge", want: ["pr-99999", S7, S40] },
   // stable semver releases
-  { ref: "refs/tags/v1.2.3", want: ["1.2.3", "1.2", "1", "latest", S7, S40], version: "1.2.3", prerelease: false },
+  {
+    ref: "refs/tags/v1.2.3",
+    want: ["1.2.3", "1.2", "1", "latest", S7, S40],
+    version: "1.2.3",
+    prerelease: false,
+  },
   { ref: "refs/tags/1.2.3", want: ["1.2.3", "1.2", "1", "latest", S7, S40] },
   { ref: "refs/tags/v10.20.30", want: ["10.20.30", "10.20", "10", "latest", S7, S40] },
   { ref: "refs/tags/v2.0.0", want: ["2.0.0", "2.0", "2", "latest", S7, S40] },
   { ref: "refs/tags/v1.0.0+build.5", want: ["1.0.0_build.5", "1.0", "1", "latest", S7, S40] },
   // prereleases: only the exact version
-  { ref: "refs/tags/v1.2.3-rc.1", want: ["1.2.3-rc.1", S7, S40], prerelease: true, version: "1.2.3-rc.1" },
+  {
+    ref: "refs/tags/v1.2.3-rc.1",
+    want: ["1.2.3-rc.1", S7, S40],
+    prerelease: true,
+    version: "1.2.3-rc.1",
+  },
   { ref: "refs/tags/v2.0.0-alpha", want: ["2.0.0-alpha", S7, S40], prerelease: true },
-  { ref: "refs/tags/v2.0.0-beta.2+exp.sha.5114f85", want: ["2.0.0-beta.2_exp.sha.5114f85", S7, S40], prerelease: true },
+  {
+    ref: "refs/tags/v2.0.0-beta.2+exp.sha.5114f85",
+    want: ["2.0.0-beta.2_exp.sha.5114f85", S7, S40],
+    prerelease: true,
+  },
   { ref: "refs/tags/1.0.0-0.3.7", want: ["1.0.0-0.3.7", S7, S40], prerelease: true },
   { ref: "refs/tags/v1.0.0-x-y-z.--", want: ["1.0.0-x-y-z", S7, S40], prerelease: true },
   // 0.x is initial development: no floating tags
@@ -96,32 +113,49 @@ describe("computeTags (metadata-action semantics)", () => {
     const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31);
     for (let i = 0; i < 500; i++) {
       const len = 1 + (next() % 300);
-      const name = Array.from({ length: len }, () => [...alphabet][next() % [...alphabet].length]).join("");
+      const name = Array.from(
+        { length: len },
+        () => [...alphabet][next() % [...alphabet].length],
+      ).join("");
       const plan = computeTags({ ref: `refs/heads/${name}`, sha: SHA });
-      for (const t of plan.tags) assert.match(t, OCI_TAG, `branch ${JSON.stringify(name)} gave ${t}`);
+      for (const t of plan.tags)
+        assert.match(t, OCI_TAG, `branch ${JSON.stringify(name)} gave ${t}`);
     }
   });
 });
 
 describe("tag inputs are refused clearly", () => {
-  const badRefs = ["main", "refs/remotes/origin/main", "refs/pull/abc/merge", "refs/pull/0/merge", "", "refs/heads/"];
+  const badRefs = [
+    "main",
+    "refs/remotes/origin/main",
+    "refs/pull/abc/merge",
+    "refs/pull/0/merge",
+    "",
+    "refs/heads/",
+  ];
   for (const ref of badRefs) {
     it(`refuses ref ${JSON.stringify(ref)}`, () => {
-      assert.throws(() => computeTags({ ref, sha: SHA }), (e: Error) => {
-        assert.match(e.message, /gitRef/);
-        assert.ok(e.message.includes(`"${ref}"`), e.message);
-        return true;
-      });
+      assert.throws(
+        () => computeTags({ ref, sha: SHA }),
+        (e: Error) => {
+          assert.match(e.message, /gitRef/);
+          assert.ok(e.message.includes(`"${ref}"`), e.message);
+          return true;
+        },
+      );
     });
   }
   const badShas = ["1a2b3c4", SHA.toUpperCase(), `${SHA}0`, "z".repeat(40), ""];
   for (const sha of badShas) {
     it(`refuses sha ${JSON.stringify(sha.slice(0, 12))}`, () => {
-      assert.throws(() => computeTags({ ref: "refs/heads/main", sha }), (e: Error) => {
-        assert.match(e.message, /gitSha/);
-        assert.ok(e.message.includes(`"${sha}"`));
-        return true;
-      });
+      assert.throws(
+        () => computeTags({ ref: "refs/heads/main", sha }),
+        (e: Error) => {
+          assert.match(e.message, /gitSha/);
+          assert.ok(e.message.includes(`"${sha}"`));
+          return true;
+        },
+      );
     });
   }
 });
@@ -133,7 +167,13 @@ describe("tag helpers", () => {
     assert.deepEqual(parseRef("refs/pull/7/merge"), { kind: "pr", name: "7" });
   });
   it("parses semver strictly", () => {
-    assert.deepEqual(parseSemver("v1.2.3-rc.1+b"), { major: 1, minor: 2, patch: 3, prerelease: "rc.1", build: "b" });
+    assert.deepEqual(parseSemver("v1.2.3-rc.1+b"), {
+      major: 1,
+      minor: 2,
+      patch: 3,
+      prerelease: "rc.1",
+      build: "b",
+    });
     assert.equal(parseSemver("1.2"), undefined);
     assert.equal(parseSemver("01.2.3"), undefined);
     assert.equal(parseSemver("1.2.3-01"), undefined);

@@ -244,7 +244,12 @@ describe("delivery workflows (.github/workflows)", () => {
       "pr.yml:preview-unavailable": [],
       "pr.yml:preview": ["PULUMI_PREVIEW_TOKEN"],
       "pr.yml:comment": [],
-      "release.yml:promote-prod": ["PULUMI_ACCESS_TOKEN", "REGISTRY_TOKEN", "SLACK_WEBHOOK_URL", "TEAMS_WEBHOOK_URL"],
+      "release.yml:promote-prod": [
+        "PULUMI_ACCESS_TOKEN",
+        "REGISTRY_TOKEN",
+        "SLACK_WEBHOOK_URL",
+        "TEAMS_WEBHOOK_URL",
+      ],
       "test.yml:test": [],
     });
     assert.deepEqual(job("main.yml", "deploy-dev").environment, { name: "dev" });

@@ -5,61 +5,73 @@
 import * as path from "path";
 import type { GateResults } from "../../../evidence/gates";
 import { PLATFORMS } from "./app";
-import { bootstrapOnce, copyApp, headSha, localStackConfig, requireLocalStackTools, STACK_REGISTRY, TestStack } from "./pulumiStack";
+import {
+  bootstrapOnce,
+  copyApp,
+  headSha,
+  localStackConfig,
+  requireLocalStackTools,
+  STACK_REGISTRY,
+  TestStack,
+} from "./pulumiStack";
 
 /** The stack-export contract (design.md) as the tests read it. */
 export interface FactoryOutputs {
-    imageName: string;
-    digest: string;
-    imageRef: string;
-    platformDigests: Record<string, string>;
-    tags: string[];
-    cacheRefs: Record<string, string>;
-    sbomLocations?: Record<string, string>;
-    gateResults?: GateResults;
+  imageName: string;
+  digest: string;
+  imageRef: string;
+  platformDigests: Record<string, string>;
+  tags: string[];
+  cacheRefs: Record<string, string>;
+  sbomLocations?: Record<string, string>;
+  gateResults?: GateResults;
 }
 
 export interface FactoryStackSettings {
-    /** Repository on the local registry, e.g. `image-factory/e2e-abc`. */
-    repository: string;
-    /** Build context (a copy of app/, see copyApp). */
-    appDir: string;
-    /** Commit the tags and labels come from (pinned, so a commit landing mid-run changes nothing). */
-    sha: string;
-    /** @default all three platforms */
-    platforms?: readonly string[];
-    /** @default refs/heads/main */
-    gitRef?: string;
-    /** Repository of the registry cache. @default `<repository>-cache` */
-    cacheRepository?: string;
-    /** Replaces the committed base image (image-factory:baseImage). */
-    baseImage?: string;
+  /** Repository on the local registry, e.g. `image-factory/e2e-abc`. */
+  repository: string;
+  /** Build context (a copy of app/, see copyApp). */
+  appDir: string;
+  /** Commit the tags and labels come from (pinned, so a commit landing mid-run changes nothing). */
+  sha: string;
+  /** @default all three platforms */
+  platforms?: readonly string[];
+  /** @default refs/heads/main */
+  gitRef?: string;
+  /** Repository of the registry cache. @default `<repository>-cache` */
+  cacheRepository?: string;
+  /** Replaces the committed base image (image-factory:baseImage). */
+  baseImage?: string;
 }
 
 /** Stack config for a test stack: the committed local settings with this run's repository, context and commit. */
 export function factoryStackConfig(s: FactoryStackSettings): Record<string, unknown> {
-    const config: Record<string, unknown> = {
-        ...localStackConfig(),
-        "image-factory:imageName": `${STACK_REGISTRY}/${s.repository}`,
-        "image-factory:cache": { type: "registry", mode: "max", ref: `${STACK_REGISTRY}/${s.cacheRepository ?? `${s.repository}-cache`}` },
-        "image-factory:appPath": s.appDir,
-        "image-factory:platforms": [...(s.platforms ?? PLATFORMS)],
-        "image-factory:gitRef": s.gitRef ?? "refs/heads/main",
-        "image-factory:gitSha": s.sha,
-    };
-    if (s.baseImage !== undefined) config["image-factory:baseImage"] = s.baseImage;
-    return config;
+  const config: Record<string, unknown> = {
+    ...localStackConfig(),
+    "image-factory:imageName": `${STACK_REGISTRY}/${s.repository}`,
+    "image-factory:cache": {
+      type: "registry",
+      mode: "max",
+      ref: `${STACK_REGISTRY}/${s.cacheRepository ?? `${s.repository}-cache`}`,
+    },
+    "image-factory:appPath": s.appDir,
+    "image-factory:platforms": [...(s.platforms ?? PLATFORMS)],
+    "image-factory:gitRef": s.gitRef ?? "refs/heads/main",
+    "image-factory:gitSha": s.sha,
+  };
+  if (s.baseImage !== undefined) config["image-factory:baseImage"] = s.baseImage;
+  return config;
 }
 
 export interface SharedFactoryStack {
-    stack: TestStack;
-    repository: string;
-    cacheRepository: string;
-    /** The stack's build context (a copy of app/). */
-    appDir: string;
-    sha: string;
-    /** The exports right after `pulumi up`. */
-    outputs: FactoryOutputs;
+  stack: TestStack;
+  repository: string;
+  cacheRepository: string;
+  /** The stack's build context (a copy of app/). */
+  appDir: string;
+  sha: string;
+  /** The exports right after `pulumi up`. */
+  outputs: FactoryOutputs;
 }
 
 let shared: Promise<SharedFactoryStack> | undefined;
@@ -76,20 +88,20 @@ let shared: Promise<SharedFactoryStack> | undefined;
  * The stack's backend is removed when the process exits (IF_E2E_KEEP=1 keeps it).
  */
 export function sharedFactoryStack(): Promise<SharedFactoryStack> {
-    shared ??= (async () => {
-        await bootstrapOnce();
-        requireLocalStackTools();
-        const runId = `${Date.now().toString(36)}${process.pid.toString(36)}`;
-        const repository = `image-factory/e2e-${runId}`;
-        const cacheRepository = `${repository}-cache`;
-        const stack = new TestStack(`e2e-${runId}`, {});
-        if (process.env.IF_E2E_KEEP !== "1") process.once("exit", () => stack.remove());
-        const appDir = copyApp(path.join(stack.dir, "app"));
-        const sha = await headSha();
-        stack.setConfig(factoryStackConfig({ repository, appDir, sha, cacheRepository }));
-        await stack.up();
-        const outputs = await stack.outputs<FactoryOutputs>();
-        return { stack, repository, cacheRepository, appDir, sha, outputs };
-    })();
-    return shared;
+  shared ??= (async () => {
+    await bootstrapOnce();
+    requireLocalStackTools();
+    const runId = `${Date.now().toString(36)}${process.pid.toString(36)}`;
+    const repository = `image-factory/e2e-${runId}`;
+    const cacheRepository = `${repository}-cache`;
+    const stack = new TestStack(`e2e-${runId}`, {});
+    if (process.env.IF_E2E_KEEP !== "1") process.once("exit", () => stack.remove());
+    const appDir = copyApp(path.join(stack.dir, "app"));
+    const sha = await headSha();
+    stack.setConfig(factoryStackConfig({ repository, appDir, sha, cacheRepository }));
+    await stack.up();
+    const outputs = await stack.outputs<FactoryOutputs>();
+    return { stack, repository, cacheRepository, appDir, sha, outputs };
+  })();
+  return shared;
 }

@@ -10,20 +10,20 @@ export const BASE_IMAGE = `${LOCAL_REGISTRY}/${BASE_REPOSITORY}:22`;
 export const CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt";
 
 export interface LocalStack {
-    registry: string;
-    auth: RegistryAuth;
-    client: RegistryClient;
-    baseImage: string;
+  registry: string;
+  auth: RegistryAuth;
+  client: RegistryClient;
+  baseImage: string;
 }
 
 /** Idempotent: apt packages, dockerd + binfmt, the registry, the multi-arch base image. */
 export async function bringUpLocalStack(opts: { withBase?: boolean } = {}): Promise<LocalStack> {
-    await runScript("install-apt.sh");
-    await runScript("engine.sh");
-    await runScript("registry.sh");
-    if (opts.withBase ?? true) await runScript("base-images.sh");
-    const auth = localRegistryAuth();
-    const client = new RegistryClient(LOCAL_REGISTRY, auth);
-    await client.ping();
-    return { registry: LOCAL_REGISTRY, auth, client, baseImage: BASE_IMAGE };
+  await runScript("install-apt.sh");
+  await runScript("engine.sh");
+  await runScript("registry.sh");
+  if (opts.withBase ?? true) await runScript("base-images.sh");
+  const auth = localRegistryAuth();
+  const client = new RegistryClient(LOCAL_REGISTRY, auth);
+  await client.ping();
+  return { registry: LOCAL_REGISTRY, auth, client, baseImage: BASE_IMAGE };
 }
