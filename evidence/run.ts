@@ -22,7 +22,9 @@ import {
 import {
   type RegistryAuth,
   headManifest,
+  credentialsProblem,
   probeInsecure,
+  repositoryOf,
   pushSbomArtifact,
   registryOf,
 } from "./oci";
@@ -123,6 +125,10 @@ export async function runEvidence(req: EvidenceRequest): Promise<EvidenceResult>
     password: req.registryToken,
     insecure: await probeInsecure(registry),
   };
+  // A registry that does not answer (or refuses the credentials) is no measurement to judge: the
+  // run stops before judging, naming the registry, rather than failing every check as "not run".
+  const unreachable = await credentialsProblem(auth, repositoryOf(req.imageName));
+  if (unreachable !== undefined) throw new Error(unreachable);
   const notes: string[] = [];
 
   // Build-context checks and tool versions, once, while the platforms are scanned.
