@@ -1,5 +1,6 @@
 // Pure tag computation with docker/metadata-action semantics. No I/O: the git context comes in,
 // tag names come out, so every rule is covered by table-driven tests.
+import { parse as semverParse } from "semver";
 import type { GitContext } from "./types";
 
 /** The OCI distribution spec's tag grammar. */
@@ -7,9 +8,6 @@ import { TAG as OCI_TAG } from "./reference";
 
 export { OCI_TAG };
 const SHA = /^[0-9a-f]{40}$/;
-// SemVer 2.0.0 with an optional leading "v", as metadata-action's type=semver accepts it.
-const SEMVER =
-  /^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*))*))?(?:\+([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?$/;
 
 export type RefKind = "branch" | "tag" | "pr";
 
@@ -58,14 +56,17 @@ export function parseRef(ref: string): ParsedRef {
 }
 
 export function parseSemver(text: string): SemVer | undefined {
-  const m = SEMVER.exec(text);
-  if (!m) return undefined;
+  // SemVer 2.0.0 with an optional leading "v", as metadata-action's type=semver accepts it; the
+  // `semver` package (npm's own) parses strictly, so "1.2" or "01.2.3" are not versions.
+  if (!/^v?\d/.test(text)) return undefined;
+  const v = semverParse(text.replace(/^v/, ""), { loose: false });
+  if (v === null) return undefined;
   return {
-    major: Number(m[1]),
-    minor: Number(m[2]),
-    patch: Number(m[3]),
-    prerelease: m[4],
-    build: m[5],
+    major: v.major,
+    minor: v.minor,
+    patch: v.patch,
+    prerelease: v.prerelease.length > 0 ? v.prerelease.join(".") : undefined,
+    build: v.build.length > 0 ? v.build.join(".") : undefined,
   };
 }
 

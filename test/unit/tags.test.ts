@@ -1,3 +1,4 @@
+import * as fc from "fast-check";
 import { strict as assert } from "node:assert";
 import { computeTags, OCI_TAG, parseRef, parseSemver, sanitizeTag } from "../../components/tags";
 
@@ -106,21 +107,28 @@ describe("computeTags (metadata-action semantics)", () => {
     }
   });
 
-  it("keeps every tag valid for 500 random branch names", () => {
-    // Deterministic pseudo-random names over a hostile alphabet: the grammar must always hold.
-    const alphabet = "aZ09_.-/#@:+~^ ?*[]\\é🚀";
-    let seed = 42;
-    const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31);
-    for (let i = 0; i < 500; i++) {
-      const len = 1 + (next() % 300);
-      const name = Array.from(
-        { length: len },
-        () => [...alphabet][next() % [...alphabet].length],
-      ).join("");
-      const plan = computeTags({ ref: `refs/heads/${name}`, sha: SHA });
-      for (const t of plan.tags)
-        assert.match(t, OCI_TAG, `branch ${JSON.stringify(name)} gave ${t}`);
-    }
+  it("keeps every tag valid whatever the branch name (property)", () => {
+    // Any text git might carry after refs/heads/, hostile characters and emoji included.
+    const hostile = fc.constantFrom(..."aZ09_.-/#@:+~^ ?*[]\\é🚀".split(""));
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.string({ minLength: 1, maxLength: 300, unit: "grapheme" }),
+          fc.string({ minLength: 1, maxLength: 300, unit: hostile }),
+        ),
+        (name) => {
+          const plan = computeTags({ ref: `refs/heads/${name}`, sha: SHA });
+          for (const t of plan.tags)
+            assert.match(
+              t,
+              /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/,
+              `branch ${JSON.stringify(name)} gave ${t}`,
+            );
+          assert.ok(plan.tags.includes(`sha-${SHA}`));
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 });
 
