@@ -11,7 +11,9 @@ import * as pulumi from "@pulumi/pulumi";
 import type { PlatformCache } from "./buildCache";
 import { platformSlug } from "./naming";
 import { OCI_TAG } from "./tags";
-import { HOST_ARCH, type HostArch, type Platform } from "./types";
+import { HOST_ARCH, KNOWN_PLATFORMS, type HostArch, type Platform } from "./types";
+import { NAMESPACE, show } from "./config";
+import { PATH_COMPONENT, REGISTRY_HOST } from "./reference";
 
 export interface MultiPlatformImageArgs {
   /** Repository without tag, e.g. `ghcr.io/acme/shop-api`. */
@@ -155,4 +157,83 @@ export class MultiPlatformImage extends pulumi.ComponentResource {
       .apply((ds) => Object.fromEntries(args.platforms.map((p, i) => [p, ds[i]])));
     this.registerOutputs({ platformDigests: this.platformDigests, coverageRef: this.coverageRef });
   }
+}
+
+// ---- config validation of the image (called by components/config.ts) ----------------------------
+
+/** Checks `imageName` and returns its registry host. */
+export function validateImageName(imageName: unknown): { problems: string[]; registry: string } {
+  const key = `${NAMESPACE}:imageName`;
+  if (typeof imageName !== "string" || imageName === "") {
+    return {
+      problems: [`${key} is required (e.g. "ghcr.io/acme/shop-api"), got ${show(imageName)}`],
+      registry: "",
+    };
+  }
+  if (imageName !== imageName.toLowerCase()) {
+    return { problems: [`${key} must be lowercase, got ${show(imageName)}`], registry: "" };
+  }
+  if (/[@]/.test(imageName) || /:[^/]*$/.test(imageName.split("/").slice(1).join("/"))) {
+    return {
+      problems: [
+        `${key} must not carry a tag or digest (tags come from git), got ${show(imageName)}`,
+      ],
+      registry: "",
+    };
+  }
+  const parts = imageName.split("/");
+  const host = parts[0];
+  const repo = parts.slice(1);
+  if (parts.length < 2 || !REGISTRY_HOST.test(host)) {
+    return {
+      problems: [
+        `${key} must start with a registry host (e.g. "ghcr.io/<owner>/<name>"), got ${show(imageName)}`,
+      ],
+      registry: "",
+    };
+  }
+  const bad = repo.find((c) => !PATH_COMPONENT.test(c));
+  if (bad !== undefined || imageName.length > 255) {
+    return {
+      problems: [
+        `${key} has an invalid repository path component ${show(bad ?? imageName)} in ${show(imageName)}`,
+      ],
+      registry: "",
+    };
+  }
+  if (host === "ghcr.io" && repo.length < 2) {
+    return {
+      problems: [`${key} on ghcr.io must be "ghcr.io/<owner>/<name>", got ${show(imageName)}`],
+      registry: host,
+    };
+  }
+  return { problems: [], registry: host };
+}
+
+export function validatePlatforms(value: unknown): { problems: string[]; platforms: Platform[] } {
+  const key = `${NAMESPACE}:platforms`;
+  if (value === undefined) return { problems: [], platforms: [...KNOWN_PLATFORMS] };
+  if (!Array.isArray(value))
+    return { problems: [`${key} must be a list of platforms, got ${show(value)}`], platforms: [] };
+  if (value.length === 0) {
+    return {
+      problems: [
+        `${key} must name at least one platform (known: ${KNOWN_PLATFORMS.join(", ")}), got []`,
+      ],
+      platforms: [],
+    };
+  }
+  const problems: string[] = [];
+  const seen = new Set<string>();
+  value.forEach((p, i) => {
+    if (typeof p !== "string" || !(KNOWN_PLATFORMS as readonly string[]).includes(p)) {
+      problems.push(
+        `${key}[${i}] is not a known platform (known: ${KNOWN_PLATFORMS.join(", ")}), got ${show(p)}`,
+      );
+    } else if (seen.has(p)) {
+      problems.push(`${key}[${i}] duplicates platform ${show(p)}`);
+    }
+    seen.add(String(p));
+  });
+  return { problems, platforms: problems.length ? [] : (value as Platform[]) };
 }
