@@ -17,8 +17,9 @@ export interface EngineRun {
   stderr: string;
 }
 
-/** The engine's entry relative to the program directory (the cwd of program and providers). */
-export const ENGINE_ENTRY = path.join("evidence", "cli.ts");
+/** The engine's entry, resolved from this file when the program loads (and serialized into each
+ *  provider by value), so a program in another folder (a test's own project) finds it too. */
+export const ENGINE_ENTRY = path.join(__dirname, "..", "evidence", "cli.ts");
 
 /** What the engine may see of the provider's environment: where things are, how to reach them,
  *  and the cloud identities only cosign's kms and keyless modes use (cosign narrows them again). */

@@ -78,7 +78,8 @@ export function parseBuildFailures(output: string): Record<string, BuildError> {
     }
     const step = (vl: string[]): RegExpExecArray | null => {
       for (const l of vl) {
-        const s = /^#\d+ \[([^\]\s]+) (\d+\/\d+)\] (.+)$/.exec(l);
+        // `[deps 3/5]`, or with the platform first as some BuildKit releases print it (`[linux/arm/v7 deps 3/5]`).
+        const s = /^#\d+ \[(?:[^\]\s]+ )?([^\]\s]+) (\d+\/\d+)\] (.+)$/.exec(l);
         if (s !== null) return s;
       }
       return null;

@@ -21,10 +21,18 @@ import {
   requireLocalStackTools,
   run,
   tail,
-  touchAppSource,
 } from "./lib";
 
 const MOVING = ["main", "edge"];
+
+/** What to show when a step fails: the engine's error lines first, then the end of the output. */
+function why(output: string): string {
+  const errors = output
+    .split("\n")
+    .filter((l) => /error|failed/i.test(l))
+    .slice(0, 20);
+  return `${errors.join("\n")}\n---\n${tail(output, 20)}`;
+}
 
 /** `scripts/local.sh up` whose output is watched: `fault` runs once a line matches `trigger`. */
 function upWithFault(
@@ -70,6 +78,14 @@ describe("faults leave nothing half-published (e2e, real engine, BuildKit and re
   let appDir: string;
   let registry: RegistryClient;
   let current: string;
+
+  /** A real source change per fault (one file rewritten, so repeated changes never collide). */
+  function changeSource(marker: string): void {
+    fs.writeFileSync(
+      path.join(appDir, "src", "faultMarker.ts"),
+      `export const faultMarker = ${JSON.stringify(marker)};\n`,
+    );
+  }
 
   async function movingTags(): Promise<Record<string, string>> {
     const all = await registry.tagDigests(repository);
@@ -141,7 +157,7 @@ describe("faults leave nothing half-published (e2e, real engine, BuildKit and re
   });
 
   it("the builder killed mid-build: the run fails, tags stay, the next up recovers", async () => {
-    touchAppSource(appDir, `killed-builder-${runId}`);
+    changeSource(`killed-builder-${runId}`);
     const before = await movingTags();
     const r = await upWithFault(
       stack,
@@ -151,9 +167,9 @@ describe("faults leave nothing half-published (e2e, real engine, BuildKit and re
         await script("buildkit.sh", "stop");
       },
     );
-    assert.ok(r.faulted, `the build never started:\n${tail(r.output, 30)}`);
-    assert.notEqual(r.code, 0, `pulumi up passed with the builder killed:\n${tail(r.output, 30)}`);
-    assert.match(r.output, /image-linux-amd64/, tail(r.output, 30));
+    assert.ok(r.faulted, `the build never started:\n${why(r.output)}`);
+    assert.notEqual(r.code, 0, `pulumi up passed with the builder killed:\n${why(r.output)}`);
+    assert.match(r.output, /image-linux-amd64/, why(r.output));
     await assertNothingHalfPublished(before);
     assert.deepEqual(await movingTags(), before);
     await script("buildkit.sh");
@@ -161,22 +177,22 @@ describe("faults leave nothing half-published (e2e, real engine, BuildKit and re
   });
 
   it("the registry stopped during the evidence: the error names the component and the registry, tags stay, the next up recovers", async () => {
-    touchAppSource(appDir, `registry-down-evidence-${runId}`);
+    changeSource(`registry-down-evidence-${runId}`);
     const before = await movingTags();
     const r = await upWithFault(stack, /evidence-evidence\s+updating/, () =>
       script("registry-tls.sh", "stop"),
     );
-    assert.ok(r.faulted, `the evidence never started:\n${tail(r.output, 30)}`);
-    assert.notEqual(r.code, 0, `pulumi up passed with the registry down:\n${tail(r.output, 30)}`);
+    assert.ok(r.faulted, `the evidence never started:\n${why(r.output)}`);
+    assert.notEqual(r.code, 0, `pulumi up passed with the registry down:\n${why(r.output)}`);
     assert.match(
       r.output,
       /SupplyChainEvidence for 127\.0\.0\.1:5443\/image-factory\/faults-/,
-      tail(r.output, 30),
+      why(r.output),
     );
     assert.match(
       r.output,
       /Check that the registry 127\.0\.0\.1:5443 is reachable .* then run `pulumi up` again/,
-      tail(r.output, 30),
+      why(r.output),
     );
     await assertNothingHalfPublished(before);
     await script("registry-tls.sh");
@@ -184,20 +200,20 @@ describe("faults leave nothing half-published (e2e, real engine, BuildKit and re
   });
 
   it("the registry stopped during the publish step: each tag old or fully evidenced, the next up recovers", async () => {
-    touchAppSource(appDir, `registry-down-publish-${runId}`);
+    changeSource(`registry-down-publish-${runId}`);
     const before = await movingTags();
     const r = await upWithFault(stack, /publish-index\s+(creating|updating)/, () =>
       script("registry-tls.sh", "stop"),
     );
-    assert.ok(r.faulted, `the publish step never started:\n${tail(r.output, 30)}`);
-    assert.notEqual(r.code, 0, `pulumi up passed with the registry down:\n${tail(r.output, 30)}`);
+    assert.ok(r.faulted, `the publish step never started:\n${why(r.output)}`);
+    assert.notEqual(r.code, 0, `pulumi up passed with the registry down:\n${why(r.output)}`);
     await assertNothingHalfPublished(before);
     await script("registry-tls.sh");
     await recover();
   });
 
   it("an evidence tool crashing: the run fails naming the tool, tags stay, the next up recovers", async () => {
-    touchAppSource(appDir, `crashing-syft-${runId}`);
+    changeSource(`crashing-syft-${runId}`);
     const before = await movingTags();
     const link = path.join(cacheDir(), "bin", "syft");
     const real = fs.readlinkSync(link);
@@ -215,13 +231,13 @@ describe("faults leave nothing half-published (e2e, real engine, BuildKit and re
       fs.rmSync(link, { force: true });
       fs.symlinkSync(real, link);
     }
-    assert.notEqual(r.code, 0, `pulumi up passed with a crashing syft:\n${tail(r.output, 30)}`);
+    assert.notEqual(r.code, 0, `pulumi up passed with a crashing syft:\n${why(r.output)}`);
     assert.match(
       r.output,
       /SupplyChainEvidence for .*the evidence run failed before judging/,
-      tail(r.output, 30),
+      why(r.output),
     );
-    assert.match(r.output, /syft failed on .*exit 1\d\d/, tail(r.output, 30));
+    assert.match(r.output, /syft failed on .*exit 1\d\d/, why(r.output));
     await assertNothingHalfPublished(before);
     assert.deepEqual(await movingTags(), before);
     await recover();
