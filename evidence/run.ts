@@ -127,8 +127,11 @@ export async function runEvidence(req: EvidenceRequest): Promise<EvidenceResult>
   };
   // A registry that does not answer (or refuses the credentials) is no measurement to judge: the
   // run stops before judging, naming the registry, rather than failing every check as "not run".
-  const unreachable = await credentialsProblem(auth, repositoryOf(req.imageName));
-  if (unreachable !== undefined) throw new Error(unreachable);
+  // (Only when there is something to read there: a run on the build context alone needs none.)
+  if (Object.keys(req.platformDigests).length > 0 || (req.coverageImage ?? "") !== "") {
+    const unreachable = await credentialsProblem(auth, repositoryOf(req.imageName));
+    if (unreachable !== undefined) throw new Error(unreachable);
+  }
   const notes: string[] = [];
 
   // Build-context checks and tool versions, once, while the platforms are scanned.
