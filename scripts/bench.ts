@@ -1170,7 +1170,10 @@ async function main(): Promise<number> {
     emulation: emulationRows,
     tools: toolBuilds(),
   };
-  return render(summary, opt);
+  const code = render(summary, opt);
+  // A smoke run (npm test) keeps only its JSON: its work folder (logs, event logs) goes.
+  if (opt.dry && !opt.keep) fs.rmSync(benchDir, { recursive: true, force: true });
+  return code;
 }
 
 interface Summary {

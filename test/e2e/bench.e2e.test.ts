@@ -90,7 +90,10 @@ describe("npm run bench -- --dry", function () {
         json.tools.some((t) => t.tool === "Trivy" && (t.seconds ?? 0) > 0),
         "tool build times come from the build-seconds files",
       );
-      assert.ok(fs.existsSync(path.join(REPO_ROOT, ".local", "bench", json.id, "bench.svg")));
+      assert.ok(
+        !fs.existsSync(path.join(REPO_ROOT, ".local", "bench", json.id)),
+        "--dry left its work folder behind",
+      );
 
       // --dry leaves docs/bench.svg (and README.md) alone, and stops its daemon and builders.
       assert.equal(
