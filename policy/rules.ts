@@ -166,7 +166,7 @@ function cidrsOf(...lists: unknown[]): string[] {
   return lists.flatMap((l) => (typeof l === "string" ? [l] : asStrings(l))).map((c) => c.trim());
 }
 
-// Any /0 is the whole internet, however its address is written (10.1.2.3/0 too).
+// Any /0 is the whole internet, however its address is written (192.0.2.1/0 too).
 function worldCidrs(...lists: unknown[]): string[] {
   return cidrsOf(...lists).filter((c) => parseCidr(c)?.prefix === 0);
 }

@@ -452,7 +452,7 @@ describe("BuildHosts (mocks)", () => {
     for (const [name, allowedCidrs, message] of [
       ["hosts-f", ["0.0.0.0/0"], /buildHosts\.allowedCidrs\[0\]: '0\.0\.0\.0\/0' opens/],
       ["hosts-f2", ["::/0"], /'::\/0' opens/],
-      ["hosts-f3", ["10.0.0.0/8"], /'10\.0\.0\.0\/8' admits 16777216 addresses/],
+      ["hosts-f3", ["203.0.0.0/8"], /'203\.0\.0\.0\/8' admits 16777216 addresses/],
     ] as const) {
       assert.throws(
         () =>

@@ -185,10 +185,10 @@ describe("buildHosts.allowedCidrs: properties", () => {
   it("merges overlaps: a /16 plus any networks inside it covers exactly the /16", () => {
     const inside = fc
       .tuple(fc.integer({ min: 0, max: 0xffff }), fc.integer({ min: 17, max: 32 }))
-      .map(([low, prefix]) => `${ipv4(network4((0x0a010000 | low) >>> 0, prefix))}/${prefix}`);
+      .map(([low, prefix]) => `${ipv4(network4((0xcb010000 | low) >>> 0, prefix))}/${prefix}`);
     fc.assert(
       fc.property(fc.uniqueArray(inside, { maxLength: 40 }), (subnets) => {
-        assert.deepEqual(allowedCidrsProblems(["10.1.0.0/16", ...subnets]), []);
+        assert.deepEqual(allowedCidrsProblems(["203.1.0.0/16", ...subnets]), []);
       }),
     );
   });
@@ -261,7 +261,7 @@ describe("validateBuildHosts", () => {
         ssmAccess: "none",
       }),
     );
-    validateBuildHosts(config({ allowedCidrs: ["10.0.0.0/8"], allowWideCidrs: REASON }));
+    validateBuildHosts(config({ allowedCidrs: ["203.0.0.0/8"], allowWideCidrs: REASON }));
   });
 
   it("accepts a disabled config as it is: nothing is created from it", () => {
@@ -288,14 +288,14 @@ describe("validateBuildHosts", () => {
     ],
     [
       "any other /0",
-      { allowedCidrs: ["10.1.2.3/0"] },
-      ["buildHosts.allowedCidrs[0]: '10.1.2.3/0' opens"],
+      { allowedCidrs: ["192.0.2.1/0"] },
+      ["buildHosts.allowedCidrs[0]: '192.0.2.1/0' opens"],
     ],
     [
       "a /8",
-      { allowedCidrs: ["10.0.0.0/8"] },
+      { allowedCidrs: ["203.0.0.0/8"] },
       [
-        "buildHosts.allowedCidrs[0]: '10.0.0.0/8' admits 16777216 addresses, wider than IPv4's /16 limit",
+        "buildHosts.allowedCidrs[0]: '203.0.0.0/8' admits 16777216 addresses, wider than IPv4's /16 limit",
       ],
     ],
     [
@@ -307,17 +307,17 @@ describe("validateBuildHosts", () => {
     ],
     [
       "three /17s",
-      { allowedCidrs: ["10.0.0.0/17", "10.1.0.0/17", "10.2.0.0/17"] },
+      { allowedCidrs: ["203.0.0.0/17", "203.1.0.0/17", "203.2.0.0/17"] },
       [
-        "buildHosts.allowedCidrs: ['10.0.0.0/17', '10.1.0.0/17', '10.2.0.0/17'] together cover 98304 IPv4 addresses, more than a /16 (65536)",
+        "buildHosts.allowedCidrs: ['203.0.0.0/17', '203.1.0.0/17', '203.2.0.0/17'] together cover 98304 IPv4 addresses, more than a /16 (65536)",
       ],
     ],
     [
       "an empty reason",
-      { allowedCidrs: ["10.0.0.0/8"], allowWideCidrs: " " },
+      { allowedCidrs: ["203.0.0.0/8"], allowWideCidrs: " " },
       [
         "buildHosts.allowWideCidrs: ' ' must say why wide ranges are needed (a non-empty reason)",
-        "buildHosts.allowedCidrs[0]: '10.0.0.0/8' admits 16777216 addresses",
+        "buildHosts.allowedCidrs[0]: '203.0.0.0/8' admits 16777216 addresses",
       ],
     ],
     [
@@ -494,9 +494,9 @@ describe("policy: the same CIDR rule on a plan's ingress", () => {
   });
 
   it("refuses a wide vpc ingress rule on the BuildKit port, naming where and the value", () => {
-    const rule = { ipProtocol: "tcp", fromPort: 1234, toPort: 1234, cidrIpv4: "10.0.0.0/8" };
+    const rule = { ipProtocol: "tcp", fromPort: 1234, toPort: 1234, cidrIpv4: "203.0.0.0/8" };
     assert.deepEqual(checkBuildkitIngressWidth(vpcIngressRuleCidrs(rule, 1234), cfg()), [
-      "ingress rule on the BuildKit port 1234: '10.0.0.0/8' admits 16777216 addresses, wider than IPv4's /16 limit; " +
+      "ingress rule on the BuildKit port 1234: '203.0.0.0/8' admits 16777216 addresses, wider than IPv4's /16 limit; " +
         "list your CI's addresses, or set buildHosts.allowWideCidrs to the reason this range is needed (image-factory:buildHosts.allowedCidrs)",
     ]);
     assert.deepEqual(
@@ -550,11 +550,11 @@ describe("policy: the same CIDR rule on a plan's ingress", () => {
     assert.deepEqual(
       checkBuildkitPortNotWorldOpen(
         TYPES.vpcIngressRule,
-        { ipProtocol: "tcp", fromPort: 1234, toPort: 1234, cidrIpv4: "10.1.2.3/0" },
+        { ipProtocol: "tcp", fromPort: 1234, toPort: 1234, cidrIpv4: "192.0.2.1/0" },
         1234,
       ),
       [
-        "ingress rule opens the BuildKit port 1234 to 10.1.2.3/0; admit only the factory's CI CIDRs (image-factory:buildHosts.allowedCidrs)",
+        "ingress rule opens the BuildKit port 1234 to 192.0.2.1/0; admit only the factory's CI CIDRs (image-factory:buildHosts.allowedCidrs)",
       ],
     );
   });
@@ -565,9 +565,9 @@ describe("policy: the same CIDR rule on a plan's ingress", () => {
       name: cidr,
       props: { ipProtocol: "tcp", fromPort: 1234, toPort: 1234, cidrIpv4: cidr },
     });
-    const resources = [rule("10.0.0.0/17"), rule("10.1.0.0/17"), rule("10.2.0.0/17")];
+    const resources = [rule("203.0.0.0/17"), rule("203.1.0.0/17"), rule("203.2.0.0/17")];
     assert.deepEqual(checkBuildkitIngressTotal(resources, cfg()), [
-      "ingress to the BuildKit port 1234: ['10.0.0.0/17', '10.1.0.0/17', '10.2.0.0/17'] together cover 98304 IPv4 addresses, " +
+      "ingress to the BuildKit port 1234: ['203.0.0.0/17', '203.1.0.0/17', '203.2.0.0/17'] together cover 98304 IPv4 addresses, " +
         "more than a /16 (65536); narrow them, or set buildHosts.allowWideCidrs to the reason (image-factory:buildHosts.allowedCidrs)",
     ]);
     assert.deepEqual(checkBuildkitIngressTotal(resources.slice(0, 2), cfg()), []);
