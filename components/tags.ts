@@ -44,9 +44,11 @@ export interface TagOptions {
 
 /** Parses `refs/heads/x`, `refs/tags/x`, `refs/pull/N/merge|head`; anything else is refused. */
 export function parseRef(ref: string): ParsedRef {
-  const branch = /^refs\/heads\/(.+)$/.exec(ref);
+  // `s`: a name may hold any character, line separators included (U+2028 found by the property
+  // test); sanitizeTag decides what survives into a tag.
+  const branch = /^refs\/heads\/(.+)$/s.exec(ref);
   if (branch) return { kind: "branch", name: branch[1] };
-  const tag = /^refs\/tags\/(.+)$/.exec(ref);
+  const tag = /^refs\/tags\/(.+)$/s.exec(ref);
   if (tag) return { kind: "tag", name: tag[1] };
   const pr = /^refs\/pull\/([1-9]\d*)\/(merge|head)$/.exec(ref);
   if (pr) return { kind: "pr", name: pr[1] };
