@@ -9,6 +9,7 @@ import * as childProcess from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import type * as pulumi from "@pulumi/pulumi";
 
 export interface EngineRun {
   code: number;
@@ -87,4 +88,23 @@ export async function runEngineProcess(
 /** Last lines of the engine's stderr, for an error message. */
 export function engineTail(run: EngineRun, n = 6): string {
   return run.stderr.trim().split("\n").slice(-n).join("\n");
+}
+
+/** The dynamic provider every engine step uses: create and update run the step; it reruns only
+ *  when `fingerprint` of the new inputs differs from the one stored in the outputs; delete keeps
+ *  what was published (evidence, tags and signatures are audit records, not a deploy's to remove). */
+export function engineStepProvider<I>(
+  run: (inputs: I) => Promise<pulumi.dynamic.CreateResult>,
+  fingerprint: (inputs: I) => string,
+): pulumi.dynamic.ResourceProvider {
+  return {
+    create: (inputs: I) => run(inputs),
+    diff: async (_id: string, olds: { fingerprint?: string }, news: I) => ({
+      changes: olds.fingerprint !== fingerprint(news),
+      replaces: [],
+      deleteBeforeReplace: false,
+    }),
+    update: async (_id: string, _olds: unknown, news: I) => ({ outs: (await run(news)).outs }),
+    delete: async () => undefined,
+  };
 }

@@ -12,7 +12,7 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type { BoundGateResults, GatesConfig } from "../evidence/gates";
 import type { EvidenceRequest, EvidenceResult, PlatformEvidence, SbomStore } from "../evidence/run";
-import { ENGINE_ENTRY, engineTail, runEngineProcess } from "./engineProcess";
+import { ENGINE_ENTRY, engineStepProvider, engineTail, runEngineProcess } from "./engineProcess";
 
 /** Inputs as the provider receives them: an EvidenceRequest (token decrypted only in the provider
  *  process, never returned) plus what decides a rerun. */
@@ -70,20 +70,9 @@ async function runEngine(inputs: ProviderInputs): Promise<pulumi.dynamic.CreateR
   };
 }
 
-/** Module-level and capture-free: Pulumi serializes it into the state, so no secret, no Pulumi object. */
-export const evidenceProvider: pulumi.dynamic.ResourceProvider = {
-  create: (inputs: ProviderInputs) => runEngine(inputs),
-  diff: async (_id: string, olds: { fingerprint?: string }, news: ProviderInputs) => ({
-    changes: olds.fingerprint !== evidenceFingerprint(news),
-    replaces: [],
-    deleteBeforeReplace: false,
-  }),
-  update: async (_id: string, _olds: unknown, news: ProviderInputs) => ({
-    outs: (await runEngine(news)).outs,
-  }),
-  // Evidence stays where it was published: deleting a stack does not delete audit records.
-  delete: async () => undefined,
-};
+/** Serialized into the state: holds no secret and no Pulumi object. Evidence stays where it was
+ *  published: deleting a stack does not delete audit records. */
+export const evidenceProvider = engineStepProvider(runEngine, evidenceFingerprint);
 
 /** Hash of what the build-context scans read, so a Dockerfile or source edit reruns the evidence
  *  even when the image digests happen not to change. */

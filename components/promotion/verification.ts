@@ -3,7 +3,7 @@
 import * as crypto from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 import type { VerifyReport, VerifyRequest, VerifyTrust } from "../../evidence/verify";
-import { engineTail, runEngineProcess } from "../engineProcess";
+import { engineStepProvider, engineTail, runEngineProcess } from "../engineProcess";
 import { fail } from "./rules";
 
 /** How promotion decides whom to trust (config `image-factory:signing` of the promoting stack). */
@@ -112,18 +112,7 @@ async function runVerify(inputs: VerifyInputs): Promise<pulumi.dynamic.CreateRes
 }
 
 /** Capture-free, serialized into the state: it holds no secret and no Pulumi object. */
-export const verifyProvider: pulumi.dynamic.ResourceProvider = {
-  create: (inputs: VerifyInputs) => runVerify(inputs),
-  diff: async (_id: string, olds: { fingerprint?: string }, news: VerifyInputs) => ({
-    changes: olds.fingerprint !== verifyFingerprint(news),
-    replaces: [],
-    deleteBeforeReplace: false,
-  }),
-  update: async (_id: string, _olds: unknown, news: VerifyInputs) => ({
-    outs: (await runVerify(news)).outs,
-  }),
-  delete: async () => undefined,
-};
+export const verifyProvider = engineStepProvider(runVerify, verifyFingerprint);
 
 /** `pulumi-nodejs:dynamic/promotion:Verify`: the engine's verify step on the registry. */
 export class VerifiedRelease extends pulumi.dynamic.Resource {
