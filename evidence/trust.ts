@@ -10,6 +10,7 @@ import {
 } from "./oci";
 import { type CosignOptions, type Trust } from "./signing/cosign";
 import { COSIGN_SIGN_PREDICATE_TYPE } from "./signing/predicates";
+import { parseTreeOutput } from "./signing/statements";
 import type { VerifyTrust } from "./verify";
 
 /** cosign's options for this registry and trust. The CA bundle comes from SSL_CERT_FILE. */
@@ -47,12 +48,7 @@ export async function listReferrers(imageRef: string, auth: RegistryAuth): Promi
     });
     if (r.code !== 0)
       throw new Error(`cosign tree ${imageRef} failed (exit ${r.code}): ${lastLines(r.stderr, 4)}`);
-    const out: Referrer[] = [];
-    for (const line of r.stdout.split("\n")) {
-      const m = /\s(\S+) artifacts via OCI referrer: (\S+@sha256:[0-9a-f]{64})/.exec(line);
-      if (m) out.push({ predicateType: m[1], ref: m[2] });
-    }
-    return out;
+    return parseTreeOutput(r.stdout);
   });
 }
 

@@ -74,3 +74,13 @@ export function subjectMatches(st: InTotoStatement, digest: string): boolean {
   const [alg, hex] = digest.split(":");
   return st.subject.some((sub) => sub.digest?.[alg] === hex);
 }
+
+/** The bundles `cosign tree` lists for an image: predicate type and the bundle's `<repo>@sha256:…`. */
+export function parseTreeOutput(stdout: string): Array<{ predicateType: string; ref: string }> {
+  const out: Array<{ predicateType: string; ref: string }> = [];
+  for (const line of stdout.split("\n")) {
+    const m = /\s(\S+) artifacts via OCI referrer: (\S+@sha256:[0-9a-f]{64})/.exec(line);
+    if (m) out.push({ predicateType: m[1], ref: m[2] });
+  }
+  return out;
+}
