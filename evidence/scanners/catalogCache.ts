@@ -1,0 +1,120 @@
+// The catalogue cache: each image's Syft catalogue stored by the chain ID of its layers, and every
+// prefix of it whose split is clean registered, so a later image on the same lower layers finds it.
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { type CatalogPart, catalogPart } from "./catalogMerge";
+import { evidenceCacheDir } from "./layerCache";
+import { catalogProblems, splitProblems } from "./reuseRules";
+import type { SyftDocument } from "./syftDocument";
+import type { LayerListing } from "./tarListing";
+
+/** OCI chain IDs of every prefix: chain[0] = diff[0], chain[k] = sha256(chain[k-1] + " " + diff[k]). */
+export function chainIds(diffIDs: string[]): string[] {
+  const out: string[] = [];
+  for (const d of diffIDs) {
+    out.push(
+      out.length === 0
+        ? d
+        : `sha256:${crypto
+            .createHash("sha256")
+            .update(`${out[out.length - 1]} ${d}`)
+            .digest("hex")}`,
+    );
+  }
+  return out;
+}
+
+export interface StoredStack {
+  layers: string[];
+  part: CatalogPart;
+  descriptor: unknown;
+  schema: unknown;
+}
+
+export class CatalogCache {
+  constructor(readonly dir: string) {}
+
+  static forSyft(syftBinary: string, cacheDir = evidenceCacheDir()): CatalogCache {
+    // Keyed by the Syft binary (path, size, mtime) and this module's scan arguments: a new Syft or
+    // new arguments start a new catalogue.
+    const st = fs.statSync(syftBinary);
+    const key = crypto
+      .createHash("sha256")
+      .update(`${syftBinary} ${st.size} ${st.mtimeMs} scan-v1 -q default catalogers`)
+      .digest("hex")
+      .slice(0, 16);
+    return new CatalogCache(path.join(cacheDir, "sbom", key));
+  }
+
+  private stackFile(chain: string): string {
+    return path.join(this.dir, "stacks", `${chain.replace(/^sha256:/, "")}.json`);
+  }
+
+  private prefixFile(chain: string): string {
+    return path.join(this.dir, "prefixes", chain.replace(/^sha256:/, ""));
+  }
+
+  stack(chain: string): StoredStack | undefined {
+    const f = this.stackFile(chain);
+    if (!fs.existsSync(f)) return undefined;
+    try {
+      const now = new Date();
+      fs.utimesSync(f, now, now);
+      return JSON.parse(fs.readFileSync(f, "utf8")) as StoredStack;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The stored stack whose first `k` layers have this chain ID, when that split was clean. */
+  prefix(chain: string): { stack: StoredStack; k: number } | undefined {
+    const f = this.prefixFile(chain);
+    if (!fs.existsSync(f)) return undefined;
+    const [stackChain, k] = fs.readFileSync(f, "utf8").trim().split(" ");
+    const stack = this.stack(stackChain);
+    return stack === undefined ? undefined : { stack, k: Number(k) };
+  }
+
+  /** Stores an image's catalogue by the chain ID of its layers and registers every clean prefix. */
+  store(listings: LayerListing[], doc: SyftDocument): void {
+    const layers = listings.map((l) => l.diffID);
+    const chains = chainIds(layers);
+    const top = chains[chains.length - 1];
+    const part: CatalogPart = {
+      artifacts: doc.artifacts,
+      artifactRelationships: doc.artifactRelationships,
+      files: doc.files ?? [],
+      distro: doc.distro,
+      sourceId: doc.source.id,
+    };
+    write(
+      this.stackFile(top),
+      JSON.stringify({
+        layers,
+        part,
+        descriptor: doc.descriptor,
+        schema: doc.schema,
+      } satisfies StoredStack),
+    );
+    for (let k = 1; k < layers.length; k++) {
+      const lowerSet = new Set(layers.slice(0, k));
+      const lowerPart = catalogPart(part, lowerSet);
+      const upperPart = catalogPart(part, new Set(layers.slice(k)));
+      if (lowerPart === undefined || upperPart === undefined) continue;
+      const problems = [
+        ...splitProblems(listings.slice(0, k), listings.slice(k)),
+        ...catalogProblems(lowerPart, { ...upperPart, distro: null }, listings.slice(k)),
+      ];
+      if (problems.length === 0) write(this.prefixFile(chains[k - 1]), `${top} ${k}\n`);
+    }
+  }
+}
+
+/** Through a temp name and a rename: concurrent runs never read half a file. */
+function write(file: string, text: string): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.${crypto.randomBytes(4).toString("hex")}.tmp`;
+  fs.writeFileSync(tmp, text);
+  fs.renameSync(tmp, file);
+}
