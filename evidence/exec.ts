@@ -158,6 +158,14 @@ export function lastLines(s: string, n = 8): string {
     .join("\n");
 }
 
+/** `r` when the command succeeded; otherwise an error that starts with `failure` (what failed, on
+ *  what) and adds the exit code and the output's last lines. */
+export function mustSucceed(r: ExecResult, failure: string): ExecResult {
+  if (r.code !== 0)
+    throw new Error(`${failure}, exit ${r.code}: ${lastLines(r.stderr || r.stdout)}`);
+  return r;
+}
+
 export function errMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }

@@ -2,7 +2,7 @@
 // or (runSyftReusing) merged from the catalogue of layers Syft read before and a scan of the new ones.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { execTool, lastLines, requireTool } from "../exec";
+import { execTool, mustSucceed, requireTool } from "../exec";
 import { type RegistryAuth, insecureOf, withDockerConfig } from "../oci";
 import type { LocalImage } from "./layers";
 import {
@@ -74,11 +74,7 @@ export async function runSyft(opts: {
       },
     ),
   );
-  if (r.code !== 0) {
-    throw new Error(
-      `syft failed on ${opts.imageRef} (${opts.platform}), exit ${r.code}: ${lastLines(r.stderr || r.stdout)}`,
-    );
-  }
+  mustSucceed(r, `syft failed on ${opts.imageRef} (${opts.platform})`);
   return {
     ...readSpdx(spdxPath),
     spdxPath,
@@ -106,7 +102,14 @@ function readSpdx(spdxPath: string): Pick<SyftResult, "packageCount" | "packages
   };
 }
 
-const SYFT_ENV = { SYFT_CHECK_FOR_APP_UPDATE: "false" };
+/** Syft on local files (no registry, so no credentials): `failure` names what it was run on. */
+async function syftLocal(args: string[], failure: string, timeoutMs: number): Promise<void> {
+  const r = await execTool(requireTool("syft"), args, {
+    env: { SYFT_CHECK_FOR_APP_UPDATE: "false" },
+    timeoutMs,
+  });
+  mustSucceed(r, failure);
+}
 
 /** Syft's catalogue of an OCI layout (the upper layers of an image, see sbomReuse.upperLayout). */
 export async function scanLayout(
@@ -114,15 +117,8 @@ export async function scanLayout(
   outJson: string,
   timeoutMs = 600_000,
 ): Promise<SyftDocument> {
-  const r = await execTool(
-    requireTool("syft"),
-    ["scan", `oci-dir:${layoutDir}`, "-q", "-o", `syft-json=${outJson}`],
-    { env: SYFT_ENV, timeoutMs },
-  );
-  if (r.code !== 0)
-    throw new Error(
-      `syft failed on the layout ${layoutDir}, exit ${r.code}: ${lastLines(r.stderr || r.stdout)}`,
-    );
+  const args = ["scan", `oci-dir:${layoutDir}`, "-q", "-o", `syft-json=${outJson}`];
+  await syftLocal(args, `syft failed on the layout ${layoutDir}`, timeoutMs);
   return JSON.parse(fs.readFileSync(outJson, "utf8")) as SyftDocument;
 }
 
@@ -133,23 +129,12 @@ export async function convertSyftJson(
   cyclonedxPath: string,
   timeoutMs = 300_000,
 ): Promise<void> {
-  const r = await execTool(
-    requireTool("syft"),
-    [
-      "convert",
-      syftJson,
-      "-q",
-      "-o",
-      `spdx-json=${spdxPath}`,
-      "-o",
-      `cyclonedx-json=${cyclonedxPath}`,
-    ],
-    { env: SYFT_ENV, timeoutMs },
+  const outputs = ["-o", `spdx-json=${spdxPath}`, "-o", `cyclonedx-json=${cyclonedxPath}`];
+  await syftLocal(
+    ["convert", syftJson, "-q", ...outputs],
+    `syft convert ${syftJson} failed`,
+    timeoutMs,
   );
-  if (r.code !== 0)
-    throw new Error(
-      `syft convert ${syftJson} failed, exit ${r.code}: ${lastLines(r.stderr || r.stdout)}`,
-    );
 }
 
 /** The SBOM of one platform image whose layers are in the local cache (layers.localImage): when

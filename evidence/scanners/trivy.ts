@@ -5,7 +5,7 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Finding } from "../gates";
-import { type ExecResult, execTool, lastLines, requireTool, toolBinDir } from "../exec";
+import { type ExecResult, execTool, mustSucceed, requireTool, toolBinDir } from "../exec";
 import { type RegistryAuth, insecureOf, withDockerConfig } from "../oci";
 
 interface TrivyMisconfig {
@@ -89,14 +89,20 @@ export interface TrivyConfigResult {
   reportPath: string;
 }
 
-/** Trivy misconfiguration + secret scan of the build context (Dockerfile, compose, sources),
- *  offline with the checks embedded in the binary. Findings at `severities` count. */
 /** `trivy --version` of the pinned binary, for the evidence. */
 export async function trivyVersion(): Promise<string> {
   const r = await execTool(requireTool("trivy"), ["--version"], { timeoutMs: 30_000 });
   return /Version:\s*(\S+)/.exec(r.stdout)?.[1] ?? "unknown";
 }
 
+function readReport(reportPath: string): TrivyReport {
+  return JSON.parse(fs.readFileSync(reportPath, "utf8")) as TrivyReport;
+}
+
+const SEVERITIES = ["HIGH", "CRITICAL"];
+
+/** Trivy misconfiguration + secret scan of the build context (Dockerfile, compose, sources),
+ *  offline with the checks embedded in the binary. Findings at `severities` count. */
 export async function runTrivyConfig(opts: {
   dir: string;
   reportPath: string;
@@ -104,7 +110,7 @@ export async function runTrivyConfig(opts: {
   timeoutMs?: number;
 }): Promise<TrivyConfigResult> {
   const trivy = requireTool("trivy");
-  const severities = opts.severities ?? ["HIGH", "CRITICAL"];
+  const severities = opts.severities ?? SEVERITIES;
   fs.mkdirSync(path.dirname(opts.reportPath), { recursive: true });
   const r = await execTool(
     trivy,
@@ -127,12 +133,8 @@ export async function runTrivyConfig(opts: {
     ],
     { timeoutMs: opts.timeoutMs ?? 300_000 },
   );
-  if (r.code !== 0) {
-    throw new Error(
-      `trivy fs (misconfig,secret) failed on ${opts.dir}, exit ${r.code}: ${lastLines(r.stderr || r.stdout)}`,
-    );
-  }
-  const report = JSON.parse(fs.readFileSync(opts.reportPath, "utf8")) as TrivyReport;
+  mustSucceed(r, `trivy fs (misconfig,secret) failed on ${opts.dir}`);
+  const report = readReport(opts.reportPath);
   return {
     misconfigurations: misconfigFindings(report, severities),
     secrets: secretFindings(report),
@@ -154,6 +156,60 @@ function runTrivy(
   );
 }
 
+/** Which image is scanned, where the report goes; shared by every `trivy image` call. */
+export interface TrivyImageOptions {
+  imageRef: string;
+  platform: string;
+  reportPath: string;
+  auth?: RegistryAuth;
+  /** Misconfigurations at these severities count. @default HIGH, CRITICAL */
+  severities?: string[];
+  timeoutMs?: number;
+}
+
+/** Where the vulnerability DB comes from. `repository` unset = Trivy's public DB (CI on GitHub);
+ *  set = that OCI artifact only (the local stack's offline DB), with every other download off. */
+export interface VulnDbSource {
+  repository?: string;
+}
+
+/** One cache per DB source: the offline DB and the public one never mix. */
+function vulnCacheDir(db: VulnDbSource): string {
+  const key =
+    db.repository === undefined
+      ? "public"
+      : crypto.createHash("sha256").update(db.repository).digest("hex").slice(0, 12);
+  return path.join(trivyCacheDir(), `vulndb-${key}`);
+}
+
+/** One `trivy image` of the image from the registry by digest, and its report. `scanners` for the
+ *  layers, `configScanners` for the image config; a `db` source makes it a vulnerability scan
+ *  (that DB, in its own cache); without one the scan needs no DB and stays offline. */
+async function scanImage(
+  opts: TrivyImageOptions,
+  scan: { scanners: string; configScanners?: string; db?: VulnDbSource; what: string },
+): Promise<{ report: TrivyReport; seconds: number; cacheDir: string }> {
+  const trivy = requireTool("trivy");
+  fs.mkdirSync(path.dirname(opts.reportPath), { recursive: true });
+  const { db } = scan;
+  const cacheDir = db === undefined ? trivyCacheDir() : vulnCacheDir(db);
+  const args = ["image", "--image-src", "remote", "--platform", opts.platform];
+  args.push("--scanners", scan.scanners);
+  if (scan.configScanners !== undefined) args.push("--image-config-scanners", scan.configScanners);
+  if (db !== undefined) args.push("--skip-java-db-update");
+  args.push(...TRIVY_OFFLINE_FLAGS, "--cache-dir", cacheDir, "--output", opts.reportPath);
+  if (db?.repository !== undefined) args.push("--db-repository", db.repository);
+  if (insecureOf(opts.auth)) args.push("--insecure");
+  args.push(opts.imageRef);
+  const r = await runTrivy(trivy, args, opts.auth, opts.timeoutMs ?? 600_000);
+  const dbName = db === undefined ? "" : `; DB ${db.repository ?? "Trivy's public DB"}`;
+  mustSucceed(
+    r,
+    `trivy image (${scan.what}${dbName}) failed on ${opts.imageRef} (${opts.platform})`,
+  );
+  return { report: readReport(opts.reportPath), seconds: r.seconds, cacheDir };
+}
+
 export interface TrivyImageResult {
   secrets: Finding[];
   misconfigurations: Finding[];
@@ -161,49 +217,26 @@ export interface TrivyImageResult {
   reportPath: string;
 }
 
-/** Trivy secret scan of the image's layers and its config (ENV, history), plus misconfiguration
- *  checks of the config, from the registry by digest; offline. */
-export async function runTrivyImage(opts: {
-  imageRef: string;
-  platform: string;
-  reportPath: string;
-  auth?: RegistryAuth;
-  severities?: string[];
-  timeoutMs?: number;
-}): Promise<TrivyImageResult> {
-  const trivy = requireTool("trivy");
-  fs.mkdirSync(path.dirname(opts.reportPath), { recursive: true });
-  const args = [
-    "image",
-    "--image-src",
-    "remote",
-    "--platform",
-    opts.platform,
-    "--scanners",
-    "secret",
-    "--image-config-scanners",
-    "misconfig,secret",
-    ...TRIVY_OFFLINE_FLAGS,
-    "--cache-dir",
-    trivyCacheDir(),
-    "--output",
-    opts.reportPath,
-  ];
-  if (insecureOf(opts.auth)) args.push("--insecure");
-  args.push(opts.imageRef);
-  const r = await runTrivy(trivy, args, opts.auth, opts.timeoutMs ?? 600_000);
-  if (r.code !== 0) {
-    throw new Error(
-      `trivy image (secret, config) failed on ${opts.imageRef} (${opts.platform}), exit ${r.code}: ${lastLines(r.stderr || r.stdout)}`,
-    );
-  }
-  const report = JSON.parse(fs.readFileSync(opts.reportPath, "utf8")) as TrivyReport;
+/** The image's secrets and its config's misconfigurations, from a report that scanned for them. */
+function imageFindings(
+  report: TrivyReport,
+  opts: TrivyImageOptions,
+): Pick<TrivyImageResult, "secrets" | "misconfigurations"> {
   return {
     secrets: secretFindings(report),
-    misconfigurations: misconfigFindings(report, opts.severities ?? ["HIGH", "CRITICAL"]),
-    seconds: r.seconds,
-    reportPath: opts.reportPath,
+    misconfigurations: misconfigFindings(report, opts.severities ?? SEVERITIES),
   };
+}
+
+/** Trivy secret scan of the image's layers and its config (ENV, history), plus misconfiguration
+ *  checks of the config, from the registry by digest; offline. */
+export async function runTrivyImage(opts: TrivyImageOptions): Promise<TrivyImageResult> {
+  const { report, seconds } = await scanImage(opts, {
+    scanners: "secret",
+    configScanners: "misconfig,secret",
+    what: "secret, config",
+  });
+  return { ...imageFindings(report, opts), seconds, reportPath: opts.reportPath };
 }
 
 export interface TrivyVulnerability {
@@ -224,69 +257,19 @@ export interface TrivyVulnResult {
   reportPath: string;
 }
 
-/** Where the vulnerability DB comes from. `repository` unset = Trivy's public DB (CI on GitHub);
- *  set = that OCI artifact only (the local stack's offline DB), with every other download off. */
-export interface VulnDbSource {
-  repository?: string;
-}
-
-/** One cache per DB source: the offline DB and the public one never mix. */
-function vulnCacheDir(db: VulnDbSource): string {
-  const key =
-    db.repository === undefined
-      ? "public"
-      : crypto.createHash("sha256").update(db.repository).digest("hex").slice(0, 12);
-  return path.join(trivyCacheDir(), `vulndb-${key}`);
-}
-
 /** Trivy vulnerability scan of an image from the registry by digest. */
-export async function runTrivyVulnerabilities(opts: {
-  imageRef: string;
-  platform: string;
-  reportPath: string;
-  auth?: RegistryAuth;
-  db: VulnDbSource;
-  timeoutMs?: number;
-}): Promise<TrivyVulnResult> {
-  const trivy = requireTool("trivy");
-  fs.mkdirSync(path.dirname(opts.reportPath), { recursive: true });
-  const cacheDir = vulnCacheDir(opts.db);
-  const args = [
-    "image",
-    "--image-src",
-    "remote",
-    "--platform",
-    opts.platform,
-    "--scanners",
-    "vuln",
-    "--skip-java-db-update",
-    ...TRIVY_OFFLINE_FLAGS,
-    "--cache-dir",
-    cacheDir,
-    "--output",
-    opts.reportPath,
-  ];
-  if (opts.db.repository !== undefined) args.push("--db-repository", opts.db.repository);
-  if (insecureOf(opts.auth)) args.push("--insecure");
-  args.push(opts.imageRef);
-  const r = await runTrivy(trivy, args, opts.auth, opts.timeoutMs ?? 600_000);
-  if (r.code !== 0) {
-    throw new Error(
-      `trivy image (vuln, DB ${opts.db.repository ?? "Trivy's public DB"}) failed on ${opts.imageRef}, exit ${r.code}: ${lastLines(r.stderr || r.stdout)}`,
-    );
-  }
-  const report = JSON.parse(fs.readFileSync(opts.reportPath, "utf8")) as TrivyReport;
-  return vulnSummary(report, opts.db, cacheDir, r.seconds, opts.reportPath);
+export async function runTrivyVulnerabilities(
+  opts: TrivyImageOptions & { db: VulnDbSource },
+): Promise<TrivyVulnResult> {
+  const scanned = await scanImage(opts, { scanners: "vuln", db: opts.db, what: "vuln" });
+  return vulnSummary(scanned, opts);
 }
 
 function vulnSummary(
-  report: TrivyReport,
-  source: VulnDbSource,
-  cacheDir: string,
-  seconds: number,
-  reportPath: string,
+  scanned: { report: TrivyReport; seconds: number; cacheDir: string },
+  opts: { reportPath: string; db: VulnDbSource },
 ): TrivyVulnResult {
-  const vulnerabilities = (report.Results ?? [])
+  const vulnerabilities = (scanned.report.Results ?? [])
     .flatMap((x) => x.Vulnerabilities ?? [])
     .map((v) => ({
       id: v.VulnerabilityID ?? "?",
@@ -295,10 +278,10 @@ function vulnSummary(
       fixed: v.FixedVersion,
       severity: v.Severity ?? "UNKNOWN",
     }));
-  let db = source.repository ?? "trivy public DB";
+  let db = opts.db.repository ?? "trivy public DB";
   try {
     const meta = JSON.parse(
-      fs.readFileSync(path.join(cacheDir, "db", "metadata.json"), "utf8"),
+      fs.readFileSync(path.join(scanned.cacheDir, "db", "metadata.json"), "utf8"),
     ) as { UpdatedAt?: string };
     if (meta.UpdatedAt) db += ` (updated ${meta.UpdatedAt})`;
   } catch {
@@ -309,8 +292,8 @@ function vulnSummary(
     high: vulnerabilities.filter((v) => v.severity === "HIGH").length,
     vulnerabilities,
     db,
-    seconds,
-    reportPath,
+    seconds: scanned.seconds,
+    reportPath: opts.reportPath,
   };
 }
 
@@ -322,48 +305,14 @@ export interface TrivyImageAllResult extends TrivyVulnResult {
 /** Vulnerabilities, secrets and the image config's misconfigurations in one `trivy image` call:
  *  one start-up, one analysis of the image (cached per layer in the DB source's cache) instead of
  *  two. The same report then serves as both runTrivyImage's and runTrivyVulnerabilities'. */
-export async function runTrivyImageAll(opts: {
-  imageRef: string;
-  platform: string;
-  reportPath: string;
-  auth?: RegistryAuth;
-  db: VulnDbSource;
-  severities?: string[];
-  timeoutMs?: number;
-}): Promise<TrivyImageAllResult> {
-  const trivy = requireTool("trivy");
-  fs.mkdirSync(path.dirname(opts.reportPath), { recursive: true });
-  const cacheDir = vulnCacheDir(opts.db);
-  const args = [
-    "image",
-    "--image-src",
-    "remote",
-    "--platform",
-    opts.platform,
-    "--scanners",
-    "vuln,secret",
-    "--image-config-scanners",
-    "misconfig,secret",
-    "--skip-java-db-update",
-    ...TRIVY_OFFLINE_FLAGS,
-    "--cache-dir",
-    cacheDir,
-    "--output",
-    opts.reportPath,
-  ];
-  if (opts.db.repository !== undefined) args.push("--db-repository", opts.db.repository);
-  if (insecureOf(opts.auth)) args.push("--insecure");
-  args.push(opts.imageRef);
-  const r = await runTrivy(trivy, args, opts.auth, opts.timeoutMs ?? 600_000);
-  if (r.code !== 0) {
-    throw new Error(
-      `trivy image (vuln, secret, config; DB ${opts.db.repository ?? "Trivy's public DB"}) failed on ${opts.imageRef} (${opts.platform}), exit ${r.code}: ${lastLines(r.stderr || r.stdout)}`,
-    );
-  }
-  const report = JSON.parse(fs.readFileSync(opts.reportPath, "utf8")) as TrivyReport;
-  return {
-    ...vulnSummary(report, opts.db, cacheDir, r.seconds, opts.reportPath),
-    secrets: secretFindings(report),
-    misconfigurations: misconfigFindings(report, opts.severities ?? ["HIGH", "CRITICAL"]),
-  };
+export async function runTrivyImageAll(
+  opts: TrivyImageOptions & { db: VulnDbSource },
+): Promise<TrivyImageAllResult> {
+  const scanned = await scanImage(opts, {
+    scanners: "vuln,secret",
+    configScanners: "misconfig,secret",
+    db: opts.db,
+    what: "vuln, secret, config",
+  });
+  return { ...vulnSummary(scanned, opts), ...imageFindings(scanned.report, opts) };
 }

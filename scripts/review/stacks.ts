@@ -5,9 +5,8 @@
 import { spawn } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
-import { NS } from "./pure";
+import { lastLines } from "../../evidence/exec";
 
 export const REPO_ROOT = path.resolve(__dirname, "..", "..");
 
@@ -53,11 +52,7 @@ export function say(msg: string): void {
 }
 
 export function tailOf(text: string, n = 20): string {
-  return text
-    .split("\n")
-    .filter((l) => l.trim() !== "")
-    .slice(-n)
-    .join("\n");
+  return lastLines(text, n);
 }
 
 /** One stack reached either through scripts/local.sh (a file backend on this machine) or through
@@ -151,7 +146,10 @@ export function localBuilder(reviewDir: string, stack: string, baseConfig: strin
   };
 }
 
-/** CI: a file backend of the review's own, a random passphrase, the token from the environment. */
+/** CI: a file backend of the review's own, a random passphrase, the token from the environment.
+ *  The stack and its generated config (salt, the base config, the token as a secret encrypted
+ *  in-process) come from scripts/prepare-stack.ts, as for scripts/local.sh; the token reaches it
+ *  on stdin. */
 export function serviceBuilder(
   reviewDir: string,
   stack: string,
@@ -160,7 +158,8 @@ export function serviceBuilder(
 ): ReviewBuilder {
   const state = path.join(reviewDir, "state");
   const passphrase = path.join(reviewDir, "passphrase");
-  const configFile = path.join(reviewDir, `Pulumi.${stack}.yaml`);
+  const stacksDir = path.join(reviewDir, "stacks");
+  const configFile = path.join(stacksDir, `Pulumi.${stack}.yaml`);
   const env: NodeJS.ProcessEnv = {
     PULUMI_BACKEND_URL: `file://${state}`,
     PULUMI_CONFIG_PASSPHRASE_FILE: passphrase,
@@ -169,59 +168,33 @@ export function serviceBuilder(
     PULUMI_SKIP_UPDATE_CHECK: "true",
     PULUMI_SKIP_CONFIRMATIONS: "true",
   };
-  const pulumi = (args: string[], opts: { cwd?: string; input?: string } = {}): Promise<Ran> =>
-    run("pulumi", args, { env, cwd: opts.cwd, input: opts.input });
+  const pulumi = (args: string[]): Promise<Ran> => run("pulumi", args, { env });
   const prepare = async (): Promise<void> => {
     fs.mkdirSync(state, { recursive: true });
     if (!fs.existsSync(passphrase))
       fs.writeFileSync(passphrase, crypto.randomBytes(32).toString("hex"), { mode: 0o600 });
-    const salt = path.join(reviewDir, "encryptionsalt");
-    if (!fs.existsSync(salt)) {
-      // `stack init` writes the salt beside Pulumi.yaml: a scratch copy keeps the checkout clean.
-      const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "if-review-"));
-      fs.copyFileSync(path.join(REPO_ROOT, "Pulumi.yaml"), path.join(scratch, "Pulumi.yaml"));
-      const r = await pulumi([
-        "--cwd",
-        scratch,
-        "stack",
-        "init",
-        stack,
-        "--secrets-provider",
-        "passphrase",
-        "--non-interactive",
-      ]);
-      if (r.code !== 0 && !/already exists/.test(r.stderr))
-        throw new Error(
-          `pulumi stack init ${stack} (review backend ${state}) failed: ${tailOf(r.stderr, 8)}`,
-        );
-      const text = fs.readFileSync(path.join(scratch, `Pulumi.${stack}.yaml`), "utf8");
-      fs.writeFileSync(salt, text.split("\n").find((l) => l.startsWith("encryptionsalt:")) ?? "");
-      fs.rmSync(scratch, { recursive: true, force: true });
-    }
-    fs.writeFileSync(
-      configFile,
-      `${fs.readFileSync(salt, "utf8").trim()}\n${fs.readFileSync(baseConfig, "utf8")}`,
-      { mode: 0o600 },
-    );
-    const set = await pulumi(
+    const r = await run(
+      process.execPath,
       [
-        "--cwd",
+        "-r",
+        "ts-node/register/transpile-only",
+        path.join(REPO_ROOT, "scripts", "prepare-stack.ts"),
+        "--project-dir",
         REPO_ROOT,
-        "config",
-        "set",
-        "--secret",
-        `${NS}:registryToken`,
         "--stack",
         stack,
-        "--config-file",
-        configFile,
-        "--non-interactive",
+        "--base-config",
+        baseConfig,
+        "--stacks-dir",
+        stacksDir,
+        "--password-file",
+        "/dev/stdin",
       ],
-      { input: token },
+      { env, input: token },
     );
-    if (set.code !== 0)
+    if (r.code !== 0)
       throw new Error(
-        `pulumi config set --secret ${NS}:registryToken on the review stack failed: ${tailOf(set.stderr, 4)}`,
+        `scripts/prepare-stack.ts could not prepare the review stack ${stack} (backend ${state}): ${tailOf(r.stderr, 8)}`,
       );
   };
   return {
