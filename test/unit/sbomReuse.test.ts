@@ -1,5 +1,5 @@
-// The SBOM reuse rules (evidence/scanners/sbomReuse.ts) and the tar reader they rely on
-// (evidence/scanners/layers.ts), on fixed inputs. The proof that a merged SBOM equals a full Syft
+// The SBOM reuse rules (evidence/scanners/sbomReuse.ts), the tar reader they rely on
+// (evidence/scanners/tarListing.ts) and the upper layers' OCI layout, on fixed inputs. The proof that a merged SBOM equals a full Syft
 // scan of a real image is test/e2e/sbom-reuse.e2e.test.ts.
 import * as assert from "node:assert/strict";
 import * as childProcess from "node:child_process";
@@ -7,7 +7,8 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { type LayerEntry, type LayerListing, TarLister } from "../../evidence/scanners/layers";
+import type { LocalImage } from "../../evidence/scanners/layers";
+import { type LayerEntry, type LayerListing, TarLister } from "../../evidence/scanners/tarListing";
 import {
   type CatalogPart,
   type SyftArtifact,
@@ -18,6 +19,7 @@ import {
   mergeParts,
   resolveLink,
   splitProblems,
+  upperLayout,
 } from "../../evidence/scanners/sbomReuse";
 
 const listing = (
@@ -326,6 +328,72 @@ describe("layers: the tar reader", () => {
       }
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("sbom reuse: the upper layers' own image", () => {
+  it("is an OCI layout of layers k.. only, every blob stored under its digest", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "if-upper-test-"));
+    let layout: string | undefined;
+    try {
+      const digestOf = (b: Buffer): string =>
+        `sha256:${crypto.createHash("sha256").update(b).digest("hex")}`;
+      const blobs = ["base", "deps", "app"].map((name) => {
+        const file = path.join(dir, name);
+        fs.writeFileSync(file, `${name} layer`);
+        return file;
+      });
+      const layers = blobs.map((f) => ({
+        mediaType: "application/vnd.oci.image.layer.v1.tar+gzip",
+        digest: digestOf(fs.readFileSync(f)),
+        size: fs.statSync(f).size,
+      }));
+      const diffIds = ["sha256:d0", "sha256:d1", "sha256:d2"];
+      const local = {
+        image: {
+          manifest: { config: layers[0], layers },
+          config: {
+            architecture: "arm64",
+            os: "linux",
+            rootfs: { type: "layers", diff_ids: diffIds },
+          },
+        },
+        blobs,
+      } as unknown as LocalImage;
+      layout = upperLayout(local, 1);
+      const blob = (digest: string): Buffer => {
+        const data = fs.readFileSync(path.join(layout!, "blobs", "sha256", digest.slice(7)));
+        assert.equal(digestOf(data), digest, `blob ${digest} holds other bytes`);
+        return data;
+      };
+      const index = JSON.parse(fs.readFileSync(path.join(layout, "index.json"), "utf8")) as {
+        manifests: Array<{ digest: string; size: number }>;
+      };
+      assert.equal(index.manifests.length, 1);
+      const manifestRaw = blob(index.manifests[0].digest);
+      assert.equal(manifestRaw.length, index.manifests[0].size);
+      const manifest = JSON.parse(manifestRaw.toString("utf8")) as {
+        config: { digest: string };
+        layers: Array<{ digest: string }>;
+      };
+      assert.deepEqual(manifest.layers, layers.slice(1));
+      for (const l of manifest.layers) blob(l.digest);
+      const config = JSON.parse(blob(manifest.config.digest).toString("utf8")) as {
+        architecture: string;
+        rootfs: { diff_ids: string[] };
+        history: unknown[];
+      };
+      assert.deepEqual(config.rootfs.diff_ids, diffIds.slice(1));
+      assert.equal(config.architecture, "arm64");
+      assert.deepEqual(config.history, []);
+      assert.equal(
+        fs.existsSync(path.join(layout, "blobs", "sha256", layers[0].digest.slice(7))),
+        false,
+      );
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+      if (layout !== undefined) fs.rmSync(layout, { recursive: true, force: true });
     }
   });
 });
