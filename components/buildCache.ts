@@ -4,7 +4,7 @@
 import * as aws from "@pulumi/aws";
 import type * as dockerbuild from "@pulumi/docker-build";
 import * as pulumi from "@pulumi/pulumi";
-import { NAMESPACE, checkObject, show, validateImageName } from "./config";
+import { NAMESPACE, type Shape, checkObject, show, validateImageName } from "./config";
 import { platformSlug } from "./naming";
 import type { CacheConfig, CacheType, Platform } from "./types";
 
@@ -53,25 +53,23 @@ export function s3BucketProblem(name: string): string | undefined {
   return undefined;
 }
 
+// The sub-keys `image-factory:cache` accepts, and their types.
+const CACHE_SHAPE: Shape = {
+  type: "string",
+  mode: "string",
+  ref: "string",
+  bucket: "string",
+  region: "string",
+  expireDays: "number",
+  dir: "string",
+  ociMediaTypes: "boolean",
+  ignoreError: "boolean",
+};
+
 /** Checks `image-factory:cache` and applies its defaults; problems name the key and the value. */
 export function validateCache(value: unknown, imageName: string, problems: string[]): CacheConfig {
   const key = `${NAMESPACE}:cache`;
-  const o = checkObject(
-    "cache",
-    value,
-    {
-      type: "string",
-      mode: "string",
-      ref: "string",
-      bucket: "string",
-      region: "string",
-      expireDays: "number",
-      dir: "string",
-      ociMediaTypes: "boolean",
-      ignoreError: "boolean",
-    },
-    problems,
-  );
+  const o = checkObject("cache", value, CACHE_SHAPE, problems);
   const type = (o.type as CacheType | undefined) ?? "registry";
   const mode = (o.mode as "max" | "min" | undefined) ?? "max";
   if (!CACHE_TYPES.includes(type)) {

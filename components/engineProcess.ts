@@ -6,6 +6,7 @@
 // tokens, none of which the engine needs. Only Node built-ins here: Pulumi serializes these
 // functions into each provider.
 import * as childProcess from "node:child_process";
+import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -90,6 +91,23 @@ export function engineTail(run: EngineRun, n = 6): string {
   return run.stderr.trim().split("\n").slice(-n).join("\n");
 }
 
+/** sha256 of `inputs` without the `omit` keys (the token, and what only says where the engine
+ *  is), object keys sorted at every depth: what decides whether an engine step runs again. */
+export function inputsFingerprint(inputs: object, omit: readonly string[]): string {
+  const rest: Record<string, unknown> = { ...inputs };
+  for (const k of omit) delete rest[k];
+  const stable = (v: unknown): string =>
+    Array.isArray(v)
+      ? `[${v.map(stable).join(",")}]`
+      : v !== null && typeof v === "object"
+        ? `{${Object.keys(v)
+            .sort()
+            .map((k) => `${JSON.stringify(k)}:${stable((v as Record<string, unknown>)[k])}`)
+            .join(",")}}`
+        : (JSON.stringify(v) ?? "null");
+  return crypto.createHash("sha256").update(stable(rest)).digest("hex");
+}
+
 /** The dynamic provider every engine step uses: create and update run the step; it reruns only
  *  when `fingerprint` of the new inputs differs from the one stored in the outputs; delete keeps
  *  what was published (evidence, tags and signatures are audit records, not a deploy's to remove). */
@@ -107,4 +125,10 @@ export function engineStepProvider<I>(
     update: async (_id: string, _olds: unknown, news: I) => ({ outs: (await run(news)).outs }),
     delete: async () => undefined,
   };
+}
+
+/** A dynamic resource's inputs with its provider's outputs declared (as undefined), so the SDK
+ *  exposes them as the resource's output properties. */
+export function outputSlots(props: pulumi.Inputs, outputs: readonly string[]): pulumi.Inputs {
+  return { ...props, ...Object.fromEntries(outputs.map((k) => [k, undefined])) };
 }

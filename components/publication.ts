@@ -14,20 +14,12 @@
 import * as dockerbuild from "@pulumi/docker-build";
 import * as pulumi from "@pulumi/pulumi";
 import type { BoundGateResults } from "../evidence/gates";
-import type { PublishResult, SigningRequest } from "../evidence/publish";
-import { engineTail, runEngineProcess } from "./engineProcess";
+import type { PublishRequest, PublishResult, SigningRequest } from "../evidence/publish";
+import { engineTail, outputSlots, runEngineProcess } from "./engineProcess";
 
-interface PublishInputs {
-  imageName: string;
-  indexRef: string;
-  tags: string[];
-  gateResults: BoundGateResults;
-  registryUsername?: string;
-  registryToken?: string;
-  signing?: SigningRequest;
-  /** key mode: PKCS#8 PEM, a secret input; only ever in the engine's environment. */
-  signingKey?: string;
-}
+/** The publish step's request as the provider receives it: the token and the key-mode private key
+ *  are secret inputs, decrypted only in the provider and handed to the engine on its stdin. */
+type PublishInputs = PublishRequest;
 
 async function runPublish(inputs: PublishInputs): Promise<pulumi.dynamic.CreateResult> {
   const { registryToken, signingKey, ...request } = inputs;
@@ -81,13 +73,7 @@ class PublishedTags extends pulumi.dynamic.Resource {
     super(
       publishProvider,
       name,
-      {
-        ...props,
-        digest: undefined,
-        publishedTags: undefined,
-        signatures: undefined,
-        signingReport: undefined,
-      },
+      outputSlots(props, ["digest", "publishedTags", "signatures", "signingReport"]),
       opts,
       "publication",
       "Tags",

@@ -42,15 +42,18 @@ export interface PromotedImageArgs {
 }
 
 /** The slice of the source stack's exports that promotion reads. */
-export interface SourceStackOutputs {
-  imageName?: unknown;
-  digest?: unknown;
-  imageRef?: unknown;
-  platformDigests?: unknown;
-  sbomLocations?: unknown;
-  gateResults?: unknown;
-  release?: unknown;
-}
+export type SourceStackOutputs = Partial<
+  Record<
+    | "imageName"
+    | "digest"
+    | "imageRef"
+    | "platformDigests"
+    | "sbomLocations"
+    | "gateResults"
+    | "release",
+    unknown
+  >
+>;
 
 /** What promotion checked and will publish, derived from the source stack's exports. */
 export interface CheckedSource {

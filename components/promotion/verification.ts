@@ -1,9 +1,14 @@
 // The promotion's verification as a resource: the engine's `verify` step (evidence/verify.ts) run
 // as a child process on the registry, before any release tag is written.
-import * as crypto from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 import type { VerifyReport, VerifyRequest, VerifyTrust } from "../../evidence/verify";
-import { engineStepProvider, engineTail, runEngineProcess } from "../engineProcess";
+import {
+  engineStepProvider,
+  engineTail,
+  inputsFingerprint,
+  outputSlots,
+  runEngineProcess,
+} from "../engineProcess";
 import { fail } from "./rules";
 
 /** How promotion decides whom to trust (config `image-factory:signing` of the promoting stack). */
@@ -70,18 +75,7 @@ type VerifyInputs = Omit<VerifyRequest, "registryToken"> & { registryToken?: str
 
 /** Everything but the token decides whether verification runs again. */
 export function verifyFingerprint(inputs: VerifyInputs): string {
-  const rest: Record<string, unknown> = { ...inputs };
-  delete rest.registryToken;
-  const stable = (v: unknown): string =>
-    Array.isArray(v)
-      ? `[${v.map(stable).join(",")}]`
-      : v !== null && typeof v === "object"
-        ? `{${Object.keys(v)
-            .sort()
-            .map((k) => `${JSON.stringify(k)}:${stable((v as Record<string, unknown>)[k])}`)
-            .join(",")}}`
-        : (JSON.stringify(v) ?? "null");
-  return crypto.createHash("sha256").update(stable(rest)).digest("hex");
+  return inputsFingerprint(inputs, ["registryToken"]);
 }
 
 async function runVerify(inputs: VerifyInputs): Promise<pulumi.dynamic.CreateResult> {
@@ -124,16 +118,15 @@ export class VerifiedRelease extends pulumi.dynamic.Resource {
     super(
       verifyProvider,
       name,
-      {
-        ...props,
-        fingerprint: undefined,
-        signatures: undefined,
-        attestedGates: undefined,
-        provenance: undefined,
-        sboms: undefined,
-        checked: undefined,
-        seconds: undefined,
-      },
+      outputSlots(props, [
+        "fingerprint",
+        "signatures",
+        "attestedGates",
+        "provenance",
+        "sboms",
+        "checked",
+        "seconds",
+      ]),
       opts,
       "promotion",
       "Verify",
