@@ -8,7 +8,8 @@ import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import type { RunRecord, ScenarioResult } from "../../scripts/bench/report";
+import type { ScenarioResult } from "../../scripts/bench/judge";
+import type { RunRecord } from "../../scripts/bench/model";
 import { REPO_ROOT, bootstrapOnce, freePort, run, tail } from "./lib";
 
 interface BenchJson {

@@ -1,21 +1,26 @@
-// The pure parts of `npm run bench` (scripts/bench/report.ts): statistics, the factory's phases from
-// a Pulumi event log, the goals, the README blocks and the SVG chart.
+// The pure parts of `npm run bench` (scripts/bench/: model, timeline, judge, tables, svg, readme):
+// statistics, the factory's phases from a Pulumi event log, the goals, the README blocks and the SVG chart.
 import * as assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { EventLogWatcher, readEventLog } from "../../scripts/bench/eventLog";
+import { judge, verdicts } from "../../scripts/bench/judge";
+import { type RunRecord, medianRun, stats } from "../../scripts/bench/model";
+import { options, usage } from "../../scripts/bench/options";
+import { replaceBlock } from "../../scripts/bench/readme";
+import { benchSvg } from "../../scripts/bench/svg";
+import { resultsTable } from "../../scripts/bench/tables";
 import {
   type EngineEventLine,
-  type RunRecord,
   EVIDENCE_TYPE,
   IMAGE_TYPE,
   INDEX_TYPE,
+  SIGNING_DETAIL,
   TAGS_TYPE,
-  benchSvg,
   factoryTimeline,
-  judge,
-  medianRun,
-  replaceBlock,
-  resultsTable,
-  stats,
-} from "../../scripts/bench/report";
+  recordSigning,
+} from "../../scripts/bench/timeline";
 
 const pre = (at: number, type: string, name: string, op = "create"): EngineEventLine => ({
   at,
@@ -151,5 +156,107 @@ describe("bench: README blocks", () => {
       "a\n<!-- bench:start -->\nnew\n<!-- bench:end -->\nb\n",
     );
     assert.throws(() => replaceBlock("no markers", "bench", "x"), /no <!-- bench:start -->/);
+  });
+});
+
+describe("bench: flags", () => {
+  it("--dry is one round of cold and no-op on linux/amd64, without emulation or README", () => {
+    const o = options(["--dry"]);
+    assert.ok(o !== "help");
+    assert.deepEqual(
+      {
+        repeat: o.repeat,
+        scenarios: o.scenarios,
+        platforms: o.platforms,
+        emulation: o.emulation,
+        readme: o.readme,
+      },
+      {
+        repeat: 1,
+        scenarios: ["cold", "noop"],
+        platforms: ["linux/amd64"],
+        emulation: false,
+        readme: false,
+      },
+    );
+  });
+
+  it("refuses lists with an unknown item or without cold first, and the shared daemon's port", () => {
+    assert.throws(() => options(["--platforms", "linux/s390x"]), /'linux\/s390x' is not one of/);
+    assert.throws(() => options(["--paths", "factory,ci"]), /'ci' is not factory or peer/);
+    assert.throws(() => options(["--scenarios", "source,cold"]), /must start with cold/);
+    assert.throws(() => options(["--port", "1234"]), /other than 1234/);
+    assert.throws(() => options(["--bogus"]), /Unknown option '--bogus'/);
+  });
+
+  it("--help names every flag parseArgs accepts", () => {
+    assert.equal(options(["--help", "--repeat", "0"]), "help");
+    const lines = [...usage().matchAll(/^ {2}--([a-z-]+)( [A-Z]+)?/gm)];
+    assert.ok(lines.length >= 12, usage());
+    for (const [, flag, value] of lines) {
+      // A flag parseArgs does not know fails as unknown; a value it does not like, otherwise.
+      const args = value === undefined ? [`--${flag}`] : [`--${flag}`, "1"];
+      try {
+        options(args);
+      } catch (e) {
+        assert.doesNotMatch(String(e), /Unknown option/, flag);
+      }
+    }
+  });
+});
+
+describe("bench: the JSON's goals and the signing time", () => {
+  it("keeps the verdict of each result, not its statistics", () => {
+    const [v] = verdicts(
+      judge([record({ path: "factory" }), record({ path: "peer" })], ["source"]),
+    );
+    assert.deepEqual(v, { scenario: "source", goal: 0.5, ratio: 1, met: false, problems: [] });
+  });
+
+  it("reads the signing time only from a Tags resource that ran in this update", () => {
+    const tags = (op: string): EngineEventLine => ({
+      at: 0,
+      event: {
+        resOutputsEvent: {
+          metadata: { op, type: TAGS_TYPE, new: { outputs: { signingReport: { seconds: 4.5 } } } },
+        },
+      } as EngineEventLine["event"],
+    });
+    const detail: Record<string, number> = { [SIGNING_DETAIL]: 9 };
+    recordSigning(detail, [tags("update")]);
+    assert.equal(detail[SIGNING_DETAIL], 4.5);
+    recordSigning(detail, [tags("same")]);
+    assert.ok(!(SIGNING_DETAIL in detail));
+  });
+});
+
+describe("bench: event log files", () => {
+  it("follows a growing file line by line and reads a finished one whole", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "if-bench-events-"));
+    try {
+      const file = path.join(dir, "events.jsonl");
+      const watcher = new EventLogWatcher(file);
+      watcher.poll();
+      assert.equal(watcher.lines.length, 0);
+      fs.writeFileSync(file, '{"sequence":1}\n{"seque');
+      watcher.poll();
+      assert.deepEqual(
+        watcher.lines.map((l) => l.event.sequence),
+        [1],
+      );
+      fs.appendFileSync(file, 'nce":2}\n\n');
+      watcher.stop();
+      assert.deepEqual(
+        watcher.lines.map((l) => l.event.sequence),
+        [1, 2],
+      );
+      assert.ok(watcher.lines.every((l) => l.at > 0));
+      assert.deepEqual(readEventLog(file), [
+        { at: 0, event: { sequence: 1 } },
+        { at: 0, event: { sequence: 2 } },
+      ]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

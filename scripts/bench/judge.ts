@@ -1,0 +1,61 @@
+// The goals judged on the rounds: each scenario's median ratio factory/peer against GOALS, and a
+// no-op that built or scanned anything fails whatever its time.
+import { GOALS, type PathName, type RunRecord, type Scenario, type Stats, stats } from "./model";
+
+export interface ScenarioResult {
+  scenario: Scenario;
+  factory: Stats;
+  peer: Stats;
+  /** factory median / reference median (the peer's same scenario; the no-op: the peer's warm source). */
+  ratio: number;
+  reference: string;
+  goal: number;
+  met: boolean;
+  /** Why the goal is not met besides the ratio (the no-op built or scanned). */
+  problems: string[];
+}
+
+/** What the JSON's `goals` keeps of a result. */
+const VERDICT = ["scenario", "goal", "ratio", "met", "problems"] as const;
+export type GoalVerdict = Pick<ScenarioResult, (typeof VERDICT)[number]>;
+
+export function judge(runs: RunRecord[], scenarios: readonly Scenario[]): ScenarioResult[] {
+  const walls = (s: Scenario, p: PathName): number[] =>
+    runs.filter((r) => r.scenario === s && r.path === p).map((r) => r.wallSeconds);
+  return scenarios.map((scenario) => {
+    const factory = stats(walls(scenario, "factory"));
+    const peer = stats(walls(scenario, "peer"));
+    const refScenario: Scenario = scenario === "noop" ? "source" : scenario;
+    const reference = stats(walls(refScenario, "peer"));
+    const ratio = factory.median / reference.median;
+    const goal = GOALS[scenario];
+    const problems = scenario === "noop" ? noopWork(runs) : [];
+    if (!Number.isFinite(ratio)) problems.push("no measurement");
+    return {
+      scenario,
+      factory,
+      peer,
+      ratio,
+      reference: scenario === "noop" ? "peer warm source" : "peer",
+      goal,
+      met: Number.isFinite(ratio) && ratio <= goal && problems.length === 0,
+      problems,
+    };
+  });
+}
+
+/** Whatever the factory's no-op runs built, scanned or asked BuildKit for. */
+function noopWork(runs: RunRecord[]): string[] {
+  const problems: string[] = [];
+  for (const r of runs.filter((x) => x.scenario === "noop" && x.path === "factory")) {
+    if (r.builds !== 0) problems.push(`round ${r.round}: ${r.builds} image build(s)`);
+    if (r.scans !== 0) problems.push(`round ${r.round}: ${r.scans} evidence run(s)`);
+    if ((r.buildkitRecords ?? 0) !== 0)
+      problems.push(`round ${r.round}: ${r.buildkitRecords} BuildKit build record(s)`);
+  }
+  return problems;
+}
+
+export function verdicts(results: ScenarioResult[]): GoalVerdict[] {
+  return results.map((r) => Object.fromEntries(VERDICT.map((k) => [k, r[k]])) as GoalVerdict);
+}

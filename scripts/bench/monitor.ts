@@ -1,0 +1,115 @@
+// The machine a bench ran on and what else ran meanwhile: the bench shares a 2-core machine with
+// other engineers' work, so every run records the load and the foreign processes it saw.
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+
+export interface Machine {
+  nproc: number;
+  memoryGiB: number;
+  cpuModel: string;
+  kernel: string;
+}
+
+export function machine(): Machine {
+  return {
+    nproc: os.cpus().length,
+    memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    cpuModel: os.cpus()[0]?.model.trim() ?? "unknown",
+    kernel: os.release(),
+  };
+}
+
+/** The load over a whole run and the foreign work seen (process name → samples it was in). */
+export interface LoadSummary {
+  loadStart: number[];
+  load1Max: number;
+  load1Mean: number;
+  overlapped: boolean;
+  foreignSamples: number;
+  foreign: Record<string, number>;
+}
+
+/** Samples the load and looks for other people's work (pulumi, mocha, scanners, builds) that is
+ *  not a descendant of this process, every few seconds. */
+export class LoadMonitor {
+  private timer?: NodeJS.Timeout;
+  readonly samples: Array<{ at: string; load1: number; foreign: string[] }> = [];
+
+  start(): void {
+    const sample = (): void => {
+      this.samples.push({
+        at: new Date().toISOString(),
+        load1: os.loadavg()[0],
+        foreign: foreignWork(),
+      });
+    };
+    sample();
+    this.timer = setInterval(sample, 10_000);
+    this.timer.unref();
+  }
+
+  stop(): LoadSummary {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    const loads = this.samples.map((s) => s.load1);
+    const foreign: Record<string, number> = {};
+    for (const s of this.samples)
+      for (const f of new Set(s.foreign)) foreign[f] = (foreign[f] ?? 0) + 1;
+    const foreignSamples = this.samples.filter((s) => s.foreign.length > 0).length;
+    return {
+      loadStart: this.samples.length > 0 ? [this.samples[0].load1] : [],
+      load1Max: Math.max(0, ...loads),
+      load1Mean: loads.reduce((a, b) => a + b, 0) / Math.max(1, loads.length),
+      overlapped: foreignSamples > 0,
+      foreignSamples,
+      foreign,
+    };
+  }
+}
+
+const FOREIGN =
+  /\b(pulumi|mocha|buildctl|syft|trivy|dive|docker-buildx|tsc|c8|cosign)\b|npm (ci|test|run)/;
+
+function foreignWork(): string[] {
+  const parent = new Map<number, number>();
+  const cmd = new Map<number, string>();
+  for (const e of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${e}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      parent.set(Number(e), ppid);
+      cmd.set(Number(e), fs.readFileSync(`/proc/${e}/cmdline`, "utf8").replace(/\0/g, " ").trim());
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  // This process, what it started, and what started it (the npm/timeout that launched the bench).
+  const ancestors = new Set<number>();
+  for (let p = process.pid, i = 0; p > 1 && i < 64; p = parent.get(p) ?? 0, i++) ancestors.add(p);
+  const mine = (pid: number): boolean => {
+    if (ancestors.has(pid)) return true;
+    for (let p = pid, i = 0; p > 1 && i < 64; p = parent.get(p) ?? 0, i++)
+      if (p === process.pid) return true;
+    return false;
+  };
+  const out: string[] = [];
+  for (const [pid, c] of cmd) {
+    if (
+      c === "" ||
+      mine(pid) ||
+      !FOREIGN.test(c) ||
+      /buildkitd|dockerd|containerd|docker-registry/.test(c)
+    )
+      continue;
+    out.push(
+      c
+        .split(" ")
+        .slice(0, 3)
+        .map((w) => path.basename(w))
+        .join(" ")
+        .slice(0, 60),
+    );
+  }
+  return out;
+}

@@ -1,0 +1,102 @@
+// The Markdown tables of the bench's report and README block: results against the goals, the
+// median round's phases, emulated vs native builds, and each tool's cold bootstrap.
+import {
+  FACTORY_SEGMENT_TITLES,
+  PEER_SEGMENT_TITLES,
+  SCENARIO_TITLES,
+  type RunRecord,
+  type Scenario,
+  type Stats,
+  medianOf,
+  stats,
+} from "./model";
+import type { ScenarioResult } from "./judge";
+
+const f1 = (n: number): string => (Number.isFinite(n) ? n.toFixed(1) : "–");
+const f2 = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : "–");
+const triple = (s: Stats): string => `${f1(s.min)} / **${f1(s.median)}** / ${f1(s.max)}`;
+
+export function resultsTable(results: ScenarioResult[]): string {
+  const rows = results.map(
+    (r) =>
+      `| ${SCENARIO_TITLES[r.scenario]} | ${triple(r.factory)} | ${triple(r.peer)} | **${f2(r.ratio)}**${r.scenario === "noop" ? " (of the peer's warm source)" : ""} | ≤ ${r.goal} | ${r.met ? "met" : `**not met**${r.problems.length > 0 ? ` (${r.problems.join("; ")})` : ""}`} |`,
+  );
+  return [
+    "| scenario | factory s (min / median / max) | peer s (min / median / max) | factory/peer | goal | |",
+    "|---|---|---|---|---|---|",
+    ...rows,
+  ].join("\n");
+}
+
+/** The median round's segments and details for each scenario, both paths. */
+export function phasesTable(runs: RunRecord[], scenarios: readonly Scenario[]): string {
+  const out = ["| scenario | path | wall s | phases (s) | detail (s) |", "|---|---|---|---|---|"];
+  for (const scenario of scenarios) {
+    for (const p of ["factory", "peer"] as const) {
+      const r = medianOf(runs, scenario, p);
+      if (r === undefined) continue;
+      const titles: Record<string, string> =
+        p === "factory" ? FACTORY_SEGMENT_TITLES : PEER_SEGMENT_TITLES;
+      const segs = Object.entries(r.segments)
+        .map(([k, v]) => `${titles[k] ?? k} ${f1(v)}`)
+        .join("; ");
+      const detail = Object.entries(r.detail)
+        .map(([k, v]) => `${k} ${f1(v)}`)
+        .join("; ");
+      const counts = p === "factory" ? ` (builds ${r.builds}, evidence runs ${r.scans})` : "";
+      out.push(`| ${scenario} | ${p}${counts} | ${f1(r.wallSeconds)} | ${segs} | ${detail} |`);
+    }
+  }
+  return out.join("\n");
+}
+
+export interface EmulationResult {
+  platform: string;
+  /** Wall seconds of each timed build. */
+  walls: number[];
+  /** Seconds of the `npm ci` step in each build (from BuildKit's plain progress). */
+  npmCi: number[];
+}
+
+export function emulationTable(rows: EmulationResult[]): string {
+  const native = rows.find((r) => r.platform === "linux/amd64");
+  const nativeWall = native === undefined ? NaN : stats(native.walls).median;
+  const nativeNpm = native === undefined ? NaN : stats(native.npmCi).median;
+  const out = [
+    "| platform | how | build s (median) | npm ci step s (median) | build ÷ amd64 | npm ci ÷ amd64 |",
+    "|---|---|---|---|---|---|",
+  ];
+  for (const r of rows) {
+    const w = stats(r.walls).median;
+    const n = stats(r.npmCi).median;
+    out.push(
+      `| ${r.platform} | ${r.platform === "linux/amd64" ? "native" : "QEMU"} | ${f1(w)} | ${f1(n)} | ${f2(w / nativeWall)} | ${f2(n / nativeNpm)} |`,
+    );
+  }
+  return out.join("\n");
+}
+
+export interface ToolBuild {
+  tool: string;
+  version: string;
+  source: string;
+  seconds?: number;
+  /** Where the figure comes from (the build-seconds file), or why there is none. */
+  note: string;
+}
+
+export function toolsTable(tools: ToolBuild[]): string {
+  const out = ["| tool | version | source | cold build, 2 cores |", "|---|---|---|---|"];
+  for (const t of tools)
+    out.push(
+      `| ${t.tool} | ${t.version} | ${t.source} | ${t.seconds === undefined ? t.note : `${t.seconds} s`} |`,
+    );
+  return out.join("\n");
+}
+
+/** The tools table with the total of the recorded builds (the README's tools block). */
+export function toolsBlock(tools: ToolBuild[]): string {
+  const recorded = tools.filter((t) => t.seconds !== undefined);
+  const total = recorded.reduce((a, t) => a + (t.seconds ?? 0), 0);
+  return `${toolsTable(tools)}\n\nThe ${recorded.length} recorded builds add up to ${(total / 60).toFixed(1)} min on this machine (\`npm run bench\` reads each tool's \`build-seconds\` file, written by its install script when it built the pinned version; some were built while other work ran).`;
+}
