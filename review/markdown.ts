@@ -76,6 +76,23 @@ function mb(bytes: number): string {
   return `${(bytes / MB).toFixed(1)} MB`;
 }
 
+/** A size delta with its sign in the unit that shows it: `+1.30 MB`, `−1.2 KB`, `+312 B` (a
+ *  one-line change moves an image by bytes, which MB with two decimals rounds to nothing). */
+export function signedSize(deltaBytes: number): string {
+  const abs = Math.abs(deltaBytes);
+  // 1023.96 KB would print as 1024.0 KB: from there on it is MB.
+  if (Number((abs / 1024).toFixed(1)) >= 1024) return `${signed(deltaBytes / MB, 2)} MB`;
+  if (abs >= 1024) return `${signed(deltaBytes / 1024, 1)} KB`;
+  return `${signed(deltaBytes, 0)} B`;
+}
+
+/** A relative change with its sign; one that rounds to 0.0 but is not zero says so (`+<0.1 %`). */
+function signedPercent(fraction: number): string {
+  const pct = fraction * 100;
+  if (pct !== 0 && Math.abs(pct) < 0.05) return `${pct > 0 ? "+" : "−"}<0.1 %`;
+  return `${signed(pct, 1)} %`;
+}
+
 /** `146.8 MB → 148.1 MB (+1.30 MB, +0.9 %)`; undefined without a candidate size (nothing to
  *  compare: the row is left out). */
 export function sizeChange(
@@ -86,8 +103,8 @@ export function sizeChange(
   if (before === undefined) return mb(after);
   if (before === after) return `${mb(after)} (unchanged)`;
   const delta = after - before;
-  const pct = before === 0 ? "" : `, ${signed((delta / before) * 100, 1)} %`;
-  return `${mb(before)} → ${mb(after)} (${signed(delta / MB, 2)} MB${pct})`;
+  const pct = before === 0 ? "" : `, ${signedPercent(delta / before)}`;
+  return `${mb(before)} → ${mb(after)} (${signedSize(delta)}${pct})`;
 }
 
 function countChange(before: number | undefined, after: number | undefined): string | undefined {

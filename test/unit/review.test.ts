@@ -18,6 +18,7 @@ import {
   sbomPackages,
   severityCounts,
   shortDigest,
+  signedSize,
   sizeChange,
   trivyVulnerabilities,
   vulnDiff,
@@ -1013,12 +1014,27 @@ describe("review: Markdown and JSON (review/markdown.ts)", () => {
     const sizes: Array<[number | undefined, number | undefined, string | undefined]> = [
       [153_927_168, 155_293_286, "146.8 MB → 148.1 MB (+1.30 MB, +0.9 %)"],
       [155_293_286, 153_927_168, "148.1 MB → 146.8 MB (−1.30 MB, −0.9 %)"],
-      [100 * MiB, 100 * MiB + 1024, "100.0 MB → 100.0 MB (±0.00 MB, ±0.0 %)"],
+      // A one-line change: bytes, signed, not a rounded ±0.00 MB.
+      [52_744_806, 52_746_035, "50.3 MB → 50.3 MB (+1.2 KB, +<0.1 %)"],
+      [52_746_035, 52_744_806, "50.3 MB → 50.3 MB (−1.2 KB, −<0.1 %)"],
+      [100 * MiB, 100 * MiB + 312, "100.0 MB → 100.0 MB (+312 B, +<0.1 %)"],
       [undefined, 150_047_416, "143.1 MB"],
       [153_927_168, undefined, undefined],
     ];
     for (const [before, after, expected] of sizes)
       assert.equal(sizeChange(before, after), expected, `${before} → ${after}`);
+    const deltas: Array<[number, string]> = [
+      [1, "+1 B"],
+      [-1023, "−1023 B"],
+      [1024, "+1.0 KB"],
+      [-1229, "−1.2 KB"],
+      [MiB - 52, "+1023.9 KB"],
+      [MiB - 51, "+1.00 MB"],
+      [MiB, "+1.00 MB"],
+      [-1_363_149, "−1.30 MB"],
+      [0, "±0 B"],
+    ];
+    for (const [delta, expected] of deltas) assert.equal(signedSize(delta), expected, `${delta}`);
     assert.equal(shortDigest(D("a7")), "sha256:a7a7a7a7a7a7");
     assert.equal(shortDigest("not-a-digest"), "not-a-digest");
     assert.equal(
