@@ -28,9 +28,11 @@
 //    goes through it): outputs and preview through scripts/local.sh with IF_LOCAL_DIR / IF_STACK /
 //    IF_STACK_CONFIG, the review build through scripts/local.sh with the review's own IF_LOCAL_DIR;
 //  - service (CI: the logged-in backend, e.g. Pulumi Cloud with a Stack Read token): `pulumi stack
-//    output`/`pulumi preview` on the stack, the review build on a file backend of its own (the
-//    token can neither create stacks nor write config there), registry token from
-//    IMAGE_FACTORY_REGISTRY_TOKEN.
+//    output` on the stack, the review build on a file backend of its own (the token can neither
+//    create stacks nor write config there), the registry credential from
+//    IMAGE_FACTORY_REGISTRY_TOKEN (and IMAGE_FACTORY_REGISTRY_USERNAME): in CI it can push to the
+//    quarantine package only, so the review's registry cache lives there too. The preview comes
+//    from `--preview-file` (the preview job's output) or `pulumi preview` on the stack.
 //
 // Modules: scripts/review/pure.ts (config, build-failure parser, compact preview), stacks.ts (how
 // stacks are reached), candidate.ts (the review build and its evidence), make.ts (the review).
@@ -43,7 +45,7 @@ import { makeReview } from "./review/make";
 import { jsonPathFor } from "./review/pure";
 import { REPO_ROOT, say } from "./review/stacks";
 
-const USAGE = `usage: npm run review -- --stack <stack> [--out review.md] [--sha <40 hex>] [--review-dir <dir>] [--no-preview] [--no-build] [--backend local|service]
+const USAGE = `usage: npm run review -- --stack <stack> [--out review.md] [--sha <40 hex>] [--review-dir <dir>] [--no-preview | --preview-file <file>] [--build | --no-build] [--backend local|service]
        scripts/local.sh review [same options]   (IF_LOCAL_DIR / IF_STACK / IF_STACK_CONFIG name the target, as for \`up\`)`;
 
 async function main(): Promise<number> {
@@ -55,6 +57,8 @@ async function main(): Promise<number> {
       sha: { type: "string" },
       "review-dir": { type: "string" },
       "no-preview": { type: "boolean" },
+      "preview-file": { type: "string" },
+      build: { type: "boolean" },
       "no-build": { type: "boolean" },
       backend: { type: "string" },
       "stack-config": { type: "string" },
@@ -103,17 +107,26 @@ async function main(): Promise<number> {
       process.env.IF_REVIEW_DIR ??
       path.join(REPO_ROOT, ".local", "review", stack),
   );
+  if (values.build === true && values["no-build"] === true)
+    throw new Error("--build and --no-build contradict each other");
+  if (values["preview-file"] !== undefined && values["no-preview"] === true)
+    throw new Error("--preview-file and --no-preview contradict each other");
+  const hasToken = (process.env.IMAGE_FACTORY_REGISTRY_TOKEN ?? "") !== "";
+  // --build (CI's review job) fails rather than quietly reviewing less than was asked for.
+  if (values.build === true && backend === "service" && !hasToken)
+    throw new Error(
+      '--build on the service backend needs IMAGE_FACTORY_REGISTRY_TOKEN, the quarantine package\'s push credential (docs/delivery.md, "Trust model"); it is not set',
+    );
   const { review, blocked, timings } = await makeReview({
     stack,
     out: values.out,
     sha: values.sha,
     reviewDir,
     preview: values["no-preview"] !== true,
-    // CI's preview job holds no push credential and no builder (docs/delivery.md): without a
-    // registry token for the quarantine repository a service-backend review builds nothing.
-    build:
-      values["no-build"] !== true &&
-      (backend === "local" || (process.env.IMAGE_FACTORY_REGISTRY_TOKEN ?? "") !== ""),
+    previewFile: values["preview-file"],
+    // Without the quarantine package's push credential a service-backend review builds nothing
+    // (a job without the `pr-review` environment: docs/delivery.md, "Trust model").
+    build: values["no-build"] !== true && (backend === "local" || hasToken),
     mode: backend,
     stackConfig,
     localDir,

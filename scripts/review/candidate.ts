@@ -33,6 +33,9 @@ export interface CandidateRequest {
   token?: string;
   /** The target's s3 cache bucket, when it created one. */
   cacheBucket?: string;
+  /** Set when the credential is not the target's (CI's quarantine-only one): its account, and the
+   *  registry cache moved into quarantine, where that credential can write. */
+  quarantineCredential?: { username?: string; cacheRef: string };
 }
 
 export interface CandidateBuild {
@@ -88,6 +91,8 @@ export async function buildCandidate(r: CandidateRequest): Promise<CandidateBuil
           sha: r.sha,
           ref: r.ref,
           cacheBucket: r.cacheBucket,
+          registryUsername: r.quarantineCredential?.username,
+          cacheRef: r.quarantineCredential?.cacheRef,
         }),
       }),
     );

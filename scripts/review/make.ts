@@ -39,6 +39,9 @@ export interface Options {
   sha?: string;
   reviewDir: string;
   preview: boolean;
+  /** A `pulumi preview --diff` output made elsewhere (CI: the preview job, which holds the read-only
+   *  AWS role this job does not), shown instead of running one. */
+  previewFile?: string;
   /** Build nothing: only the build-context checks (secrets, lint, misconfigurations) are judged. */
   build: boolean;
   mode: "local" | "service";
@@ -125,7 +128,10 @@ export async function makeReview(
     targetConfig[`${NS}:gates`] === undefined
       ? { ...DEFAULT_GATES }
       : validateGates(targetConfig[`${NS}:gates`], `${NS}:gates`);
-  const username = targetConfig[`${NS}:registryUsername`] as string | undefined;
+  // CI's review job holds a credential of its own (docs/delivery.md, "Trust model"): its account
+  // replaces the target's for every registry call and for the review build.
+  const ownUsername = process.env.IMAGE_FACTORY_REGISTRY_USERNAME || undefined;
+  const username = ownUsername ?? (targetConfig[`${NS}:registryUsername`] as string | undefined);
   const appPath = path.resolve(REPO_ROOT, String(targetConfig[`${NS}:appPath`] ?? "./app"));
   const vulnDb = (targetConfig[`${NS}:vulnerabilityDb`] as string | undefined) || undefined;
 
@@ -185,6 +191,11 @@ export async function makeReview(
           username,
           token,
           cacheBucket,
+          // On the service backend the token reaches the quarantine package only.
+          quarantineCredential:
+            o.mode === "service"
+              ? { username: ownUsername, cacheRef: reviewImageName(imageName) }
+              : undefined,
         })
       : undefined;
   Object.assign(timings, candidate?.timings ?? {});
@@ -344,7 +355,9 @@ export async function makeReview(
     tagsToMove,
   };
 
-  if (o.preview) {
+  if (o.previewFile !== undefined) {
+    review.preview = compactPreview(fs.readFileSync(o.previewFile, "utf8"));
+  } else if (o.preview) {
     t = Date.now();
     const p = await target.preview();
     lap("preview", t);

@@ -240,7 +240,16 @@ export function manifestSize(manifest: unknown): { sizeBytes: number; layers: nu
 /** The review stack's config: the target's committed settings, pointed at quarantine. */
 export function reviewStackConfig(
   target: Record<string, unknown>,
-  opts: { sha: string; ref: string; cacheBucket?: string },
+  opts: {
+    sha: string;
+    ref: string;
+    cacheBucket?: string;
+    /** The account the runner's registry credential belongs to, when not the target's. */
+    registryUsername?: string;
+    /** Where a registry cache goes when the runner's credential reaches only the quarantine
+     *  repository (CI): reads and writes both stay there, main's cache is not even read. */
+    cacheRef?: string;
+  },
 ): Record<string, unknown> {
   const config: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(target)) {
@@ -259,10 +268,11 @@ export function reviewStackConfig(
   // default registry cache ref (derived from imageName) is pinned to the target's.
   const cache = { ...((target[`${NS}:cache`] as Record<string, unknown> | undefined) ?? {}) };
   const type = (cache.type as string | undefined) ?? "registry";
-  if (type === "registry" && cache.ref === undefined) cache.ref = `${imageName}-buildcache`;
+  if (type === "registry") cache.ref = opts.cacheRef ?? cache.ref ?? `${imageName}-buildcache`;
   if (type === "s3" && cache.bucket === undefined && opts.cacheBucket !== undefined)
     cache.bucket = opts.cacheBucket;
   config[`${NS}:cache`] = cache;
+  if (opts.registryUsername !== undefined) config[`${NS}:registryUsername`] = opts.registryUsername;
   config[`${NS}:publish`] = false;
   config[`${NS}:push`] = true;
   config[`${NS}:gitRef`] = opts.ref;

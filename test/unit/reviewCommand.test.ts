@@ -72,6 +72,32 @@ describe("review command: the review stack's config", () => {
     assert.equal(reviewImageName("ghcr.io/acme/shop-api"), "ghcr.io/acme/shop-api-review");
   });
 
+  it("with a quarantine-only credential (CI) the registry cache lives in quarantine and the credential's account is the username", () => {
+    const dev = {
+      "image-factory:imageName": "ghcr.io/acme/shop-api",
+      "image-factory:registryUsername": "acme-ci",
+      "image-factory:cache": { type: "registry", mode: "max", ref: "ghcr.io/acme/shared-cache" },
+    };
+    const c = reviewStackConfig(dev, {
+      sha: SHA,
+      ref: "refs/pull/42/merge",
+      registryUsername: "acme-review-bot",
+      cacheRef: reviewImageName("ghcr.io/acme/shop-api"),
+    });
+    assert.deepEqual(c["image-factory:cache"], {
+      type: "registry",
+      mode: "max",
+      ref: "ghcr.io/acme/shop-api-review",
+    });
+    assert.equal(c["image-factory:registryUsername"], "acme-review-bot");
+    // An s3 or gha cache has no repository: cacheRef leaves it alone.
+    const s3 = reviewStackConfig(
+      { "image-factory:imageName": "ghcr.io/acme/shop-api", "image-factory:cache": { type: "s3" } },
+      { sha: SHA, ref: "refs/pull/42/merge", cacheRef: "ghcr.io/acme/shop-api-review" },
+    );
+    assert.deepEqual(s3["image-factory:cache"], { type: "s3" });
+  });
+
   it("an s3 cache without a bucket reads the target's bucket instead of creating one", () => {
     const c = reviewStackConfig(
       { "image-factory:imageName": "ghcr.io/acme/shop-api", "image-factory:cache": { type: "s3" } },
