@@ -1,5 +1,5 @@
 // The image factory's policy pack, run with previews: `pulumi preview --policy-pack policy`.
-// Every rule lives in ./rules.ts as a pure function; this file only registers them.
+// Every rule is a pure function (./rules.ts gathers them); this file only registers them.
 //
 // Stack config: engines that pass it in PULUMI_CONFIG are used as is. Current engines send it only
 // through the analyzer's ConfigureStack call, which @pulumi/policy 1.21 does not expose (it keeps
@@ -17,44 +17,28 @@ import {
   validateResourceOfType,
 } from "@pulumi/policy";
 import * as YAML from "yaml";
-import {
-  PolicyStackConfig,
-  checkBuildkitIngressTotal,
-  checkBuildkitIngressWidth,
-  checkBuildkitPortNotWorldOpen,
-  checkCacheMode,
-  checkImdsV2,
-  checkIndexShaTag,
-  checkPlatformsBuilt,
-  checkShaTag,
-  checkVolumesEncrypted,
-  configValuesFromStackFile,
-  describeWaivers,
-  securityGroupCidrs,
-  securityGroupRuleCidrs,
-  stackConfigFrom,
-  stackConfigFromValues,
-  stackFromUrn,
-  vpcIngressRuleCidrs,
-} from "./rules";
+import { checkImdsV2, checkVolumesEncrypted } from "./hostRules";
+import { checkCacheMode, checkIndexShaTag, checkPlatformsBuilt, checkShaTag } from "./imageRules";
+import * as ingress from "./ingressRules";
+import * as stackConfig from "./stackConfig";
 
 const projectDir = process.env.IMAGE_FACTORY_PROJECT_DIR ?? path.resolve(__dirname, "..");
-const cache = new Map<string, PolicyStackConfig>();
+const cache = new Map<string, stackConfig.PolicyStackConfig>();
 
-function configFor(urn: string): PolicyStackConfig {
+function configFor(urn: string): stackConfig.PolicyStackConfig {
   if (process.env.PULUMI_CONFIG) {
-    return stackConfigFrom(process.env.PULUMI_CONFIG);
+    return stackConfig.stackConfigFrom(process.env.PULUMI_CONFIG);
   }
-  const stack = stackFromUrn(urn) ?? "";
+  const stack = stackConfig.stackFromUrn(urn) ?? "";
   let cfg = cache.get(stack);
   if (cfg === undefined) {
     // A stack run with `--config-file` (scripts/local.sh) names that file in IMAGE_FACTORY_STACK_CONFIG.
     const file =
       process.env.IMAGE_FACTORY_STACK_CONFIG ?? path.join(projectDir, `Pulumi.${stack}.yaml`);
     const values = fs.existsSync(file)
-      ? configValuesFromStackFile(YAML.parse(fs.readFileSync(file, "utf8")))
+      ? stackConfig.configValuesFromStackFile(YAML.parse(fs.readFileSync(file, "utf8")))
       : {};
-    cfg = stackConfigFromValues(values);
+    cfg = stackConfig.stackConfigFromValues(values);
     cache.set(stack, cfg);
   }
   return cfg;
@@ -66,12 +50,16 @@ function report(messages: string[], reportViolation: ReportViolation): void {
   }
 }
 
-function resourceRule(check: (args: ResourceValidationArgs, cfg: PolicyStackConfig) => string[]) {
+function resourceRule(
+  check: (args: ResourceValidationArgs, cfg: stackConfig.PolicyStackConfig) => string[],
+) {
   return (args: ResourceValidationArgs, reportViolation: ReportViolation): void =>
     report(check(args, configFor(args.urn)), reportViolation);
 }
 
-function stackRule(check: (args: StackValidationArgs, cfg: PolicyStackConfig) => string[]) {
+function stackRule(
+  check: (args: StackValidationArgs, cfg: stackConfig.PolicyStackConfig) => string[],
+) {
   return (args: StackValidationArgs, reportViolation: ReportViolation): void =>
     report(check(args, configFor(args.resources[0]?.urn ?? "")), reportViolation);
 }
@@ -83,7 +71,7 @@ new PolicyPack("image-factory-policy", {
       name: "buildkit-port-not-world-open",
       description: "Build-host security groups never open the BuildKit port to 0.0.0.0/0 or ::/0.",
       validateResource: resourceRule((a, cfg) =>
-        checkBuildkitPortNotWorldOpen(a.type, a.props, cfg.buildkitPort),
+        ingress.checkBuildkitPortNotWorldOpen(a.type, a.props, cfg.buildkitPort),
       ),
     },
     {
@@ -94,21 +82,30 @@ new PolicyPack("image-factory-policy", {
         validateResourceOfType(aws.vpc.SecurityGroupIngressRule, (rule, a, reportViolation) => {
           const cfg = configFor(a.urn);
           report(
-            checkBuildkitIngressWidth(vpcIngressRuleCidrs(rule, cfg.buildkitPort), cfg),
+            ingress.checkBuildkitIngressWidth(
+              ingress.vpcIngressRuleCidrs(rule, cfg.buildkitPort),
+              cfg,
+            ),
             reportViolation,
           );
         }),
         validateResourceOfType(aws.ec2.SecurityGroupRule, (rule, a, reportViolation) => {
           const cfg = configFor(a.urn);
           report(
-            checkBuildkitIngressWidth(securityGroupRuleCidrs(rule, cfg.buildkitPort), cfg),
+            ingress.checkBuildkitIngressWidth(
+              ingress.securityGroupRuleCidrs(rule, cfg.buildkitPort),
+              cfg,
+            ),
             reportViolation,
           );
         }),
         validateResourceOfType(aws.ec2.SecurityGroup, (sg, a, reportViolation) => {
           const cfg = configFor(a.urn);
           report(
-            checkBuildkitIngressWidth(securityGroupCidrs(sg, cfg.buildkitPort), cfg),
+            ingress.checkBuildkitIngressWidth(
+              ingress.securityGroupCidrs(sg, cfg.buildkitPort),
+              cfg,
+            ),
             reportViolation,
           );
         }),
@@ -118,7 +115,7 @@ new PolicyPack("image-factory-policy", {
       name: "buildkit-ingress-total",
       description:
         "All CIDRs admitted to the BuildKit port together cover at most a /16 (IPv4) or /48 (IPv6), and never a whole address family.",
-      validateStack: stackRule((a, cfg) => checkBuildkitIngressTotal(a.resources, cfg)),
+      validateStack: stackRule((a, cfg) => ingress.checkBuildkitIngressTotal(a.resources, cfg)),
     },
     {
       name: "imdsv2-required",
@@ -150,7 +147,7 @@ new PolicyPack("image-factory-policy", {
       description:
         "Lists every quality gate this stack waives, with its reason (image-factory:gates.waive).",
       enforcementLevel: "advisory",
-      validateStack: stackRule((_a, cfg) => describeWaivers(cfg)),
+      validateStack: stackRule((_a, cfg) => stackConfig.describeWaivers(cfg)),
     },
     {
       name: "index-carries-sha-tag",

@@ -29,8 +29,23 @@ const cfg = (over: Partial<PolicyStackConfig> = {}): PolicyStackConfig => ({
   ...over,
 });
 
+type Case = [string, string, Record<string, unknown>, RegExp | null];
+
+/** One test per case: `check` reports a violation matching the case's pattern, or none at all. */
+function itJudges(
+  cases: Case[],
+  check: (type: string, props: Record<string, unknown>) => string[],
+) {
+  for (const [name, type, props, violation] of cases) {
+    it(`${violation ? "fails" : "passes"}: ${name}`, () => {
+      const out = check(type, props);
+      if (violation) assert.match(out.join("\n"), violation);
+      else assert.deepEqual(out, []);
+    });
+  }
+}
+
 describe("policy: buildkit-port-not-world-open", () => {
-  type Case = [string, string, Record<string, unknown>, RegExp | null];
   const cases: Case[] = [
     [
       "SG inline ingress from a CI CIDR",
@@ -162,7 +177,7 @@ describe("policy: buildkit-port-not-world-open", () => {
 });
 
 describe("policy: imdsv2-required", () => {
-  const cases: Array<[string, string, Record<string, unknown>, RegExp | null]> = [
+  const cases: Case[] = [
     [
       "instance with IMDSv2",
       TYPES.instance,
@@ -190,20 +205,11 @@ describe("policy: imdsv2-required", () => {
     ],
     ["security group (not applicable)", TYPES.securityGroup, {}, null],
   ];
-  for (const [name, type, props, violation] of cases) {
-    it(`${violation ? "fails" : "passes"}: ${name}`, async () => {
-      const out = checkImdsV2(type, props);
-      if (violation) {
-        assert.match(out.join("\n"), violation);
-      } else {
-        assert.deepEqual(out, []);
-      }
-    });
-  }
+  itJudges(cases, checkImdsV2);
 });
 
 describe("policy: volumes-encrypted", () => {
-  const cases: Array<[string, string, Record<string, unknown>, RegExp | null]> = [
+  const cases: Case[] = [
     [
       "instance root and EBS encrypted",
       TYPES.instance,
@@ -249,16 +255,7 @@ describe("policy: volumes-encrypted", () => {
       /EBS volumes must be encrypted/,
     ],
   ];
-  for (const [name, type, props, violation] of cases) {
-    it(`${violation ? "fails" : "passes"}: ${name}`, async () => {
-      const out = checkVolumesEncrypted(type, props);
-      if (violation) {
-        assert.match(out.join("\n"), violation);
-      } else {
-        assert.deepEqual(out, []);
-      }
-    });
-  }
+  itJudges(cases, checkVolumesEncrypted);
 });
 
 function image(
@@ -340,16 +337,10 @@ describe("policy: pushed-images-carry-sha-tag", () => {
     ],
     ["pushed with no tags", { push: true, tags: [] }, /no sha-<commit> tag \(tags: \[\]\)/],
   ];
-  for (const [name, props, violation] of cases) {
-    it(`${violation ? "fails" : "passes"}: ${name}`, async () => {
-      const out = checkShaTag(TYPES.image, props);
-      if (violation) {
-        assert.match(out.join("\n"), violation);
-      } else {
-        assert.deepEqual(out, []);
-      }
-    });
-  }
+  itJudges(
+    cases.map(([name, props, violation]) => [name, TYPES.image, props, violation]),
+    checkShaTag,
+  );
   it("stack: the published manifest lists include the sha tag", async () => {
     const idx = (tag: string): StackResource => ({
       type: TYPES.index,
