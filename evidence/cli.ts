@@ -7,8 +7,10 @@
 // The registry password is read from IMAGE_FACTORY_REGISTRY_TOKEN only: never a flag (it would be
 // visible in the process list) and never a file.
 import * as fs from "node:fs";
-import { parseArgs } from "node:util";
-import { DEFAULT_GATES, formatGateFailures, validateGates } from "./gates";
+import * as path from "node:path";
+import { errMessage } from "./exec";
+import { gatesArg, imageArg, parseFlags, requestOrFlags, required } from "./cliArgs";
+import { formatGateFailures } from "./gates";
 import { indexPlatforms, probeInsecure, registryOf } from "./oci";
 import { type PublishRequest, publish } from "./publish";
 import { type EvidenceRequest, runEvidence } from "./run";
@@ -43,137 +45,100 @@ function fail(message: string): never {
   process.exit(2);
 }
 
+const EVIDENCE_FLAGS = [
+  "request",
+  "image",
+  "platform",
+  "source-revision",
+  "dockerfile",
+  "context",
+  "coverage-image",
+  "coverage-summary",
+  "gates",
+  "db-repository",
+  "out",
+  "sbom-store",
+  "username",
+] as const;
+
+/** The evidence run's arguments → an EvidenceRequest (the token from the environment only). */
 export async function requestFromArgs(
   argv: string[],
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<EvidenceRequest> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      request: { type: "string" },
-      image: { type: "string" },
-      platform: { type: "string" },
-      "source-revision": { type: "string" },
-      dockerfile: { type: "string" },
-      context: { type: "string" },
-      "coverage-image": { type: "string" },
-      "coverage-summary": { type: "string" },
-      gates: { type: "string" },
-      "db-repository": { type: "string" },
-      out: { type: "string" },
-      "sbom-store": { type: "string" },
-      username: { type: "string" },
-    },
-    strict: true,
-  });
+  const f = parseFlags(argv, EVIDENCE_FLAGS);
   const token = env[TOKEN_ENV];
-  if (values.request !== undefined) {
-    const req = JSON.parse(fs.readFileSync(values.request, "utf8")) as EvidenceRequest;
-    return { ...req, registryToken: token };
-  }
-  const image = values.image ?? fail("--image or --request is required");
-  const m = /^(.+)@(sha256:[0-9a-f]{64})$/.exec(image);
-  if (m === null)
-    fail(`--image must be <repository>@sha256:<64 hex>, got ${JSON.stringify(image)}`);
-  const [, imageName, digest] = m;
-  let platformDigests: Record<string, string>;
-  if (values.platform !== undefined) {
-    platformDigests = { [values.platform]: digest };
-  } else {
+  return requestOrFlags<EvidenceRequest>(f.request, token, async () => {
+    const { image, imageName, digest } = imageArg(f.image, "--image or --request is required");
+    const sbomStore = f["sbom-store"] ?? "file";
+    if (sbomStore !== "file" && sbomStore !== "oci")
+      throw new Error(`--sbom-store must be file or oci, got ${JSON.stringify(sbomStore)}`);
     const registry = registryOf(imageName);
-    platformDigests = await indexPlatforms(
-      {
-        registry,
-        username: values.username,
-        password: token,
-        insecure: await probeInsecure(registry),
-      },
-      image,
-    );
-  }
-  const sbomStore = values["sbom-store"] ?? "file";
-  if (sbomStore !== "file" && sbomStore !== "oci")
-    fail(`--sbom-store must be file or oci, got ${JSON.stringify(sbomStore)}`);
-  let gates = { ...DEFAULT_GATES };
-  if (values.gates !== undefined) {
-    try {
-      gates = validateGates(JSON.parse(values.gates), "--gates");
-    } catch (e) {
-      fail(e instanceof Error ? e.message : String(e));
-    }
-  }
-  const dockerfile = values.dockerfile ?? "app/Dockerfile";
-  return {
-    imageName,
-    platformDigests,
-    sourceRevision: values["source-revision"] ?? "unknown",
-    dockerfile,
-    contextDir: values.context ?? dockerfile.replace(/\/?[^/]*$/, "") ?? ".",
-    coverageImage: values["coverage-image"],
-    coverageSummaryPath: values["coverage-summary"],
-    gates,
-    outputDir: values.out ?? ".local/evidence/cli",
-    sbomStore,
-    vulnDb: { repository: values["db-repository"] },
-    registryUsername: values.username,
-    registryToken: token,
-  };
+    const auth = { registry, username: f.username, password: token };
+    const platformDigests =
+      f.platform !== undefined
+        ? { [f.platform]: digest }
+        : await indexPlatforms({ ...auth, insecure: await probeInsecure(registry) }, image);
+    const dockerfile = f.dockerfile ?? "app/Dockerfile";
+    return {
+      imageName,
+      platformDigests,
+      sourceRevision: f["source-revision"] ?? "unknown",
+      dockerfile,
+      contextDir: f.context ?? path.dirname(dockerfile),
+      coverageImage: f["coverage-image"],
+      coverageSummaryPath: f["coverage-summary"],
+      gates: gatesArg(f.gates),
+      outputDir: f.out ?? ".local/evidence/cli",
+      sbomStore,
+      vulnDb: { repository: f["db-repository"] },
+      registryUsername: f.username,
+    };
+  });
 }
+
+const VERIFY_FLAGS = [
+  "request",
+  "image",
+  "commit",
+  "public-key",
+  "identity",
+  "issuer",
+  "gates",
+  "username",
+] as const;
 
 /** `verify` arguments → a VerifyRequest (the token from the environment only). */
 export function verifyRequestFromArgs(
   argv: string[],
   env: NodeJS.ProcessEnv = process.env,
-): VerifyRequest {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      request: { type: "string" },
-      image: { type: "string" },
-      commit: { type: "string" },
-      "public-key": { type: "string" },
-      identity: { type: "string" },
-      issuer: { type: "string" },
-      gates: { type: "string" },
-      tlog: { type: "boolean" },
-      username: { type: "string" },
-    },
-    strict: true,
+): Promise<VerifyRequest> {
+  const f = parseFlags(argv, VERIFY_FLAGS, ["tlog"]);
+  return requestOrFlags<VerifyRequest>(f.request, env[TOKEN_ENV], () => {
+    const { imageName, digest } = imageArg(
+      f.image,
+      "verify needs --image <repo@sha256:…> (or --request <file>)",
+    );
+    const { identity, issuer } = f;
+    const publicKey = f["public-key"];
+    let trust: VerifyRequest["trust"];
+    if (publicKey !== undefined) trust = { publicKeyPem: fs.readFileSync(publicKey, "utf8") };
+    else if (identity !== undefined && issuer !== undefined) trust = { identity, issuer };
+    else
+      throw new Error("verify needs --public-key <pem file>, or --identity and --issuer (keyless)");
+    return {
+      imageName,
+      digest,
+      expectedRevision: required(
+        f.commit,
+        "verify needs --commit <the 40-hex commit being released>",
+      ),
+      gates: gatesArg(f.gates),
+      trust,
+      tlog: f.tlog ?? false,
+      registryUsername: f.username,
+    };
   });
-  const token = env[TOKEN_ENV];
-  if (values.request !== undefined) {
-    const req = JSON.parse(fs.readFileSync(values.request, "utf8")) as VerifyRequest;
-    return { ...req, registryToken: token };
-  }
-  const image = values.image ?? fail("verify needs --image <repo@sha256:…> (or --request <file>)");
-  const m = /^(.+)@(sha256:[0-9a-f]{64})$/.exec(image);
-  if (m === null)
-    fail(`--image must be <repository>@sha256:<64 hex>, got ${JSON.stringify(image)}`);
-  const trust =
-    values["public-key"] !== undefined
-      ? { publicKeyPem: fs.readFileSync(values["public-key"], "utf8") }
-      : values.identity !== undefined && values.issuer !== undefined
-        ? { identity: values.identity, issuer: values.issuer }
-        : fail("verify needs --public-key <pem file>, or --identity and --issuer (keyless)");
-  let gates = { ...DEFAULT_GATES };
-  if (values.gates !== undefined) {
-    try {
-      gates = validateGates(JSON.parse(values.gates), "--gates");
-    } catch (e) {
-      fail(e instanceof Error ? e.message : String(e));
-    }
-  }
-  return {
-    imageName: m[1],
-    digest: m[2],
-    expectedRevision:
-      values.commit ?? fail("verify needs --commit <the 40-hex commit being released>"),
-    gates,
-    trust,
-    tlog: values.tlog ?? false,
-    registryUsername: values.username,
-    registryToken: token,
-  };
 }
 
 /** `--secrets-stdin`: the providers hand the token and the signing key over on stdin as JSON
@@ -193,51 +158,51 @@ async function takeSecretsFromStdin(): Promise<void> {
     if (k === TOKEN_ENV || k === SIGNING_KEY_ENV) process.env[k] = v;
 }
 
-async function main(): Promise<void> {
-  await takeSecretsFromStdin();
-  if (process.argv[2] === "publish") {
-    const { values } = parseArgs({
-      args: process.argv.slice(3),
-      options: { request: { type: "string" } },
-      strict: true,
-    });
-    const req = JSON.parse(
-      fs.readFileSync(values.request ?? fail("publish needs --request <file>"), "utf8"),
-    ) as PublishRequest;
-    const signingKey = process.env[SIGNING_KEY_ENV];
-    const result = await publish({
-      ...req,
-      registryToken: process.env[TOKEN_ENV],
-      signingKey: signingKey === "" ? undefined : signingKey,
-    });
-    if (result.signing !== undefined) {
-      process.stderr.write(
-        `publish: signing took ${result.signing.seconds.toFixed(1)} s (made ${result.signing.created.length}, already verified ${result.signing.reused.length})\n`,
-      );
-    }
-    process.stdout.write(JSON.stringify(result, null, 2) + "\n");
-    return;
-  }
-  if (process.argv[2] === "verify") {
-    const req = verifyRequestFromArgs(process.argv.slice(3));
-    try {
-      const report = await verifyRelease(req);
-      process.stdout.write(JSON.stringify(report, null, 2) + "\n");
-    } catch (e) {
-      if (e instanceof VerificationError) {
-        process.stderr.write(`${e.message}\n`);
-        process.exit(1);
-      }
-      throw e;
-    }
-    return;
-  }
-  let req: EvidenceRequest;
+/** Arguments that cannot be read are a usage error: exit 2, with the usage. */
+async function parsed<T>(read: () => Promise<T>): Promise<T> {
   try {
-    req = await requestFromArgs(process.argv.slice(2));
+    return await read();
   } catch (e) {
-    fail(e instanceof Error ? e.message : String(e));
+    fail(errMessage(e));
   }
+}
+
+async function publishCommand(argv: string[]): Promise<void> {
+  const req = await parsed(() =>
+    requestOrFlags<PublishRequest>(
+      parseFlags(argv, ["request"]).request,
+      process.env[TOKEN_ENV],
+      () => {
+        throw new Error("publish needs --request <file>");
+      },
+    ),
+  );
+  const signingKey = process.env[SIGNING_KEY_ENV];
+  const result = await publish({ ...req, signingKey: signingKey === "" ? undefined : signingKey });
+  if (result.signing !== undefined) {
+    process.stderr.write(
+      `publish: signing took ${result.signing.seconds.toFixed(1)} s (made ${result.signing.created.length}, already verified ${result.signing.reused.length})\n`,
+    );
+  }
+  process.stdout.write(JSON.stringify(result, null, 2) + "\n");
+}
+
+async function verifyCommand(argv: string[]): Promise<void> {
+  const req = await parsed(() => verifyRequestFromArgs(argv));
+  try {
+    const report = await verifyRelease(req);
+    process.stdout.write(JSON.stringify(report, null, 2) + "\n");
+  } catch (e) {
+    if (e instanceof VerificationError) {
+      process.stderr.write(`${e.message}\n`);
+      process.exit(1);
+    }
+    throw e;
+  }
+}
+
+async function evidenceCommand(argv: string[]): Promise<void> {
+  const req = await parsed(() => requestFromArgs(argv));
   const result = await runEvidence(req);
   process.stdout.write(JSON.stringify(result, null, 2) + "\n");
   if (!result.gateResults.passed) {
@@ -246,9 +211,18 @@ async function main(): Promise<void> {
   }
 }
 
+async function main(): Promise<void> {
+  await takeSecretsFromStdin();
+  const [command, ...rest] = process.argv.slice(2);
+  if (command === "--help" || command === "-h") process.stdout.write(`${USAGE}\n`);
+  else if (command === "publish") await publishCommand(rest);
+  else if (command === "verify") await verifyCommand(rest);
+  else await evidenceCommand(process.argv.slice(2));
+}
+
 if (require.main === module) {
   main().catch((e: unknown) => {
-    process.stderr.write(`evidence: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.stderr.write(`evidence: ${errMessage(e)}\n`);
     process.exit(2);
   });
 }
