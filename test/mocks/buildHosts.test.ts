@@ -7,7 +7,7 @@ import * as assert from "node:assert/strict";
 import type * as pulumiType from "@pulumi/pulumi";
 import { parse } from "yaml";
 import type * as buildHostsModule from "../../components/buildHosts";
-import type { BuildHostsConfig } from "../../components/types";
+import { buildHostsConfig as config } from "../lib/buildHosts";
 
 type Pulumi = typeof pulumiType;
 type Module = typeof buildHostsModule;
@@ -77,19 +77,6 @@ let pulumi: Pulumi;
 let mod: Module;
 let registered: Registered[] = [];
 let calls: Call[] = [];
-
-function config(overrides: Partial<BuildHostsConfig> = {}): BuildHostsConfig {
-  return {
-    enabled: true,
-    amd64InstanceType: "c7i.xlarge",
-    arm64InstanceType: "c7g.xlarge",
-    allowedCidrs: [],
-    port: 1234,
-    cacheVolumeGb: 200,
-    ssmAccess: "scoped",
-    ...overrides,
-  };
-}
 
 function resolve<T>(o: pulumiType.Output<T>): Promise<T> {
   return new Promise((res) => o.apply((v) => res(v)));
@@ -577,6 +564,17 @@ describe("BuildHosts (mocks)", () => {
 
   it("encrypts each server key with its own rotating KMS key that only that host's role may decrypt", async () => {
     const { of, policy } = await create("hosts-k2");
+    // The account administers the key (it can always recover it) but can never use it.
+    for (const must of ["kms:PutKeyPolicy", "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion"])
+      assert.ok(mod.KEY_ADMIN_ACTIONS.includes(must as never), must);
+    assert.deepEqual(
+      mod.KEY_ADMIN_ACTIONS.filter((a) =>
+        /^kms:(Decrypt|Encrypt|ReEncrypt|GenerateDataKey|CreateGrant|DisableKeyRotation)|\*/.test(
+          a,
+        ),
+      ),
+      [],
+    );
     const keys = of("aws:kms/key:Key");
     assert.deepEqual(
       keys.map((k) => [k.name, k.inputs.enableKeyRotation, k.inputs.deletionWindowInDays]),
@@ -598,26 +596,7 @@ describe("BuildHosts (mocks)", () => {
             Sid: "AccountAdministersKey",
             Effect: "Allow",
             Principal: { AWS: `arn:aws:iam::${ACCOUNT}:root` },
-            Action: [
-              "kms:CancelKeyDeletion",
-              "kms:DescribeKey",
-              "kms:DisableKey",
-              "kms:EnableKey",
-              "kms:EnableKeyRotation",
-              "kms:GetKeyPolicy",
-              "kms:GetKeyRotationStatus",
-              "kms:ListGrants",
-              "kms:ListKeyPolicies",
-              "kms:ListKeyRotations",
-              "kms:ListResourceTags",
-              "kms:PutKeyPolicy",
-              "kms:RevokeGrant",
-              "kms:RotateKeyOnDemand",
-              "kms:ScheduleKeyDeletion",
-              "kms:TagResource",
-              "kms:UntagResource",
-              "kms:UpdateKeyDescription",
-            ],
+            Action: [...mod.KEY_ADMIN_ACTIONS],
             Resource: "*",
           },
           {
