@@ -154,7 +154,6 @@ function judge<T>(
   detail: (n: number, v: T) => string,
 ): GateCheck {
   if ("notRun" in m) {
-    const reason = `not run: ${m.notRun}`;
     return {
       gate,
       configKey,
@@ -163,7 +162,7 @@ function judge<T>(
       unit,
       status: "not-run",
       passed: false,
-      detail: reason,
+      detail: `not run: ${m.notRun}`,
     };
   }
   const n = count(m.value);
