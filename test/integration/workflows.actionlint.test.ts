@@ -1,7 +1,7 @@
 // The delivery workflows against real tools: actionlint (pinned in scripts/versions.env, with
 // shellcheck on every `run:` script), shellcheck on the composite actions' scripts, the
-// remote-builders action against the real buildx and the local BuildKit over mTLS, and pr.yml's
-// comment script against a stand-in `gh` (real bash and jq). A missing tool FAILS these tests with
+// remote-builders action against the real buildx and the local BuildKit over mTLS, pr.yml's
+// comment script and ghcr-retention.yml's prune script against a stand-in `gh` (real bash and jq). A missing tool FAILS these tests with
 // the command that installs it. The static checks are test/unit/workflows.test.ts.
 import * as assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -14,6 +14,8 @@ import { builderCommand, certFiles } from "../../components/buildHosts";
 const REPO = path.resolve(__dirname, "../..");
 const ACTIONS = path.join(REPO, ".github/actions");
 const CACHE = process.env.IMAGE_FACTORY_CACHE ?? path.join(os.homedir(), ".cache/image-factory");
+
+type Json = Record<string, unknown>;
 
 interface Step {
   id?: string;
@@ -141,6 +143,15 @@ describe("delivery workflows against actionlint and shellcheck", () => {
   });
 });
 
+/** A new temporary folder whose bin/ holds `fakeGh` as `gh`; the scripts need the real jq. */
+function withFakeGh(prefix: string, fakeGh: string): string {
+  findTool("jq", "run scripts/install-apt.sh (jq is pinned in scripts/apt-packages.txt)");
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  fs.mkdirSync(path.join(tmp, "bin"));
+  fs.writeFileSync(path.join(tmp, "bin", "gh"), fakeGh, { mode: 0o755 });
+  return tmp;
+}
+
 describe("pr.yml comment script (real bash and jq, a stand-in gh)", () => {
   const script = (): string =>
     workflowScript("pr.yml", "comment", "Post or edit one comment per stack");
@@ -171,10 +182,7 @@ describe("pr.yml comment script (real bash and jq, a stand-in gh)", () => {
   ].join("\n");
 
   beforeEach(async () => {
-    findTool("jq", "run scripts/install-apt.sh (jq is pinned in scripts/apt-packages.txt)");
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "if-comment-"));
-    fs.mkdirSync(path.join(tmp, "bin"));
-    fs.writeFileSync(path.join(tmp, "bin", "gh"), FAKE_GH, { mode: 0o755 });
+    tmp = withFakeGh("if-comment-", FAKE_GH);
     fs.mkdirSync(path.join(tmp, "work"));
     fs.mkdirSync(path.join(tmp, "runner"));
   });
@@ -273,6 +281,139 @@ describe("pr.yml comment script (real bash and jq, a stand-in gh)", () => {
     const bad = run({ "dev$(id)": "## x\n" }, []);
     assert.equal(bad.status, 1, bad.out);
     assert.match(bad.out, /unexpected artifact/);
+  });
+});
+
+describe("ghcr-retention.yml prune script (real bash, jq and date, a stand-in gh)", () => {
+  const script = (): string =>
+    workflowScript(
+      "ghcr-retention.yml",
+      "prune",
+      "Delete old versions (untagged ones of the package, all of its quarantine package)",
+    );
+  let tmp = "";
+
+  // `gh api`: logs each call; the owner is an organisation; a package's versions come from
+  // versions-<package>.json (split in two pages, as --paginate prints them) or a 404.
+  const FAKE_GH = `#!/usr/bin/env bash
+set -euo pipefail
+printf '%s\\n' "$*" >>"$FAKE_DIR/calls.log"
+for last; do :; done
+case "$*" in
+  *"--jq .type"*) echo Organization ;;
+  *"--method DELETE"*) ;;
+  *"--paginate "*)
+    f="$FAKE_DIR/versions-$(basename "$(dirname "$last")").json"
+    [[ -f "$f" ]] || { echo "gh: Not Found (HTTP 404)" >&2; exit 1; }
+    jq -c '.[:1]' "$f"; jq -c '.[1:]' "$f" ;;
+  *) echo "unexpected gh call: $*" >&2; exit 2 ;;
+esac
+`;
+
+  beforeEach(async () => {
+    tmp = withFakeGh("if-retention-", FAKE_GH);
+  });
+
+  afterEach(async () => {
+    if (tmp !== "") fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  const daysAgo = (n: number): string => new Date(Date.now() - n * 86_400_000).toISOString();
+  const version = (id: number, age: number, tags: string[]): Json => ({
+    id,
+    updated_at: daysAgo(age),
+    metadata: { container: { tags } },
+  });
+
+  function prune(
+    packages: Record<string, Json[]>,
+    dryRun: boolean,
+  ): { status: number | null; out: string; deleted: string[] } {
+    for (const [name, versions] of Object.entries(packages))
+      fs.writeFileSync(path.join(tmp, `versions-${name}.json`), JSON.stringify(versions));
+    const r = spawnSync("bash", ["-c", script()], {
+      encoding: "utf8",
+      env: {
+        PATH: `${path.join(tmp, "bin")}${path.delimiter}${process.env.PATH ?? ""}`,
+        FAKE_DIR: tmp,
+        RUNNER_TEMP: tmp,
+        GH_TOKEN: "not-a-token",
+        OWNER: "acme",
+        PACKAGE: "shop-api",
+        RETENTION_DAYS: "30",
+        REVIEW_RETENTION_DAYS: "14",
+        DRY_RUN: String(dryRun),
+      },
+    });
+    const log = path.join(tmp, "calls.log");
+    const calls = fs.existsSync(log) ? fs.readFileSync(log, "utf8").trim().split("\n") : [];
+    return {
+      status: r.status,
+      out: `${r.stdout}${r.stderr}`,
+      deleted: calls
+        .filter((c) => c.includes("--method DELETE"))
+        .map((c) => c.split(" ").pop() ?? ""),
+    };
+  }
+
+  const packages = {
+    // Untagged and old: 2; untagged but recent: 3; tagged and old: 1; the newest: 4.
+    "shop-api": [
+      version(1, 90, ["main"]),
+      version(2, 45, []),
+      version(3, 5, []),
+      version(4, 0, ["edge"]),
+    ],
+    // Quarantine: old tagged (5) and untagged (6) go; recent (7) and the newest (8) stay.
+    "shop-api-review": [
+      version(5, 20, ["sha-1a2b3c4-linux-amd64"]),
+      version(6, 15, []),
+      version(7, 13, ["pr-12-linux-amd64"]),
+      version(8, 1, ["sha-5d6e7f8-linux-arm64"]),
+    ],
+  };
+
+  it("deletes the package's old untagged versions and every quarantine version older than 14 days", async () => {
+    const r = prune(packages, false);
+    assert.equal(r.status, 0, r.out);
+    assert.deepEqual(r.deleted, [
+      "/orgs/acme/packages/container/shop-api/versions/2",
+      "/orgs/acme/packages/container/shop-api-review/versions/5",
+      "/orgs/acme/packages/container/shop-api-review/versions/6",
+    ]);
+  });
+
+  it("deletes nothing on a dry run and lists what it would delete", async () => {
+    const r = prune(packages, true);
+    assert.equal(r.status, 0, r.out);
+    assert.deepEqual(r.deleted, []);
+    assert.match(r.out, /would delete version 2 of shop-api\n/);
+    assert.match(r.out, /would delete version 5 of shop-api-review\n/);
+    assert.match(r.out, /would delete version 6 of shop-api-review\n/);
+  });
+
+  it("never deletes a package's newest version, however old", async () => {
+    const r = prune(
+      {
+        "shop-api": [version(11, 60, ["main"])],
+        "shop-api-review": [version(9, 40, []), version(10, 30, ["pr-3-linux-amd64"])],
+      },
+      false,
+    );
+    assert.equal(r.status, 0, r.out);
+    assert.deepEqual(r.deleted, ["/orgs/acme/packages/container/shop-api-review/versions/9"]);
+  });
+
+  it("skips a quarantine package that does not exist yet, but not a missing stack package", async () => {
+    const r = prune({ "shop-api": [version(11, 60, ["main"])] }, false);
+    assert.equal(r.status, 0, r.out);
+    assert.match(r.out, /shop-api-review does not exist \(yet\): nothing to prune/);
+    const missing = prune({ "shop-api-review": [] }, false);
+    fs.rmSync(path.join(tmp, "versions-shop-api.json"));
+    const again = prune({}, false);
+    assert.equal(again.status, 1, again.out);
+    assert.match(again.out, /HTTP 404/);
+    assert.equal(missing.status, 0, missing.out);
   });
 });
 

@@ -108,6 +108,39 @@ function indexOfStep(j: Job, pred: (s: Step) => boolean, what: string): number {
   return i;
 }
 
+/** The env of a pulumi/actions step: the Pulumi token and the github provider's token. */
+function pulumiStepEnv(pulumiSecret: string, githubToken: string): Json {
+  return {
+    PULUMI_ACCESS_TOKEN: `\${{ secrets.${pulumiSecret} }}`,
+    GITHUB_TOKEN: githubToken,
+    GITHUB_OWNER: "${{ github.repository_owner }}",
+  };
+}
+
+/** The remote-builders inputs: the stack output read with `pulumiSecret`, the three PEMs. */
+function builderInputs(pulumiSecret: string): Json {
+  return {
+    stack: "${{ env.STACK }}",
+    "pulumi-access-token": `\${{ secrets.${pulumiSecret} }}`,
+    "ca-pem": "${{ secrets.BUILDKIT_CA_PEM }}",
+    "client-cert-pem": "${{ secrets.BUILDKIT_CLIENT_CERT_PEM }}",
+    "client-key-pem": "${{ secrets.BUILDKIT_CLIENT_KEY_PEM }}",
+  };
+}
+
+/** The step that uploads `<kind>.{txt,md}` as the artifact `<kind>-<stack>`, checked. */
+function artifactUpload(j: Job, name: string, kind: "preview" | "review"): Step {
+  const upload = stepNamed(j, name);
+  assert.equal(upload.uses, `actions/upload-artifact@${PINS["actions/upload-artifact"].sha}`);
+  assert.deepEqual(upload.with, {
+    name: `${kind}-\${{ matrix.stack }}`,
+    path: kind === "preview" ? "preview.txt" : "review.md",
+    "if-no-files-found": "error",
+    "retention-days": 5,
+  });
+  return upload;
+}
+
 const isNpmInstall = (s: Step): boolean =>
   typeof s.run === "string" && /\bnpm\s+(ci|install|i)\b/.test(s.run);
 
@@ -216,6 +249,8 @@ describe("delivery workflows (.github/workflows)", () => {
       "pr.yml:test": { contents: "read" },
       "pr.yml:preview-unavailable": {},
       "pr.yml:preview": { contents: "read", "id-token": "write", packages: "read" },
+      // The review pushes with its own quarantine-only credential, never GITHUB_TOKEN's packages.
+      "pr.yml:review": { contents: "read" },
       "pr.yml:comment": { "pull-requests": "write" },
       "release.yml:promote-prod": { contents: "read", packages: "write" },
       "test.yml:test": { contents: "read" },
@@ -243,6 +278,15 @@ describe("delivery workflows (.github/workflows)", () => {
       "pr.yml:test": [],
       "pr.yml:preview-unavailable": [],
       "pr.yml:preview": ["PULUMI_PREVIEW_TOKEN"],
+      // The review: the builders' client certificate and a push credential for the quarantine
+      // package only (the pr-review environment), the read-only Pulumi token for the outputs.
+      "pr.yml:review": [
+        "BUILDKIT_CA_PEM",
+        "BUILDKIT_CLIENT_CERT_PEM",
+        "BUILDKIT_CLIENT_KEY_PEM",
+        "PULUMI_PREVIEW_TOKEN",
+        "REVIEW_REGISTRY_TOKEN",
+      ],
       "pr.yml:comment": [],
       "release.yml:promote-prod": [
         "PULUMI_ACCESS_TOKEN",
@@ -260,16 +304,19 @@ describe("delivery workflows (.github/workflows)", () => {
     const withEnvironment = allJobs()
       .filter(({ job: j }) => j.environment !== undefined)
       .map(({ file, id }) => `${file}:${id}`);
-    assert.deepEqual(withEnvironment, ["main.yml:deploy-dev", "release.yml:promote-prod"]);
-    // The pull request workflow never names a deploy credential, in any job or comment.
+    assert.deepEqual(job("pr.yml", "review").environment, { name: "pr-review" });
+    assert.deepEqual(withEnvironment, [
+      "main.yml:deploy-dev",
+      "pr.yml:review",
+      "release.yml:promote-prod",
+    ]);
+    // The pull request workflow never names a credential that deploys or publishes, in any job or
+    // comment: no Pulumi token that writes, no registry token of the stack's package.
     const prText = workflow("pr.yml").text;
     for (const name of [
       "PULUMI_ACCESS_TOKEN",
       "REGISTRY_TOKEN",
       "FACTORY_GITHUB_TOKEN",
-      "BUILDKIT_CA_PEM",
-      "BUILDKIT_CLIENT_CERT_PEM",
-      "BUILDKIT_CLIENT_KEY_PEM",
       "SLACK_WEBHOOK_URL",
       "TEAMS_WEBHOOK_URL",
     ]) {
@@ -300,6 +347,7 @@ describe("delivery workflows (.github/workflows)", () => {
     assert.deepEqual(privileged, [
       "main.yml:deploy-dev",
       "pr.yml:preview",
+      "pr.yml:review",
       "release.yml:promote-prod",
     ]);
     for (const where of privileged) {
@@ -427,6 +475,7 @@ describe("delivery workflows (.github/workflows)", () => {
       "main.yml:deploy-dev:3.259.0",
       "pr.yml:preview:3.259.0",
       "pr.yml:preview:3.259.0",
+      "pr.yml:review:3.259.0",
       "release.yml:promote-prod:3.259.0",
       "release.yml:promote-prod:3.259.0",
     ]);
@@ -462,18 +511,14 @@ describe("delivery workflows (.github/workflows)", () => {
     const devUp = stepNamed(dev, "pulumi up (dev)");
     assert.equal(devUp.with?.command, "up");
     assert.equal(dev.env?.STACK, "${{ vars.PULUMI_ORG }}/image-factory/dev");
-    assert.deepEqual(devUp.env, {
-      PULUMI_ACCESS_TOKEN: "${{ secrets.PULUMI_ACCESS_TOKEN }}",
-      GITHUB_TOKEN: "${{ secrets.FACTORY_GITHUB_TOKEN }}",
-      GITHUB_OWNER: "${{ github.repository_owner }}",
-    });
-    assert.deepEqual(stepNamed(dev, "Remote BuildKit builders (mTLS)").with, {
-      stack: "${{ env.STACK }}",
-      "pulumi-access-token": "${{ secrets.PULUMI_ACCESS_TOKEN }}",
-      "ca-pem": "${{ secrets.BUILDKIT_CA_PEM }}",
-      "client-cert-pem": "${{ secrets.BUILDKIT_CLIENT_CERT_PEM }}",
-      "client-key-pem": "${{ secrets.BUILDKIT_CLIENT_KEY_PEM }}",
-    });
+    assert.deepEqual(
+      devUp.env,
+      pulumiStepEnv("PULUMI_ACCESS_TOKEN", "${{ secrets.FACTORY_GITHUB_TOKEN }}"),
+    );
+    assert.deepEqual(
+      stepNamed(dev, "Remote BuildKit builders (mTLS)").with,
+      builderInputs("PULUMI_ACCESS_TOKEN"),
+    );
   });
 
   it("release only a tag whose commit is on main, checked before any secret is used", async () => {
@@ -514,11 +559,7 @@ describe("delivery workflows (.github/workflows)", () => {
       "comment-on-pr": false,
       "comment-on-summary": true,
     });
-    assert.deepEqual(step.env, {
-      PULUMI_ACCESS_TOKEN: "${{ secrets.PULUMI_PREVIEW_TOKEN }}",
-      GITHUB_TOKEN: "${{ github.token }}",
-      GITHUB_OWNER: "${{ github.repository_owner }}",
-    });
+    assert.deepEqual(step.env, pulumiStepEnv("PULUMI_PREVIEW_TOKEN", "${{ github.token }}"));
     assert.deepEqual(stepNamed(preview, "Registry token (the job's read-only GITHUB_TOKEN)").env, {
       PULUMI_ACCESS_TOKEN: "${{ secrets.PULUMI_PREVIEW_TOKEN }}",
       REGISTRY_TOKEN: "${{ github.token }}",
@@ -529,43 +570,93 @@ describe("delivery workflows (.github/workflows)", () => {
 
   it("leave GITHUB_REF to the pull request (the program scopes its cache to pr-<n> from it)", async () => {
     // GitHub sets GITHUB_REF=refs/pull/<n>/merge for pull_request runs; nothing may replace it.
-    const preview = job("pr.yml", "preview");
-    assert.ok(!JSON.stringify(preview).includes("GITHUB_REF"), "pr.yml overrides GITHUB_REF");
+    for (const id of ["preview", "review"])
+      assert.ok(!JSON.stringify(job("pr.yml", id)).includes("GITHUB_REF"), `${id} sets GITHUB_REF`);
     for (const stack of ["dev", "prod"]) {
       const config = fs.readFileSync(path.join(REPO, `Pulumi.${stack}.yaml`), "utf8");
       assert.doesNotMatch(config, /image-factory:gitRef/, `Pulumi.${stack}.yaml pins gitRef`);
     }
   });
 
-  it("review each stack in the preview job and hand the Markdown over as an artifact", async () => {
+  it("hand each stack's preview output to the review job as an artifact", async () => {
     const preview = job("pr.yml", "preview");
-    const review = stepNamed(preview, "Review (npm run review)");
-    assert.equal(
-      review.run,
-      'pulumi org set-default "$PULUMI_ORG"\nnpm run review -- --stack "$REVIEW_STACK" --out review.md\n',
+    assert.ok(
+      !(preview.steps ?? []).some((s) => /npm run review/.test(s.run ?? "")),
+      "the preview job reviews (it has no builder and no push credential)",
     );
-    assert.deepEqual(review.env, {
+    const keep = stepNamed(preview, "Keep the preview output for the review");
+    assert.deepEqual(keep.env, {
+      PREVIEW_OUTCOME: "${{ steps.preview.outcome }}",
+      PREVIEW_OUTPUT: "${{ steps.preview.outputs.output }}",
+    });
+    assert.match(String(keep.run), /printf '%s\\n' "\$PREVIEW_OUTPUT"/);
+    assert.match(String(keep.run), /\} >preview\.txt\n$/);
+    const upload = artifactUpload(preview, "Hand the preview to the review job", "preview");
+    const steps = preview.steps ?? [];
+    assert.ok(steps.indexOf(stepNamed(preview, "pulumi preview")) < steps.indexOf(keep));
+    assert.ok(steps.indexOf(keep) < steps.indexOf(upload));
+  });
+
+  it("review each stack with a real build: the pr-review environment's builder key and quarantine credential, nothing that deploys", async () => {
+    const review = job("pr.yml", "review");
+    // Least privilege: no OIDC (no AWS role), no packages on GITHUB_TOKEN (it would reach the
+    // stack's own package), no Pulumi token that writes.
+    assert.deepEqual(perms(review), { contents: "read" });
+    const steps = review.steps ?? [];
+    assert.equal(review.needs, "preview");
+    assert.deepEqual(
+      [review.strategy?.matrix?.stack, review.concurrency],
+      [
+        ["dev", "prod"],
+        {
+          group: "review-${{ matrix.stack }}-pr-${{ github.event.pull_request.number }}",
+          "cancel-in-progress": true,
+        },
+      ],
+    );
+    assert.ok(!steps.some((s) => s.uses?.startsWith("aws-actions/")), "the review assumes a role");
+    assert.ok(!JSON.stringify(review).includes("secrets.PULUMI_ACCESS_TOKEN"));
+    assert.ok(!JSON.stringify(review).includes("github.token"), "the review uses GITHUB_TOKEN");
+    // The stack's own builders, the stack output read with the read-only token.
+    const builders = stepNamed(review, "Remote BuildKit builders (mTLS)");
+    assert.equal(builders.uses, "./.github/actions/remote-builders");
+    assert.deepEqual(builders.with, builderInputs("PULUMI_PREVIEW_TOKEN"));
+    const download = stepNamed(review, "The preview the preview job made");
+    assert.equal(
+      download.uses,
+      `actions/download-artifact@${PINS["actions/download-artifact"].sha}`,
+    );
+    assert.deepEqual(download.with, { name: "preview-${{ matrix.stack }}", path: "preview" });
+    const run = stepNamed(review, "Review (npm run review, with a build)");
+    assert.deepEqual(run.env, {
       PULUMI_ACCESS_TOKEN: "${{ secrets.PULUMI_PREVIEW_TOKEN }}",
       PULUMI_ORG: "${{ vars.PULUMI_ORG }}",
       REVIEW_STACK: "${{ matrix.stack }}",
+      IMAGE_FACTORY_REGISTRY_USERNAME: "${{ vars.REVIEW_REGISTRY_USERNAME }}",
+      IMAGE_FACTORY_REGISTRY_TOKEN: "${{ secrets.REVIEW_REGISTRY_TOKEN }}",
     });
-    const upload = stepNamed(preview, "Hand the review to the comment job");
-    assert.equal(upload.uses, `actions/upload-artifact@${PINS["actions/upload-artifact"].sha}`);
-    assert.deepEqual(upload.with, {
-      name: "review-${{ matrix.stack }}",
-      path: "review.md",
-      "if-no-files-found": "error",
-      "retention-days": 5,
-    });
-    const steps = preview.steps ?? [];
-    assert.ok(steps.indexOf(stepNamed(preview, "pulumi preview")) < steps.indexOf(review));
-    assert.ok(steps.indexOf(review) < steps.indexOf(upload));
+    assert.ok(
+      String(run.run).includes(
+        'npm run review -- --stack "$REVIEW_STACK" --backend service --build "${preview[@]}" --out review.md',
+      ),
+      String(run.run),
+    );
+    assert.doesNotMatch(String(run.run), /--no-build|\$\{\{/);
+    const upload = artifactUpload(review, "Hand the review to the comment job", "review");
+    const cleanup = stepNamed(review, "Remove the client certificate");
+    assert.equal(cleanup.if, "always()");
+    const order = [builders, download, run, upload, cleanup].map((s) => steps.indexOf(s));
+    assert.deepEqual(
+      order,
+      [...order].sort((a, b) => a - b),
+      "builders, preview, review, upload, cleanup",
+    );
   });
 
   it("post the reviews from a job that can comment and nothing else", async () => {
     const comment = job("pr.yml", "comment");
-    assert.equal(comment.needs, "preview");
-    assert.equal(comment.if, "${{ !cancelled() && needs.preview.result != 'skipped' }}");
+    assert.equal(comment.needs, "review");
+    assert.equal(comment.if, "${{ !cancelled() && needs.review.result != 'skipped' }}");
     assert.deepEqual(perms(comment), { "pull-requests": "write" });
     assert.deepEqual(secretNames(comment), []);
     assert.equal(comment.environment, undefined);
@@ -603,6 +694,11 @@ describe("delivery workflows (.github/workflows)", () => {
       pr.preview.if,
       "github.event.pull_request.head.repo.full_name == github.repository && github.actor != 'dependabot[bot]'",
     );
+    // The review job holds the pr-review environment's secrets: same-repository branches only.
+    assert.equal(
+      pr.review.if,
+      "${{ !cancelled() && needs.preview.result != 'skipped' && github.event.pull_request.head.repo.full_name == github.repository && github.actor != 'dependabot[bot]' }}",
+    );
     const notice = pr["preview-unavailable"];
     assert.equal(
       notice.if,
@@ -626,6 +722,7 @@ describe("delivery workflows (.github/workflows)", () => {
     for (const [file, id] of [
       ["main.yml", "deploy-dev"],
       ["pr.yml", "preview"],
+      ["pr.yml", "review"],
     ] as const) {
       const j = job(file, id);
       const tools = indexOfStep(
@@ -692,6 +789,42 @@ describe("delivery workflows (.github/workflows)", () => {
       scripts: Record<string, string>;
     };
     assert.match(pkg.scripts.notify, /scripts\/notify\.ts/);
+  });
+});
+
+describe("GHCR retention (.github/workflows/ghcr-retention.yml)", () => {
+  it("prunes the package's old untagged versions and every old version of its quarantine package, as a dry run when asked", async () => {
+    const prune = job("ghcr-retention.yml", "prune");
+    assert.deepEqual(prune.env, {
+      GH_TOKEN: "${{ github.token }}",
+      OWNER: "${{ github.repository_owner }}",
+      PACKAGE: "${{ vars.GHCR_PACKAGE_NAME }}",
+      RETENTION_DAYS: "${{ vars.GHCR_UNTAGGED_RETENTION_DAYS || '30' }}",
+      // The documented rule for `<package>-review` (docs/delivery.md): 14 days, tagged or not.
+      REVIEW_RETENTION_DAYS: "14",
+      DRY_RUN: "${{ github.event_name == 'workflow_dispatch' && inputs.dry-run }}",
+    });
+    const dispatch = workflow("ghcr-retention.yml").doc.on.workflow_dispatch as {
+      inputs: Record<string, Json>;
+    };
+    assert.equal(dispatch.inputs["dry-run"].default, true);
+    const run = String(prune.steps?.[0]?.run);
+    const rules = run
+      .split("\n")
+      .filter((l) => /^prune /.test(l))
+      .map((l) => l.trim());
+    assert.deepEqual(rules, [
+      'prune "$PACKAGE" "$RETENTION_DAYS" untagged',
+      'prune "$PACKAGE-review" "$REVIEW_RETENTION_DAYS" all',
+    ]);
+    // The dry run decides before every deletion; deletions name the version they remove.
+    assert.match(
+      run,
+      /if \[\[ "\$DRY_RUN" == "true" \]\]; then\n\s+echo "would delete version \$id of \$package"\n\s+else\n\s+gh api --method DELETE "\$base\/versions\/\$id"/,
+    );
+    const docs = fs.readFileSync(path.join(REPO, "docs/delivery.md"), "utf8");
+    assert.doesNotMatch(docs, /does not apply it yet/);
+    assert.match(docs, /every version of `<package>-review` older than 14 days is deleted/);
   });
 });
 
