@@ -11,15 +11,15 @@
 import * as assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { gcLimits } from "../../components/buildHosts/userData";
 import { LOCAL_BUILDKITD, renderLocalBuildkitdToml } from "../../scripts/render-buildkitd-toml";
+import { freePort } from "../e2e/lib/http";
+import { cacheDir } from "../e2e/lib/registry";
 
 const REPO_ROOT = path.resolve(__dirname, "../..");
-const IF_CACHE =
-  process.env.IMAGE_FACTORY_CACHE ?? path.join(os.homedir(), ".cache", "image-factory");
+const IF_CACHE = cacheDir();
 const IF_BIN = path.join(IF_CACHE, "bin");
 const SHARED_DIR = path.join(IF_CACHE, "buildkit");
 const REGISTRY_CA = path.join(IF_CACHE, "registry-tls", "ca.pem");
@@ -54,17 +54,6 @@ function daemonOf(pidFile: string): { pid: number; argv: string[]; startedMs: nu
   const btime = Number(/^btime (\d+)$/m.exec(fs.readFileSync("/proc/stat", "utf8"))?.[1]);
   const hz = Number(run("getconf", ["CLK_TCK"]).out.trim());
   return { pid, argv, startedMs: (btime + startTicks / hz) * 1000 };
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 describe("the local buildkitd runs the hosts' buildkitd.toml (real daemon, real buildx)", function () {

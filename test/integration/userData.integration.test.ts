@@ -5,42 +5,20 @@
 import * as assert from "node:assert/strict";
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { renderLocalBuildkitdToml } from "../../scripts/render-buildkitd-toml";
 import {
-  type CloudConfigOptions,
-  DEFAULT_BUILDKIT_RELEASE,
   gcLimits,
   renderBuildkitdToml,
   renderCloudConfig,
   renderSetupScript,
 } from "../../components/buildHosts/userData";
+import { freePort } from "../e2e/lib/http";
+import { cacheDir } from "../e2e/lib/registry";
+import { cloudConfigOptions as options } from "../lib/buildHosts";
 
-const IF_BIN = path.join(
-  process.env.IMAGE_FACTORY_CACHE ?? path.join(os.homedir(), ".cache/image-factory"),
-  "bin",
-);
-
-const CA_PEM =
-  "-----BEGIN CERTIFICATE-----\nMIIBdDCCARqgAwIBAgIQZmFrZS1jYS1mb3ItdGVzdHMwCgYIKoZIzj0EAwIw\n-----END CERTIFICATE-----\n";
-const SERVER_PEM =
-  "-----BEGIN CERTIFICATE-----\nMIIBizCCATCgAwIBAgIRAPZmFrZS1zZXJ2ZXItY2VydDAKBggqhkjOPQQDAjAw\n-----END CERTIFICATE-----\n";
-
-function options(overrides: Partial<CloudConfigOptions> = {}): CloudConfigOptions {
-  return {
-    arch: "arm64",
-    release: DEFAULT_BUILDKIT_RELEASE,
-    volumeId: "vol-0123456789abcdef0",
-    serverKeyParameter: "/image-factory/dev/buildhosts/arm64/server-key",
-    port: 1234,
-    volumeGb: 200,
-    caCertPem: CA_PEM,
-    serverCertPem: SERVER_PEM,
-    ...overrides,
-  };
-}
+const IF_BIN = path.join(cacheDir(), "bin");
 
 function tmpdir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -185,17 +163,6 @@ function makeCerts(dir: string, serverName: string): void {
     `subjectAltName=DNS:${serverName},IP:127.0.0.1\nextendedKeyUsage=serverAuth\n`,
   );
   leaf("client", "image-factory-test-ci", "extendedKeyUsage=clientAuth\n");
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 interface WorkerInfo {

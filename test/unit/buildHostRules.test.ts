@@ -15,6 +15,7 @@ import {
   validateBuildHosts,
 } from "../../components/buildHosts/rules";
 import type { BuildHostsConfig } from "../../components/types";
+import { buildHostsConfig as config } from "../lib/buildHosts";
 import {
   DEFAULT_PLATFORMS,
   type PolicyStackConfig,
@@ -29,19 +30,6 @@ import {
   stackConfigFromValues,
   vpcIngressRuleCidrs,
 } from "../../policy/rules";
-
-function config(overrides: Partial<BuildHostsConfig> = {}): BuildHostsConfig {
-  return {
-    enabled: true,
-    amd64InstanceType: "c7i.xlarge",
-    arm64InstanceType: "c7g.xlarge",
-    allowedCidrs: [],
-    port: 1234,
-    cacheVolumeGb: 200,
-    ssmAccess: "scoped",
-    ...overrides,
-  };
-}
 
 // ---- address arithmetic for the properties (independent of ip-address) ------------------------
 

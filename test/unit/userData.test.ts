@@ -25,28 +25,9 @@ import {
   localBuildkitdOptions,
   renderLocalBuildkitdToml,
 } from "../../scripts/render-buildkitd-toml";
+import { CA_PEM, SERVER_PEM, cloudConfigOptions as options } from "../lib/buildHosts";
 
 const GIB = 1024 ** 3;
-
-// Shaped like real PEMs so the YAML carries the same line structure as on a host.
-const CA_PEM =
-  "-----BEGIN CERTIFICATE-----\nMIIBdDCCARqgAwIBAgIQZmFrZS1jYS1mb3ItdGVzdHMwCgYIKoZIzj0EAwIw\n-----END CERTIFICATE-----\n";
-const SERVER_PEM =
-  "-----BEGIN CERTIFICATE-----\nMIIBizCCATCgAwIBAgIRAPZmFrZS1zZXJ2ZXItY2VydDAKBggqhkjOPQQDAjAw\n-----END CERTIFICATE-----\n";
-
-function options(overrides: Partial<CloudConfigOptions> = {}): CloudConfigOptions {
-  return {
-    arch: "arm64",
-    release: DEFAULT_BUILDKIT_RELEASE,
-    volumeId: "vol-0123456789abcdef0",
-    serverKeyParameter: "/image-factory/dev/buildhosts/arm64/server-key",
-    port: 1234,
-    volumeGb: 200,
-    caCertPem: CA_PEM,
-    serverCertPem: SERVER_PEM,
-    ...overrides,
-  };
-}
 
 interface WriteFile {
   path: string;
