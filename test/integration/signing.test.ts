@@ -22,20 +22,18 @@ import {
   gatesPredicate,
   slsaProvenance,
 } from "../../evidence/signing/predicates";
+import { type RunResult } from "../e2e/lib/exec";
+import { scratchPulumiProject } from "../e2e/lib/pulumiStack";
+import { cacheDir } from "../e2e/lib/registry";
 
 const REPO_ROOT = path.resolve(__dirname, "../..");
-const IF_CACHE =
-  process.env.IMAGE_FACTORY_CACHE ?? path.join(os.homedir(), ".cache", "image-factory");
+const IF_CACHE = cacheDir();
 const REGISTRY = "127.0.0.1:5443";
 const REPO = `${REGISTRY}/image-factory/signing-it`;
 const CA = path.join(IF_CACHE, "registry-tls", "ca.pem");
 const BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json";
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+type Run = Pick<RunResult, "code" | "stdout" | "stderr">;
 
 function exec(file: string, args: string[], env: NodeJS.ProcessEnv, input?: string): Run {
   const r = childProcess.spawnSync(file, args, { env, input, encoding: "utf8", timeout: 600_000 });
@@ -469,24 +467,8 @@ describe("evidence/signing with the real cosign and the local TLS registry", fun
 
   it("SigningKey in key mode under the real Pulumi engine: the private key is a secret in the state and cosign signs with it", async () => {
     const pulumi = path.join(IF_CACHE, "bin", "pulumi");
-    for (const t of ["pulumi", "pulumi-language-nodejs", "pulumi-resource-pulumi-nodejs"]) {
-      if (!fs.existsSync(path.join(IF_CACHE, "bin", t)))
-        throw new Error(
-          `${t} not found in ${path.join(IF_CACHE, "bin")}: run scripts/install-go-tools.sh pulumi language-nodejs`,
-        );
-    }
-    // Inside the repository so the program resolves @pulumi/pulumi and the component from it.
-    fs.mkdirSync(path.join(REPO_ROOT, ".local"), { recursive: true });
-    const dir = fs.mkdtempSync(path.join(REPO_ROOT, ".local", "signing-it-"));
+    const { dir, env } = scratchPulumiProject("signing-it");
     try {
-      fs.writeFileSync(
-        path.join(dir, "Pulumi.yaml"),
-        "name: signing-it\nruntime:\n  name: nodejs\n  options:\n    typescript: true\n",
-      );
-      fs.writeFileSync(
-        path.join(dir, "package.json"),
-        JSON.stringify({ name: "signing-it", private: true, main: "index.ts" }),
-      );
       const component = path
         .relative(dir, path.join(REPO_ROOT, "components", "signing"))
         .split(path.sep)
@@ -495,16 +477,6 @@ describe("evidence/signing with the real cosign and the local TLS registry", fun
         path.join(dir, "index.ts"),
         `import { SigningKey } from "${component}";\nconst k = new SigningKey("images", { mode: "key" });\nexport const signing = k.signingExport;\nexport const privateKeyPem = k.privateKeyPem;\n`,
       );
-      const env: NodeJS.ProcessEnv = {
-        PATH: `${path.join(IF_CACHE, "bin")}:${process.env.PATH}`,
-        HOME: os.homedir(),
-        PULUMI_HOME: path.join(dir, "home"),
-        PULUMI_BACKEND_URL: `file://${path.join(dir, "state")}`,
-        PULUMI_CONFIG_PASSPHRASE: crypto.randomBytes(16).toString("hex"),
-        PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
-        PULUMI_SKIP_UPDATE_CHECK: "true",
-      };
-      fs.mkdirSync(path.join(dir, "state"));
       const inDir = (args: string[]): Run => exec(pulumi, ["--cwd", dir, ...args], env);
       const init = inDir(["stack", "init", "it", "--non-interactive"]);
       assert.equal(init.code, 0, init.stderr);

@@ -5,64 +5,17 @@
 // variable points at a closed loopback port, so any request Trivy made off loopback would fail.
 // A missing tool or registry fails these tests; nothing is skipped.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { REPO_ROOT, run, tail } from "../e2e/lib/exec";
+import { cacheDir } from "../e2e/lib/registry";
 
-const REPO_ROOT = path.resolve(__dirname, "..", "..");
-const IF_CACHE =
-  process.env.IMAGE_FACTORY_CACHE ?? path.join(os.homedir(), ".cache", "image-factory");
+const IF_CACHE = cacheDir();
 const TRIVY = path.join(IF_CACHE, "bin", "trivy");
 const CA_BUNDLE = path.join(IF_CACHE, "registry-tls", "ca-bundle.pem");
 const PASSWORD_FILE = path.join(IF_CACHE, "registry", "password");
 const TRIVY_VERSION = "0.74.0";
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command with extra environment; stdin is closed. Resolves whatever the exit code. */
-function runCommand(
-  cmd: string,
-  args: string[],
-  env: NodeJS.ProcessEnv = {},
-  timeoutMs = 10 * 60_000,
-): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, {
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on("data", (d: Buffer) => out.push(d));
-    child.stderr.on("data", (d: Buffer) => err.push(d));
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.on("error", (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on("close", (code, signal) => {
-      clearTimeout(timer);
-      resolve({
-        code: code ?? (signal ? 128 : 1),
-        stdout: Buffer.concat(out).toString("utf8"),
-        stderr: Buffer.concat(err).toString("utf8"),
-      });
-    });
-  });
-}
-
-function tail(text: string, lines = 20): string {
-  return text
-    .split("\n")
-    .filter((l) => l.trim() !== "")
-    .slice(-lines)
-    .join("\n");
-}
 
 /** A KEY=value from scripts/versions.env (the single place the DB reference is written). */
 function versionsEnv(key: string): string {
@@ -108,7 +61,7 @@ interface TrivyReport {
 describe("offline Trivy vulnerability DB (scripts/trivy-db.sh) with the real Trivy", function () {
   this.timeout(10 * 60_000);
   const dbRepository = versionsEnv("TRIVY_DB_REPOSITORY");
-  let cacheDir = "";
+  let dbCache = "";
   const roots: string[] = [];
   let firstScan = true;
 
@@ -124,7 +77,7 @@ describe("offline Trivy vulnerability DB (scripts/trivy-db.sh) with the real Tri
       "--scanners",
       "vuln",
       "--cache-dir",
-      cacheDir,
+      dbCache,
       "--list-all-pkgs",
       "--format",
       "json",
@@ -133,16 +86,19 @@ describe("offline Trivy vulnerability DB (scripts/trivy-db.sh) with the real Tri
     ];
     const deadProxy = "http://127.0.0.1:9";
     const password = fs.readFileSync(PASSWORD_FILE, "utf8").trim();
-    const r = await runCommand(TRIVY, args, {
-      SSL_CERT_FILE: CA_BUNDLE,
-      TRIVY_USERNAME: "factory",
-      TRIVY_PASSWORD: password,
-      HTTP_PROXY: deadProxy,
-      HTTPS_PROXY: deadProxy,
-      http_proxy: deadProxy,
-      https_proxy: deadProxy,
-      NO_PROXY: "",
-      no_proxy: "",
+    const r = await run(TRIVY, args, {
+      env: {
+        SSL_CERT_FILE: CA_BUNDLE,
+        TRIVY_USERNAME: "factory",
+        TRIVY_PASSWORD: password,
+        HTTP_PROXY: deadProxy,
+        HTTPS_PROXY: deadProxy,
+        http_proxy: deadProxy,
+        https_proxy: deadProxy,
+        NO_PROXY: "",
+        no_proxy: "",
+      },
+      timeoutMs: 10 * 60_000,
     });
     assert.equal(r.code, 0, `trivy ${args.join(" ")} failed (exit ${r.code}):\n${tail(r.stderr)}`);
     assert.ok(!r.stderr.includes(password), "trivy printed the registry password");
@@ -165,7 +121,7 @@ describe("offline Trivy vulnerability DB (scripts/trivy-db.sh) with the real Tri
         `the DB was not downloaded from ${dbRepository}:\n${tail(r.stderr)}`,
       );
       const meta = JSON.parse(
-        fs.readFileSync(path.join(cacheDir, "db", "metadata.json"), "utf8"),
+        fs.readFileSync(path.join(dbCache, "db", "metadata.json"), "utf8"),
       ) as {
         Version: number;
         NextUpdate: string;
@@ -175,7 +131,7 @@ describe("offline Trivy vulnerability DB (scripts/trivy-db.sh) with the real Tri
         Date.parse(meta.NextUpdate) > Date.now() + 365 * 86_400_000,
         `NextUpdate ${meta.NextUpdate} is not far ahead`,
       );
-      assert.ok(fs.statSync(path.join(cacheDir, "db", "trivy.db")).size > 0);
+      assert.ok(fs.statSync(path.join(dbCache, "db", "trivy.db")).size > 0);
     }
     return { report: JSON.parse(r.stdout) as TrivyReport, stderr: r.stderr };
   }
@@ -184,10 +140,21 @@ describe("offline Trivy vulnerability DB (scripts/trivy-db.sh) with the real Tri
     return (report.Results ?? []).flatMap((res) => res.Vulnerabilities ?? []);
   }
 
-  function packagesFound(report: TrivyReport): string[] {
-    return (report.Results ?? []).flatMap((res) =>
+  /** Scans a folder holding `packages`, after checking that Trivy found every one of them (a
+   *  package it does not see would pass any "no vulnerability" check). */
+  async function scanFound(packages: Record<string, string>): Promise<TrivyReport> {
+    const root = installedPackages(packages);
+    roots.push(root);
+    const { report } = await scan(root);
+    const found = (report.Results ?? []).flatMap((res) =>
       (res.Packages ?? []).map((p) => `${p.Name}@${p.Version}`),
     );
+    for (const [name, version] of Object.entries(packages))
+      assert.ok(
+        found.includes(`${name}@${version}`),
+        `${name}@${version} not found: ${found.join(", ")}`,
+      );
+    return report;
   }
 
   before(async function () {
@@ -195,7 +162,7 @@ describe("offline Trivy vulnerability DB (scripts/trivy-db.sh) with the real Tri
       fs.existsSync(TRIVY),
       `${TRIVY} is missing: run scripts/install-scanners.sh (or scripts/bootstrap.sh)`,
     );
-    const v = await runCommand(TRIVY, ["--version"]);
+    const v = await run(TRIVY, ["--version"]);
     assert.equal(v.code, 0, `trivy --version failed: ${tail(v.stderr)}`);
     assert.ok(
       v.stdout.includes(`Version: ${TRIVY_VERSION}`),
@@ -204,29 +171,23 @@ describe("offline Trivy vulnerability DB (scripts/trivy-db.sh) with the real Tri
     assert.ok(fs.existsSync(PASSWORD_FILE), `${PASSWORD_FILE} is missing: run scripts/registry.sh`);
     assert.ok(fs.existsSync(CA_BUNDLE), `${CA_BUNDLE} is missing: run scripts/registry-tls.sh`);
     // Publishes the DB unless the registry already holds it for the current advisories (a no-op then).
-    const pub = await runCommand("bash", [path.join(REPO_ROOT, "scripts", "trivy-db.sh")]);
+    const pub = await run("bash", [path.join(REPO_ROOT, "scripts", "trivy-db.sh")]);
     assert.equal(
       pub.code,
       0,
       `scripts/trivy-db.sh failed (exit ${pub.code}):\n${tail(pub.stderr)}`,
     );
     assert.equal(pub.stdout, "", "scripts/trivy-db.sh must print nothing on stdout");
-    cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), "trivy-db-test-cache-"));
+    dbCache = fs.mkdtempSync(path.join(os.tmpdir(), "trivy-db-test-cache-"));
   });
 
   after(async () => {
-    for (const dir of [cacheDir, ...roots])
+    for (const dir of [dbCache, ...roots])
       if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it("reports CVE-2021-44906 (GHSA-xvch-5gv4-984h) CRITICAL for minimist 1.2.5", async () => {
-    const root = installedPackages({ minimist: "1.2.5" });
-    roots.push(root);
-    const { report } = await scan(root);
-    assert.ok(
-      packagesFound(report).includes("minimist@1.2.5"),
-      `minimist@1.2.5 not found: ${packagesFound(report).join(", ")}`,
-    );
+    const report = await scanFound({ minimist: "1.2.5" });
     const found = vulnerabilities(report);
     assert.deepEqual(
       found.map((v) => [v.VulnerabilityID, v.PkgName, v.InstalledVersion, v.Severity]),
@@ -243,20 +204,12 @@ describe("offline Trivy vulnerability DB (scripts/trivy-db.sh) with the real Tri
   });
 
   it("reports nothing for minimist 1.2.6, which it does find", async () => {
-    const root = installedPackages({ minimist: "1.2.6" });
-    roots.push(root);
-    const { report } = await scan(root);
-    assert.ok(
-      packagesFound(report).includes("minimist@1.2.6"),
-      `minimist@1.2.6 not found: ${packagesFound(report).join(", ")}`,
-    );
+    const report = await scanFound({ minimist: "1.2.6" });
     assert.deepEqual(vulnerabilities(report), []);
   });
 
   it("applies each advisory's own range: lodash 4.17.20 has the two < 4.17.21 advisories, not the < 4.17.20 one", async () => {
-    const root = installedPackages({ lodash: "4.17.20", semver: "7.5.2" });
-    roots.push(root);
-    const { report } = await scan(root);
+    const report = await scanFound({ lodash: "4.17.20", semver: "7.5.2" });
     const found = vulnerabilities(report)
       .map((v) => `${v.PkgName}@${v.InstalledVersion} ${v.VulnerabilityID} ${v.Severity}`)
       .sort();

@@ -1,6 +1,7 @@
 // Real Pulumi stacks for end-to-end tests: each test gets its own file backend, passphrase and
 // stack config in a temp directory and drives the stack through scripts/local.sh — the same path
 // `npm run local` takes — so the tests prove the command users run, not a copy of it.
+import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -44,6 +45,41 @@ export function requireLocalStackTools(): void {
     throw new Error(
       `docker-build provider plugin ${plugin} is not installed: run scripts/install-go-tools.sh docker-build`,
     );
+}
+
+/** A scratch Pulumi TypeScript project of a test's own, with a file backend and a passphrase in
+ *  `env` (to run the CLI with, on top of or instead of process.env). It lives inside the repository
+ *  (.local/) so that its program resolves @pulumi/pulumi, ts-node and the components from the
+ *  repository's node_modules. Fails (never skips) when the Pulumi CLI or its Node.js hosts are
+ *  missing; `index.ts` is the caller's to write. */
+export function scratchPulumiProject(name: string): { dir: string; env: NodeJS.ProcessEnv } {
+  const tools = ["pulumi", "pulumi-language-nodejs", "pulumi-resource-pulumi-nodejs"];
+  const missing = tools.filter((t) => !fs.existsSync(toolPath(t)));
+  if (missing.length > 0)
+    throw new Error(
+      `missing ${missing.join(", ")} in ${path.join(cacheDir(), "bin")}: run scripts/install-go-tools.sh pulumi language-nodejs`,
+    );
+  fs.mkdirSync(path.join(REPO_ROOT, ".local"), { recursive: true });
+  const dir = fs.mkdtempSync(path.join(REPO_ROOT, ".local", `${name}-`));
+  fs.mkdirSync(path.join(dir, "state"));
+  fs.writeFileSync(
+    path.join(dir, "Pulumi.yaml"),
+    `name: ${name}\nruntime:\n  name: nodejs\n  options:\n    typescript: true\n`,
+  );
+  fs.writeFileSync(
+    path.join(dir, "package.json"),
+    JSON.stringify({ name, private: true, main: "index.ts" }),
+  );
+  const env: NodeJS.ProcessEnv = {
+    PATH: `${path.join(cacheDir(), "bin")}${path.delimiter}${process.env.PATH ?? ""}`,
+    HOME: os.homedir(),
+    PULUMI_HOME: path.join(dir, ".pulumi-home"),
+    PULUMI_BACKEND_URL: `file://${path.join(dir, "state")}`,
+    PULUMI_CONFIG_PASSPHRASE: crypto.randomBytes(16).toString("hex"),
+    PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+    PULUMI_SKIP_UPDATE_CHECK: "true",
+  };
+  return { dir, env };
 }
 
 let bootstrapped: Promise<void> | undefined;
