@@ -6,7 +6,11 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { ValidatedConfig } from "./config";
 import { imagePipeline, type ImagePipelineOutputs } from "./imagePipeline";
-import { cacheScope, createSharedInfrastructure } from "./sharedInfrastructure";
+import {
+  cacheScope,
+  createSharedInfrastructure,
+  type SharedInfrastructureArgs,
+} from "./sharedInfrastructure";
 
 export { dockerfileBaseImage, invocationId, ociLabels, sourceDateEpoch } from "./imageMetadata";
 export { buildersFor } from "./sharedInfrastructure";
@@ -31,28 +35,26 @@ export interface FactoryOutputs extends ImagePipelineOutputs {
   signing?: ImagePipelineOutputs["signing"];
 }
 
+/** The stack's shared infrastructure as this stack's config asks for it. */
+export function sharedInfrastructureArgs(cfg: FactoryArgs): SharedInfrastructureArgs {
+  return {
+    stack: cfg.stack,
+    role: cfg.promoteFrom !== undefined ? "promote" : cfg.publish ? "publish" : "review",
+    platforms: cfg.platforms,
+    cache: cfg.cache,
+    cacheScope: cacheScope(cfg.git.ref, cfg.publish),
+    buildHosts: cfg.buildHosts,
+    signing: cfg.signing,
+    push: cfg.push,
+    registry: { address: cfg.registry, username: cfg.registryUsername, token: cfg.registryToken },
+  };
+}
+
 export function createFactory(
   cfg: FactoryArgs,
   opts?: { parent?: pulumi.Resource },
 ): FactoryOutputs {
-  const shared = createSharedInfrastructure(
-    {
-      stack: cfg.stack,
-      role: cfg.promoteFrom !== undefined ? "promote" : cfg.publish ? "publish" : "review",
-      platforms: cfg.platforms,
-      cache: cfg.cache,
-      cacheScope: cacheScope(cfg.git.ref, cfg.publish),
-      buildHosts: cfg.buildHosts,
-      signing: cfg.signing,
-      push: cfg.push,
-      registry: {
-        address: cfg.registry,
-        username: cfg.registryUsername,
-        token: cfg.registryToken,
-      },
-    },
-    opts,
-  );
+  const shared = createSharedInfrastructure(sharedInfrastructureArgs(cfg), opts);
   const image = imagePipeline("", cfg, shared, opts);
   const hosts = shared.hosts;
   return {

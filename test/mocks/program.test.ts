@@ -79,6 +79,13 @@ function programConfig(stack: string): Record<string, string> {
   return { ...stackConfig(stack), "image-factory:registryToken": TOKEN };
 }
 
+/** validateConfig's context but the stack and environment: no local repository, the token secret. */
+const NO_LOCAL_GIT = {
+  localGit: () => undefined,
+  secretKeys: new Set(["registryToken"]),
+  cwd: ROOT,
+};
+
 async function runStack(
   stack: string,
   env: Record<string, string>,
@@ -87,13 +94,7 @@ async function runStack(
   const h = await installMocks("image-factory", stack);
   prepare?.(h);
   const raw = decodeRawConfig(programConfig(stack));
-  const cfg = validateConfig(raw, {
-    stack,
-    env,
-    localGit: () => undefined,
-    secretKeys: new Set(["registryToken"]),
-    cwd: ROOT,
-  });
+  const cfg = validateConfig(raw, { stack, env, ...NO_LOCAL_GIT });
   // Imported after setMocks so resource classes bind to the mocked monitor.
   const { createFactory } = await import("../../components/program");
   const registryRequests: string[] = [];
@@ -679,6 +680,75 @@ describe("program under mocks: prod stack (promotion by digest on a release tag)
   });
 });
 
+describe("program under mocks: a second image on the dev stack's shared infrastructure", function () {
+  this.timeout(60000);
+  let h: Harness;
+  const WORKER = "ghcr.io/acme/shop-worker";
+  before(async () => {
+    h = await installMocks("image-factory", "dev");
+    const env = { GITHUB_REF: "refs/heads/main", GITHUB_SHA: SHA };
+    const raw = decodeRawConfig(programConfig("dev"));
+    const cfg = {
+      ...validateConfig(raw, { stack: "dev", env, ...NO_LOCAL_GIT }),
+      stack: "dev",
+      registryToken: pulumi.secret(TOKEN),
+    };
+    const { sharedInfrastructureArgs } = await import("../../components/program");
+    const { createSharedInfrastructure } = await import("../../components/sharedInfrastructure");
+    const { imagePipeline } = await import("../../components/imagePipeline");
+    await withRegistryAccepting([], async () => {
+      const shared = createSharedInfrastructure(sharedInfrastructureArgs(cfg));
+      const first = imagePipeline("", cfg, shared);
+      const worker = imagePipeline(
+        "worker",
+        { ...cfg, imageName: WORKER, platforms: ["linux/arm64"], github: undefined },
+        shared,
+      );
+      await Promise.all([resolve(first.digest), resolve(worker.digest)]);
+    });
+  });
+  const named = (type: string) =>
+    h
+      .byType(type)
+      .map((r) => r.name)
+      .sort();
+
+  it("provisions the build hosts, the cache and the signing key once for both images", () => {
+    assert.deepEqual(named("image-factory:buildhosts:BuildHosts"), ["buildhosts"]);
+    assert.deepEqual(named("image-factory:cache:BuildCache"), ["cache"]);
+    assert.deepEqual(named("image-factory:signing:SigningKey"), ["signing"]);
+  });
+
+  it("builds the second image on the same arm64 builder, under its own names", () => {
+    const worker = h.byType(IMAGE).filter((i) => i.name.startsWith("worker-"));
+    assert.deepEqual(worker.map((i) => i.name).sort(), [
+      "worker-image-coverage",
+      "worker-image-linux-arm64",
+    ]);
+    const first = platformImages(h).find((i) => i.name === "image-linux-arm64");
+    const second = worker.find((i) => i.name === "worker-image-linux-arm64");
+    assert.deepEqual(second?.inputs.builder, { name: "image-factory-dev-arm64" });
+    assert.deepEqual(second?.inputs.builder, first?.inputs.builder);
+    assert.deepEqual(second?.inputs.tags, [`${WORKER}:sha-${SHA.slice(0, 7)}-linux-arm64`]);
+  });
+
+  it("judges and publishes each image on its own: evidence folder, Index and tag writes", () => {
+    const evidence = h
+      .byType(EVIDENCE)
+      .map((e) => [e.name, e.inputs.imageName, e.inputs.outputDir]);
+    assert.deepEqual(evidence.sort(), [
+      ["evidence-evidence", "ghcr.io/acme/shop-api", ".local/evidence/dev"],
+      ["worker-evidence-evidence", WORKER, ".local/evidence/dev/worker"],
+    ]);
+    const indexes = h.byType(INDEX).map((i) => [i.name, i.inputs.tag]);
+    assert.deepEqual(indexes.sort(), [
+      ["publish-index", `ghcr.io/acme/shop-api:sha-${SHA}`],
+      ["worker-publish-index", `${WORKER}:sha-${SHA}`],
+    ]);
+    assert.deepEqual(named(TAGS), ["publish-tags", "worker-publish-tags"]);
+  });
+});
+
 describe("index.ts under mocks: exports only what the stack has", function () {
   this.timeout(60000);
   const saved = { ref: process.env.GITHUB_REF, sha: process.env.GITHUB_SHA };
@@ -715,41 +785,33 @@ describe("index.ts under mocks: exports only what the stack has", function () {
     }
   });
 
+  // What every stack exports: the image, its release, cache refs (none promoting) and signing.
+  const IMAGE_EXPORTS = [
+    "cacheRefs",
+    "digest",
+    "imageName",
+    "imageRef",
+    "platformDigests",
+    "release",
+    "sbomLocations",
+    "signing",
+    "tags",
+  ];
+
   it("prod: the promotion exports, no undefined build-host, TLS or gate values", async () => {
     const exported = await loadIndex("prod", (h) => {
       h.stackOutputs["acme/image-factory/dev"] = devExports(fakeDigest("dev-index"));
     });
-    assert.deepEqual(Object.keys(exported).sort(), [
-      "cacheRefs",
-      "digest",
-      "imageName",
-      "imageRef",
-      "platformDigests",
-      "release",
-      "sbomLocations",
-      "signing",
-      "tags",
-    ]);
+    assert.deepEqual(Object.keys(exported).sort(), IMAGE_EXPORTS);
     for (const [k, v] of Object.entries(exported)) assert.notEqual(v, undefined, k);
   });
 
   it("dev: build hosts, their commands and TLS material, and the gate results too", async () => {
     const exported = await loadIndex("dev");
-    assert.deepEqual(Object.keys(exported).sort(), [
-      "buildHosts",
-      "builderCommands",
-      "builderTls",
-      "cacheRefs",
-      "digest",
-      "gateResults",
-      "imageName",
-      "imageRef",
-      "platformDigests",
-      "release",
-      "sbomLocations",
-      "signing",
-      "tags",
-    ]);
+    assert.deepEqual(
+      Object.keys(exported).sort(),
+      [...IMAGE_EXPORTS, "buildHosts", "builderCommands", "builderTls", "gateResults"].sort(),
+    );
     for (const [k, v] of Object.entries(exported)) assert.notEqual(v, undefined, k);
   });
 });
@@ -758,9 +820,7 @@ describe("config image-factory:signing (validateConfig, pure)", () => {
   const ctx = (stack: string) => ({
     stack,
     env: { GITHUB_REF: "refs/heads/main", GITHUB_SHA: SHA },
-    localGit: () => undefined,
-    secretKeys: new Set(["registryToken"]),
-    cwd: ROOT,
+    ...NO_LOCAL_GIT,
   });
   const base = {
     imageName: "ghcr.io/acme/shop-api",
