@@ -16,10 +16,9 @@ import { installMocks, resolve, stackConfig, type Harness } from "./harness";
 const ROOT = path.resolve(__dirname, "../..");
 const SHA = "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d";
 const TOKEN = "ghp_mock_token_value_1234567890";
-const IMAGE = "docker-build:index:Image";
 
-describe("program under mocks: a review build of the dev stack (publish: false)", function () {
-  this.timeout(60000);
+describe("program under mocks: a review build of the dev stack (publish: false)", () => {
+  const IMAGE = "docker-build:index:Image";
   let h: Harness;
   let exports: Record<string, unknown>;
 
@@ -40,12 +39,14 @@ describe("program under mocks: a review build of the dev stack (publish: false)"
     fs.rmSync(dir, { recursive: true, force: true });
 
     h = await installMocks("image-factory", "dev");
+    // No environment and no local repository: the review config alone decides.
+    const noLocalGit = { localGit: () => undefined, cwd: ROOT };
+    const secretKeys = new Set(["registryToken"]);
     const cfg = validateConfig(decodeRawConfig(engine), {
       stack: "dev",
       env: {},
-      localGit: () => undefined,
-      secretKeys: new Set(["registryToken"]),
-      cwd: ROOT,
+      secretKeys,
+      ...noLocalGit,
     });
     assert.equal(cfg.publish, false);
     const { createFactory } = await import("../../components/program");
@@ -134,4 +135,4 @@ describe("program under mocks: a review build of the dev stack (publish: false)"
       );
     }
   });
-});
+}).timeout(60000);

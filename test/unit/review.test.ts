@@ -582,6 +582,15 @@ describe("review: vulnerability diff (review/vulnDiff.ts)", () => {
   });
 });
 
+/** One check as evidence/gates.ts exports it: `passed` follows from the status. */
+function exported(
+  gate: string,
+  configKey: string,
+  c: { measured: number | null; limit: number; unit: string; status: string; detail: string },
+): Record<string, unknown> {
+  return { gate, configKey, ...c, passed: c.status === "passed" };
+}
+
 describe("review: gate results (review/gates.ts)", () => {
   const cases: Array<{ title: string; raw: unknown; expected: GateSummary }> = [
     {
@@ -589,36 +598,27 @@ describe("review: gate results (review/gates.ts)", () => {
       raw: {
         passed: false,
         checks: [
-          {
-            gate: "imageSize[linux/amd64]",
-            configKey: "gates.maxImageSizeMb",
+          exported("imageSize[linux/amd64]", "gates.maxImageSizeMb", {
             measured: 612.4,
             limit: 500,
             unit: "MB",
             status: "failed",
-            passed: false,
             detail: "measured 612.4 MB, limit at most 500 MB (gates.maxImageSizeMb)",
-          },
-          {
-            gate: "criticalVulnerabilities[linux/amd64]",
-            configKey: "gates.maxCritical",
+          }),
+          exported("criticalVulnerabilities[linux/amd64]", "gates.maxCritical", {
             measured: null,
             limit: 0,
             unit: "",
             status: "not-run",
-            passed: false,
             detail: "not run: Trivy DB not reachable",
-          },
-          {
-            gate: "coverage",
-            configKey: "gates.minCoverage",
+          }),
+          exported("coverage", "gates.minCoverage", {
             measured: 91.2,
             limit: 80,
             unit: "%",
             status: "passed",
-            passed: true,
             detail: "measured 91.2 %, limit at least 80 % (gates.minCoverage)",
-          },
+          }),
         ],
         failed: ["imageSize[linux/amd64]"],
         notRun: ["criticalVulnerabilities[linux/amd64]"],
@@ -714,23 +714,22 @@ describe("review: gate results (review/gates.ts)", () => {
   });
 
   it("lists status changes between the current and the candidate results", async () => {
-    const current = parseGateResults({
-      passed: true,
-      checks: [
-        { name: "coverage", status: "passed" },
-        { name: "dockerfileLint", status: "passed" },
-        { name: "wasted", status: "passed" },
-      ],
-      notRun: [],
+    // Gate results by check name and status, as a stack exports them.
+    const results = (passed: boolean, statuses: Record<string, string>): GateSummary =>
+      parseGateResults({
+        passed,
+        checks: Object.entries(statuses).map(([name, status]) => ({ name, status })),
+        notRun: [],
+      });
+    const current = results(true, {
+      coverage: "passed",
+      dockerfileLint: "passed",
+      wasted: "passed",
     });
-    const candidate = parseGateResults({
-      passed: false,
-      checks: [
-        { name: "coverage", status: "failed" },
-        { name: "dockerfileLint", status: "passed" },
-        { name: "secrets", status: "passed" },
-      ],
-      notRun: [],
+    const candidate = results(false, {
+      coverage: "failed",
+      dockerfileLint: "passed",
+      secrets: "passed",
     });
     assert.deepEqual(gateChanges(current, candidate), [
       { name: "coverage", before: "passed", after: "failed" },
@@ -847,38 +846,36 @@ describe("review: Markdown and JSON (review/markdown.ts)", () => {
   });
 
   it("renders a passing review with nothing changed in a few lines, without empty sections", async () => {
+    const same = { digest: D("1f"), sizeBytes: 153_927_168, layers: 9 };
     const review: Review = {
+      gates: { candidate: PASSED, current: PASSED },
+      tagsToMove: [],
       stack: "prod",
       imageName: "ghcr.io/acme/shop-api",
       platforms: [
         {
           platform: "linux/amd64",
-          current: { digest: D("1f"), sizeBytes: 153_927_168, layers: 9 },
-          candidate: { digest: D("1f"), sizeBytes: 153_927_168, layers: 9 },
+          current: same,
+          candidate: same,
           packages: { added: [], removed: [], changed: [] },
         },
       ],
-      gates: { candidate: PASSED, current: PASSED },
-      tagsToMove: [],
     };
-    assert.equal(
-      renderMarkdown(review),
-      [
-        "<!-- image-factory-review:prod -->",
-        "### Image review: `prod` · `ghcr.io/acme/shop-api`",
-        "",
-        "✅ **The merge's deploy would pass the gates.**",
-        "",
-        "| linux/amd64 | now → after merge |",
-        "|---|---|",
-        "| digest | `sha256:1f1f1f1f1f1f` (unchanged) |",
-        "| size | 146.8 MB (unchanged) |",
-        "| layers | 9 (unchanged) |",
-        "| packages | unchanged |",
-        "| gates | unchanged |",
-        "",
-      ].join("\n"),
-    );
+    const expected = [
+      "<!-- image-factory-review:prod -->",
+      "### Image review: `prod` · `ghcr.io/acme/shop-api`",
+      "",
+      "✅ **The merge's deploy would pass the gates.**",
+      "",
+      "| linux/amd64 | now → after merge |",
+      "|---|---|",
+      "| digest | `sha256:1f1f1f1f1f1f` (unchanged) |",
+      "| size | 146.8 MB (unchanged) |",
+      "| layers | 9 (unchanged) |",
+      "| packages | unchanged |",
+      "| gates | unchanged |",
+    ];
+    assert.equal(renderMarkdown(review), `${expected.join("\n")}\n`);
   });
 
   it("shows a new platform, a fork, waived and not-run checks, and new tags with their digests", async () => {

@@ -21,6 +21,17 @@ const fixture = (name: string): string => fs.readFileSync(path.join(FIXTURES, na
 const SHA = "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d";
 const ROOT = path.resolve(__dirname, "../..");
 
+/** validateConfig's context for `stack`: no environment, no local repository, the token secret. */
+function context(stack: string): Parameters<typeof validateConfig>[1] {
+  return {
+    stack,
+    env: {},
+    localGit: () => undefined,
+    secretKeys: new Set(["registryToken"]),
+    cwd: ROOT,
+  };
+}
+
 describe("review command: the review stack's config", () => {
   const local = {
     "image-factory:imageName": "127.0.0.1:5443/image-factory/shop-api",
@@ -111,13 +122,7 @@ describe("review command: the review stack's config", () => {
     const engine: Record<string, string> = { "image-factory:registryToken": "token" };
     for (const [k, v] of Object.entries(c))
       engine[k] = typeof v === "string" ? v : JSON.stringify(v);
-    const cfg = validateConfig(decodeRawConfig(engine), {
-      stack: "local",
-      env: {},
-      localGit: () => undefined,
-      secretKeys: new Set(["registryToken"]),
-      cwd: ROOT,
-    });
+    const cfg = validateConfig(decodeRawConfig(engine), context("local"));
     assert.equal(cfg.publish, false);
     assert.equal(cfg.imageName, "127.0.0.1:5443/image-factory/shop-api-review");
     assert.equal(cfg.git.ref, "refs/heads/main");
@@ -125,13 +130,7 @@ describe("review command: the review stack's config", () => {
 });
 
 describe("config: image-factory:publish", () => {
-  const ctx = {
-    stack: "dev",
-    env: {},
-    localGit: () => undefined,
-    secretKeys: new Set(["registryToken"]),
-    cwd: ROOT,
-  };
+  const ctx = context("dev");
   const base = {
     imageName: "ghcr.io/acme/shop-api",
     registryUsername: "ci",
