@@ -958,8 +958,15 @@ describe("delivery policies (docs/delivery.md)", () => {
       "Signing key",
       "`SLACK_WEBHOOK_URL`",
       "`TEAMS_WEBHOOK_URL`",
+      "`REVIEW_REGISTRY_TOKEN` (`pr-review` environment)",
     ]) {
       assert.ok(section.includes(`| ${credential}`), `trust model lacks ${credential}`);
     }
+    // And no workflow hands over a secret the trust model does not explain.
+    const named = [...new Set(allJobs().flatMap(({ job: j }) => secretNames(j)))];
+    assert.deepEqual(
+      named.filter((name) => !section.includes(`\`${name}\``)),
+      [],
+    );
   });
 });
