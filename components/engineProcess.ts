@@ -126,9 +126,3 @@ export function engineStepProvider<I>(
     delete: async () => undefined,
   };
 }
-
-/** A dynamic resource's inputs with its provider's outputs declared (as undefined), so the SDK
- *  exposes them as the resource's output properties. */
-export function outputSlots(props: pulumi.Inputs, outputs: readonly string[]): pulumi.Inputs {
-  return { ...props, ...Object.fromEntries(outputs.map((k) => [k, undefined])) };
-}

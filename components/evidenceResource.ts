@@ -13,9 +13,9 @@ import {
   engineStepProvider,
   engineTail,
   inputsFingerprint,
-  outputSlots,
   runEngineProcess,
 } from "./engineProcess";
+import { EngineStepResource } from "./engineStepResource";
 
 /** Inputs as the provider receives them: an EvidenceRequest (token decrypted only in the provider
  *  process, never returned) plus what decides a rerun. */
@@ -66,18 +66,12 @@ async function runEngine(inputs: ProviderInputs): Promise<pulumi.dynamic.CreateR
 export const evidenceProvider = engineStepProvider(runEngine, evidenceFingerprint);
 
 /** The dynamic resource (`pulumi-nodejs:dynamic/supplychain:Evidence`) that runs the engine. */
-export class EvidenceResource extends pulumi.dynamic.Resource {
+export class EvidenceResource extends EngineStepResource {
   declare public readonly sbomLocations: pulumi.Output<Record<string, string>>;
   declare public readonly gateResults: pulumi.Output<BoundGateResults>;
   declare public readonly platforms: pulumi.Output<Record<string, PlatformEvidence>>;
   constructor(name: string, props: pulumi.Inputs, opts?: pulumi.CustomResourceOptions) {
-    super(
-      evidenceProvider,
-      name,
-      outputSlots(props, ["sbomLocations", "gateResults", "platforms", "fingerprint"]),
-      opts,
-      "supplychain",
-      "Evidence",
-    );
+    const outputs = ["sbomLocations", "gateResults", "platforms", "fingerprint"];
+    super(evidenceProvider, ["supplychain", "Evidence"], outputs, name, props, opts);
   }
 }

@@ -15,7 +15,8 @@ import * as dockerbuild from "@pulumi/docker-build";
 import * as pulumi from "@pulumi/pulumi";
 import type { BoundGateResults } from "../evidence/gates";
 import type { PublishRequest, PublishResult, SigningRequest } from "../evidence/publish";
-import { engineTail, outputSlots, runEngineProcess } from "./engineProcess";
+import { engineTail, runEngineProcess } from "./engineProcess";
+import { EngineStepResource } from "./engineStepResource";
 
 /** The publish step's request as the provider receives it: the token and the key-mode private key
  *  are secret inputs, decrypted only in the provider and handed to the engine on its stdin. */
@@ -64,20 +65,14 @@ export const publishProvider: pulumi.dynamic.ResourceProvider = {
   delete: async () => undefined,
 };
 
-class PublishedTags extends pulumi.dynamic.Resource {
+class PublishedTags extends EngineStepResource {
   declare public readonly digest: pulumi.Output<string>;
   declare public readonly gateResults: pulumi.Output<BoundGateResults>;
   declare public readonly publishedTags: pulumi.Output<string[]>;
   declare public readonly signatures: pulumi.Output<Record<string, string>>;
   constructor(name: string, props: pulumi.Inputs, opts?: pulumi.CustomResourceOptions) {
-    super(
-      publishProvider,
-      name,
-      outputSlots(props, ["digest", "publishedTags", "signatures", "signingReport"]),
-      opts,
-      "publication",
-      "Tags",
-    );
+    const outputs = ["digest", "publishedTags", "signatures", "signingReport"];
+    super(publishProvider, ["publication", "Tags"], outputs, name, props, opts);
   }
 }
 

@@ -6,9 +6,9 @@ import {
   engineStepProvider,
   engineTail,
   inputsFingerprint,
-  outputSlots,
   runEngineProcess,
 } from "../engineProcess";
+import { EngineStepResource } from "../engineStepResource";
 import { fail } from "./rules";
 
 /** How promotion decides whom to trust (config `image-factory:signing` of the promoting stack). */
@@ -109,27 +109,15 @@ async function runVerify(inputs: VerifyInputs): Promise<pulumi.dynamic.CreateRes
 export const verifyProvider = engineStepProvider(runVerify, verifyFingerprint);
 
 /** `pulumi-nodejs:dynamic/promotion:Verify`: the engine's verify step on the registry. */
-export class VerifiedRelease extends pulumi.dynamic.Resource {
+export class VerifiedRelease extends EngineStepResource {
   declare public readonly digest: pulumi.Output<string>;
   declare public readonly platformDigests: pulumi.Output<Record<string, string>>;
   declare public readonly signatures: pulumi.Output<Record<string, string>>;
   declare public readonly checked: pulumi.Output<string[]>;
   constructor(name: string, props: pulumi.Inputs, opts?: pulumi.CustomResourceOptions) {
-    super(
-      verifyProvider,
-      name,
-      outputSlots(props, [
-        "fingerprint",
-        "signatures",
-        "attestedGates",
-        "provenance",
-        "sboms",
-        "checked",
-        "seconds",
-      ]),
-      opts,
-      "promotion",
-      "Verify",
+    const outputs = "fingerprint signatures attestedGates provenance sboms checked seconds".split(
+      " ",
     );
+    super(verifyProvider, ["promotion", "Verify"], outputs, name, props, opts);
   }
 }
