@@ -64,6 +64,14 @@ function stackRule(
     report(check(args, configFor(args.resources[0]?.urn ?? "")), reportViolation);
 }
 
+/** The ingress-width rule for one way of writing ingress; `cidrs` reads what it admits to the port. */
+function ingressWidth<T>(cidrs: (props: T, port: number) => ingress.IngressCidr[]) {
+  return (props: T, a: ResourceValidationArgs, reportViolation: ReportViolation): void => {
+    const cfg = configFor(a.urn);
+    report(ingress.checkBuildkitIngressWidth(cidrs(props, cfg.buildkitPort), cfg), reportViolation);
+  };
+}
+
 new PolicyPack("image-factory-policy", {
   enforcementLevel: "mandatory",
   policies: [
@@ -79,36 +87,15 @@ new PolicyPack("image-factory-policy", {
       description:
         "Each CIDR admitted to the BuildKit port passes buildHosts.allowedCidrs' rule: no host bits, IPv4 /16 and IPv6 /48 at the widest unless buildHosts.allowWideCidrs gives a reason.",
       validateResource: [
-        validateResourceOfType(aws.vpc.SecurityGroupIngressRule, (rule, a, reportViolation) => {
-          const cfg = configFor(a.urn);
-          report(
-            ingress.checkBuildkitIngressWidth(
-              ingress.vpcIngressRuleCidrs(rule, cfg.buildkitPort),
-              cfg,
-            ),
-            reportViolation,
-          );
-        }),
-        validateResourceOfType(aws.ec2.SecurityGroupRule, (rule, a, reportViolation) => {
-          const cfg = configFor(a.urn);
-          report(
-            ingress.checkBuildkitIngressWidth(
-              ingress.securityGroupRuleCidrs(rule, cfg.buildkitPort),
-              cfg,
-            ),
-            reportViolation,
-          );
-        }),
-        validateResourceOfType(aws.ec2.SecurityGroup, (sg, a, reportViolation) => {
-          const cfg = configFor(a.urn);
-          report(
-            ingress.checkBuildkitIngressWidth(
-              ingress.securityGroupCidrs(sg, cfg.buildkitPort),
-              cfg,
-            ),
-            reportViolation,
-          );
-        }),
+        validateResourceOfType(
+          aws.vpc.SecurityGroupIngressRule,
+          ingressWidth(ingress.vpcIngressRuleCidrs),
+        ),
+        validateResourceOfType(
+          aws.ec2.SecurityGroupRule,
+          ingressWidth(ingress.securityGroupRuleCidrs),
+        ),
+        validateResourceOfType(aws.ec2.SecurityGroup, ingressWidth(ingress.securityGroupCidrs)),
       ],
     },
     {

@@ -64,6 +64,14 @@ export function hostPolicy(opts: {
   return { Version: "2012-10-17", Statement: statements };
 }
 
+// The agent's control channel and the shell's data channel, each created then opened.
+const SSM_CHANNELS = [
+  "CreateControlChannel",
+  "CreateDataChannel",
+  "OpenControlChannel",
+  "OpenDataChannel",
+];
+
 /** Session Manager for one instance: what the SSM agent needs to register and open shell
  *  channels (AWS's documented minimum), only for requests made with that instance's role
  *  credentials. The ssmmessages actions take no resource ARN, hence the condition. */
@@ -74,13 +82,7 @@ export function sessionManagerPolicy(opts: { instanceArn: string }): aws.iam.Pol
       {
         Sid: "SessionManager",
         Effect: "Allow",
-        Action: [
-          "ssm:UpdateInstanceInformation",
-          "ssmmessages:CreateControlChannel",
-          "ssmmessages:CreateDataChannel",
-          "ssmmessages:OpenControlChannel",
-          "ssmmessages:OpenDataChannel",
-        ],
+        Action: ["ssm:UpdateInstanceInformation", ...SSM_CHANNELS.map((c) => `ssmmessages:${c}`)],
         Resource: "*",
         Condition: { StringEquals: { "ec2:SourceInstanceARN": opts.instanceArn } },
       },
