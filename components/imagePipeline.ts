@@ -47,6 +47,8 @@ export interface ImagePipelineOutputs {
   gateResults?: pulumi.Output<unknown>;
   /** What the tags were computed from, for humans reading `pulumi stack output`. */
   release: { ref: string; sha: string; version: string; prerelease: boolean };
+  /** Who signs (or, promoting, whom this stack verified) and digest → signature referrer
+   *  (docs/contracts.md, docs/signing.md). Publishing stacks and promoting stacks. */
   signing?: pulumi.Output<StackSigningExport>;
 }
 

@@ -30,9 +30,6 @@ export interface FactoryOutputs extends ImagePipelineOutputs {
    *  as secret only when the whole top-level value is. */
   builderTls?: pulumi.Output<{ caCertPem: string; clientCertPem: string; clientKeyPem: string }>;
   cacheRefs: pulumi.Output<Record<string, string>>;
-  /** Who signs (or, promoting, whom this stack verified) and digest → signature referrer
-   *  (docs/contracts.md, docs/signing.md). Publishing stacks and promoting stacks. */
-  signing?: ImagePipelineOutputs["signing"];
 }
 
 /** The stack's shared infrastructure as this stack's config asks for it. */
