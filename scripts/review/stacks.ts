@@ -1,10 +1,11 @@
 // How the review command reaches stacks: the target through scripts/local.sh (a file backend on
 // this machine) or the pulumi CLI's current backend (CI), and its own review stack through
 // scripts/local.sh or a file backend of its own. Every process is spawned without a shell; the
-// registry token reaches pulumi on stdin only.
+// registry token is never on a command line or in a child's environment.
 import { spawn } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { lastLines } from "../../evidence/exec";
 
@@ -148,8 +149,7 @@ export function localBuilder(reviewDir: string, stack: string, baseConfig: strin
 
 /** CI: a file backend of the review's own, a random passphrase, the token from the environment.
  *  The stack and its generated config (salt, the base config, the token as a secret encrypted
- *  in-process) come from scripts/prepare-stack.ts, as for scripts/local.sh; the token reaches it
- *  on stdin. */
+ *  in-process) come from scripts/prepare-stack.ts, as for scripts/local.sh. */
 export function serviceBuilder(
   reviewDir: string,
   stack: string,
@@ -173,6 +173,11 @@ export function serviceBuilder(
     fs.mkdirSync(state, { recursive: true });
     if (!fs.existsSync(passphrase))
       fs.writeFileSync(passphrase, crypto.randomBytes(32).toString("hex"), { mode: 0o600 });
+    // prepare-stack.ts reads the token from a file (Node's stdin pipe is a socket, which
+    // /dev/stdin cannot open): one of its own, mode 600, removed as soon as it is read.
+    const tokenDir = fs.mkdtempSync(path.join(os.tmpdir(), "if-review-token-"));
+    const tokenFile = path.join(tokenDir, "token");
+    fs.writeFileSync(tokenFile, token, { mode: 0o600 });
     const r = await run(
       process.execPath,
       [
@@ -188,10 +193,10 @@ export function serviceBuilder(
         "--stacks-dir",
         stacksDir,
         "--password-file",
-        "/dev/stdin",
+        tokenFile,
       ],
-      { env, input: token },
-    );
+      { env },
+    ).finally(() => fs.rmSync(tokenDir, { recursive: true, force: true }));
     if (r.code !== 0)
       throw new Error(
         `scripts/prepare-stack.ts could not prepare the review stack ${stack} (backend ${state}): ${tailOf(r.stderr, 8)}`,
