@@ -8,19 +8,12 @@ import type * as pulumiType from "@pulumi/pulumi";
 import { parse } from "yaml";
 import type * as buildHostsModule from "../../components/buildHosts";
 import { buildHostsConfig as config } from "../lib/buildHosts";
+import { type Harness, type Registered, recordingMocks } from "./harness";
 
 type Pulumi = typeof pulumiType;
 type Module = typeof buildHostsModule;
 
-interface Registered {
-  type: string;
-  name: string;
-  inputs: Record<string, unknown>;
-}
-interface Call {
-  token: string;
-  inputs: Record<string, unknown>;
-}
+type Call = Harness["calls"][number];
 /** An IAM or key policy as it reaches the provider (JSON text, parsed). */
 interface Statement {
   Sid?: string;
@@ -75,8 +68,8 @@ const instanceArn = (arch: string): string =>
 
 let pulumi: Pulumi;
 let mod: Module;
-let registered: Registered[] = [];
-let calls: Call[] = [];
+const registered: Registered[] = [];
+const calls: Call[] = [];
 
 function resolve<T>(o: pulumiType.Output<T>): Promise<T> {
   return new Promise((res) => o.apply((v) => res(v)));
@@ -106,161 +99,150 @@ async function create(name: string, args: Partial<buildHostsModule.BuildHostsArg
 describe("BuildHosts (mocks)", () => {
   before(async () => {
     pulumi = await import("@pulumi/pulumi");
-    await pulumi.runtime.setMocks(
-      {
-        newResource(a: pulumiType.runtime.MockResourceArgs): {
-          id: string;
-          state: Record<string, unknown>;
-        } {
-          const inputs = a.inputs as Record<string, unknown>;
-          registered.push({ type: a.type, name: a.name, inputs });
-          const arch = archOf(a.name);
-          switch (a.type) {
-            case "tls:index/privateKey:PrivateKey":
-              return {
-                id: a.name,
-                state: {
-                  ...inputs,
-                  privateKeyPem: pem("PRIVATE KEY", `key ${a.name}`),
-                  publicKeyPem: pem("PUBLIC KEY", `pub ${a.name}`),
-                },
-              };
-            case "tls:index/certRequest:CertRequest":
-              return {
-                id: a.name,
-                state: { ...inputs, certRequestPem: pem("CERTIFICATE REQUEST", `csr ${a.name}`) },
-              };
-            case "tls:index/selfSignedCert:SelfSignedCert":
-            case "tls:index/locallySignedCert:LocallySignedCert":
-              return {
-                id: a.name,
-                state: { ...inputs, certPem: pem("CERTIFICATE", `cert ${a.name}`) },
-              };
-            case "aws:ec2/eip:Eip":
-              return {
-                id: `eipalloc-${arch}`,
-                state: {
-                  ...inputs,
-                  allocationId: `eipalloc-${arch}`,
-                  publicIp: EIP[arch],
-                  publicDns: `ec2-${EIP[arch].replace(/\./g, "-")}.eu-west-1.compute.amazonaws.com`,
-                },
-              };
-            case "aws:ebs/volume:Volume":
-              return {
-                id: VOLUME[arch],
-                state: {
-                  ...inputs,
-                  arn: `arn:aws:ec2:eu-west-1:${ACCOUNT}:volume/${VOLUME[arch]}`,
-                },
-              };
-            case "aws:kms/key:Key":
-              return {
-                id: KMS_KEY[arch],
-                state: { ...inputs, keyId: KMS_KEY[arch], arn: keyArn(arch) },
-              };
-            case "aws:ssm/parameter:Parameter":
-              return {
-                id: String(inputs.name),
-                state: {
-                  ...inputs,
-                  arn: `arn:aws:ssm:eu-west-1:${ACCOUNT}:parameter${String(inputs.name)}`,
-                },
-              };
-            case "aws:ec2/instance:Instance":
-              return {
-                id: INSTANCE[arch],
-                state: {
-                  ...inputs,
-                  arn: instanceArn(arch),
-                  privateIp: PRIVATE_IP[arch],
-                  publicIp: "",
-                },
-              };
-            case "aws:iam/role:Role":
-              return {
-                id: a.name,
-                state: { ...inputs, name: a.name, arn: `arn:aws:iam::${ACCOUNT}:role/${a.name}` },
-              };
-            case "aws:iam/instanceProfile:InstanceProfile":
-              return {
-                id: a.name,
-                state: {
-                  ...inputs,
-                  name: a.name,
-                  arn: `arn:aws:iam::${ACCOUNT}:instance-profile/${a.name}`,
-                },
-              };
-            default:
-              return { id: `${a.name}-id`, state: inputs };
-          }
-        },
-        call(c: pulumiType.runtime.MockCallArgs): Record<string, unknown> {
-          const inputs = c.inputs as Record<string, unknown>;
-          calls.push({ token: c.token, inputs });
-          switch (c.token) {
-            case "aws:ssm/getParameter:getParameter": {
-              const name = String(inputs.name);
-              return {
-                id: name,
-                name,
-                type: "String",
-                value: name.endsWith("arm64") ? AMI.arm64 : AMI.amd64,
-              };
-            }
-            case "aws:ec2/getInstanceType:getInstanceType": {
-              const type = String(inputs.instanceType);
-              const facts = INSTANCE_TYPES[type];
-              return {
-                id: type,
-                instanceType: type,
-                supportedArchitectures: ec2Override[type] ?? facts.arch,
-                defaultVcpus: facts.vcpus,
-                memorySize: facts.memoryMib,
-                currentGeneration: true,
-                supportedVirtualizationTypes: ["hvm"],
-                hypervisor: "nitro",
-              };
-            }
-            case "aws:index/getCallerIdentity:getCallerIdentity":
-              return { id: ACCOUNT, accountId: ACCOUNT, arn: CALLER_ARN, userId: "AROA:ci-1234" };
-            case "aws:iam/getSessionContext:getSessionContext":
-              return {
-                id: String(inputs.arn),
-                arn: inputs.arn,
-                issuerArn: DEPLOYER_ROLE,
-                issuerId: "AROAEXAMPLE",
-                issuerName: "image-factory-deployer",
-                sessionName: "ci-1234",
-              };
-            case "aws:index/getRegion:getRegion":
-              return { id: "eu-west-1", name: "eu-west-1", region: "eu-west-1" };
-            case "aws:index/getPartition:getPartition":
-              return { id: "aws", partition: "aws", dnsSuffix: "amazonaws.com" };
-            case "aws:ec2/getVpc:getVpc":
-              return { id: "vpc-0default", cidrBlock: "172.31.0.0/16", default: true };
-            case "aws:ec2/getSubnets:getSubnets":
-              return {
-                id: "eu-west-1",
-                ids: ["subnet-0bbbbbbbbbbbbbbbb", "subnet-0aaaaaaaaaaaaaaaa"],
-              };
-            case "aws:ec2/getSubnet:getSubnet":
-              return { id: inputs.id, vpcId: "vpc-0default", availabilityZone: "eu-west-1a" };
-            default:
-              return inputs;
-          }
-        },
+    await recordingMocks(
+      { resources: registered, calls },
+      (a, inputs) => {
+        const arch = archOf(a.name);
+        switch (a.type) {
+          case "tls:index/privateKey:PrivateKey":
+            return {
+              id: a.name,
+              state: {
+                ...inputs,
+                privateKeyPem: pem("PRIVATE KEY", `key ${a.name}`),
+                publicKeyPem: pem("PUBLIC KEY", `pub ${a.name}`),
+              },
+            };
+          case "tls:index/certRequest:CertRequest":
+            return {
+              id: a.name,
+              state: { ...inputs, certRequestPem: pem("CERTIFICATE REQUEST", `csr ${a.name}`) },
+            };
+          case "tls:index/selfSignedCert:SelfSignedCert":
+          case "tls:index/locallySignedCert:LocallySignedCert":
+            return {
+              id: a.name,
+              state: { ...inputs, certPem: pem("CERTIFICATE", `cert ${a.name}`) },
+            };
+          case "aws:ec2/eip:Eip":
+            return {
+              id: `eipalloc-${arch}`,
+              state: {
+                ...inputs,
+                allocationId: `eipalloc-${arch}`,
+                publicIp: EIP[arch],
+                publicDns: `ec2-${EIP[arch].replace(/\./g, "-")}.eu-west-1.compute.amazonaws.com`,
+              },
+            };
+          case "aws:ebs/volume:Volume":
+            return {
+              id: VOLUME[arch],
+              state: {
+                ...inputs,
+                arn: `arn:aws:ec2:eu-west-1:${ACCOUNT}:volume/${VOLUME[arch]}`,
+              },
+            };
+          case "aws:kms/key:Key":
+            return {
+              id: KMS_KEY[arch],
+              state: { ...inputs, keyId: KMS_KEY[arch], arn: keyArn(arch) },
+            };
+          case "aws:ssm/parameter:Parameter":
+            return {
+              id: String(inputs.name),
+              state: {
+                ...inputs,
+                arn: `arn:aws:ssm:eu-west-1:${ACCOUNT}:parameter${String(inputs.name)}`,
+              },
+            };
+          case "aws:ec2/instance:Instance":
+            return {
+              id: INSTANCE[arch],
+              state: {
+                ...inputs,
+                arn: instanceArn(arch),
+                privateIp: PRIVATE_IP[arch],
+                publicIp: "",
+              },
+            };
+          case "aws:iam/role:Role":
+            return {
+              id: a.name,
+              state: { ...inputs, name: a.name, arn: `arn:aws:iam::${ACCOUNT}:role/${a.name}` },
+            };
+          case "aws:iam/instanceProfile:InstanceProfile":
+            return {
+              id: a.name,
+              state: {
+                ...inputs,
+                name: a.name,
+                arn: `arn:aws:iam::${ACCOUNT}:instance-profile/${a.name}`,
+              },
+            };
+          default:
+            return { id: `${a.name}-id`, state: inputs };
+        }
       },
-      "image-factory",
-      "dev",
-      false,
+      (c, inputs) => {
+        switch (c.token) {
+          case "aws:ssm/getParameter:getParameter": {
+            const name = String(inputs.name);
+            return {
+              id: name,
+              name,
+              type: "String",
+              value: name.endsWith("arm64") ? AMI.arm64 : AMI.amd64,
+            };
+          }
+          case "aws:ec2/getInstanceType:getInstanceType": {
+            const type = String(inputs.instanceType);
+            const facts = INSTANCE_TYPES[type];
+            return {
+              id: type,
+              instanceType: type,
+              supportedArchitectures: ec2Override[type] ?? facts.arch,
+              defaultVcpus: facts.vcpus,
+              memorySize: facts.memoryMib,
+              currentGeneration: true,
+              supportedVirtualizationTypes: ["hvm"],
+              hypervisor: "nitro",
+            };
+          }
+          case "aws:index/getCallerIdentity:getCallerIdentity":
+            return { id: ACCOUNT, accountId: ACCOUNT, arn: CALLER_ARN, userId: "AROA:ci-1234" };
+          case "aws:iam/getSessionContext:getSessionContext":
+            return {
+              id: String(inputs.arn),
+              arn: inputs.arn,
+              issuerArn: DEPLOYER_ROLE,
+              issuerId: "AROAEXAMPLE",
+              issuerName: "image-factory-deployer",
+              sessionName: "ci-1234",
+            };
+          case "aws:index/getRegion:getRegion":
+            return { id: "eu-west-1", name: "eu-west-1", region: "eu-west-1" };
+          case "aws:index/getPartition:getPartition":
+            return { id: "aws", partition: "aws", dnsSuffix: "amazonaws.com" };
+          case "aws:ec2/getVpc:getVpc":
+            return { id: "vpc-0default", cidrBlock: "172.31.0.0/16", default: true };
+          case "aws:ec2/getSubnets:getSubnets":
+            return {
+              id: "eu-west-1",
+              ids: ["subnet-0bbbbbbbbbbbbbbbb", "subnet-0aaaaaaaaaaaaaaaa"],
+            };
+          case "aws:ec2/getSubnet:getSubnet":
+            return { id: inputs.id, vpcId: "vpc-0default", availabilityZone: "eu-west-1a" };
+          default:
+            return inputs;
+        }
+      },
     );
     mod = await import("../../components/buildHosts");
   });
 
   beforeEach(() => {
-    registered = [];
-    calls = [];
+    registered.length = 0;
+    calls.length = 0;
     ec2Override = {};
   });
 

@@ -11,6 +11,8 @@ export interface Registered {
   type: string;
   name: string;
   inputs: Record<string, unknown>;
+  /** The id a read (such as a StackReference) asked for. */
+  id?: string;
   /** What the program sent the engine with the registration (reads such as a StackReference have none). */
   request?: {
     /** This resource's URN, once the (mock) engine answered. */
@@ -54,6 +56,38 @@ type MockState = { id: string; state: Record<string, unknown> };
 
 export const fakeDigest = (seed: string): string =>
   `sha256:${crypto.createHash("sha256").update(seed).digest("hex")}`;
+
+export type MockAnswer = { id: string; state: Record<string, unknown> };
+type Inputs = Record<string, unknown>;
+
+/** Mocks of a test file's own, for when the providers must answer otherwise than installMocks'
+ *  do: each registration is recorded in `log.resources` and each invoke in `log.calls` before
+ *  `resource` and `invoke` answer it (an invoke answers with its inputs unless told otherwise). */
+export async function recordingMocks(
+  log: { resources: Registered[]; calls?: Harness["calls"] },
+  resource: (args: pulumi.runtime.MockResourceArgs, inputs: Inputs) => MockAnswer,
+  invoke: (args: pulumi.runtime.MockCallArgs, inputs: Inputs) => Inputs = (_, inputs) => inputs,
+  stack = "dev",
+): Promise<void> {
+  await pulumi.runtime.setMocks(
+    {
+      newResource(args) {
+        const inputs = args.inputs as Inputs;
+        const read = args.id ? { id: args.id } : {};
+        log.resources.push({ type: args.type, name: args.name, inputs, ...read });
+        return resource(args, inputs);
+      },
+      call(args) {
+        const inputs = args.inputs as Inputs;
+        log.calls?.push({ token: args.token, inputs });
+        return invoke(args, inputs);
+      },
+    },
+    "image-factory",
+    stack,
+    false,
+  );
+}
 
 export async function installMocks(
   project = "image-factory",

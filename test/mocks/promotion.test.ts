@@ -19,16 +19,10 @@ import {
 import type * as promotionModule from "../../components/promotion";
 import { gatesPredicate, slsaProvenance } from "../../evidence/signing/predicates";
 import { gatesProblems, provenanceProblems, sbomProblems } from "../../evidence/verify";
+import { type Registered, recordingMocks } from "./harness";
 
 type Pulumi = typeof pulumiType;
 type Promotion = typeof promotionModule;
-
-interface Registered {
-  type: string;
-  name: string;
-  inputs: Record<string, unknown>;
-  id?: string;
-}
 
 const DIGEST = `sha256:${"ab".repeat(32)}`;
 const OTHER_DIGEST = `sha256:${"cd".repeat(32)}`;
@@ -177,7 +171,7 @@ const SOURCES: Record<string, Record<string, unknown>> = {
 
 let pulumi: Pulumi;
 let promotion: Promotion;
-let registered: Registered[] = [];
+const registered: Registered[] = [];
 
 function promiseOf<T>(output: pulumiType.Output<T>): Promise<T> {
   // Output.promise() is internal to the SDK; apply() never runs on a rejected output, so the
@@ -233,48 +227,42 @@ function args(
 describe("PromotedImage (mocks)", () => {
   before(async () => {
     pulumi = await import("@pulumi/pulumi");
-    pulumi.runtime.setMocks(
-      {
-        newResource(a) {
-          registered.push({ type: a.type, name: a.name, inputs: a.inputs, id: a.id });
-          if (a.type === "pulumi:pulumi:StackReference") {
-            const stack = String(a.inputs.name);
-            return {
-              id: stack,
-              state: { name: stack, outputs: SOURCES[stack] ?? {}, secretOutputNames: [] },
-            };
-          }
-          if (a.type === VERIFY && a.name.startsWith("refused")) {
-            // What the engine reports when the verify step refuses (evidence/verify.ts).
-            throw new Error(
-              `refusing to promote ${String(a.inputs.imageName)}@${String(a.inputs.digest)}: no signature`,
-            );
-          }
-          if (a.type === "docker-build:index:Index") {
-            const source = String((a.inputs.sources as string[])[0]);
-            return {
-              id: `${a.name}-id`,
-              state: {
-                ...a.inputs,
-                ref: `${String(a.inputs.tag)}@${source.slice(source.indexOf("@") + 1)}`,
-              },
-            };
-          }
-          return { id: `${a.name}-id`, state: a.inputs };
-        },
-        call(c) {
-          return c.inputs;
-        },
+    await recordingMocks(
+      { resources: registered },
+      (a) => {
+        if (a.type === "pulumi:pulumi:StackReference") {
+          const stack = String(a.inputs.name);
+          return {
+            id: stack,
+            state: { name: stack, outputs: SOURCES[stack] ?? {}, secretOutputNames: [] },
+          };
+        }
+        if (a.type === VERIFY && a.name.startsWith("refused")) {
+          // What the engine reports when the verify step refuses (evidence/verify.ts).
+          throw new Error(
+            `refusing to promote ${String(a.inputs.imageName)}@${String(a.inputs.digest)}: no signature`,
+          );
+        }
+        if (a.type === "docker-build:index:Index") {
+          const source = String((a.inputs.sources as string[])[0]);
+          return {
+            id: `${a.name}-id`,
+            state: {
+              ...a.inputs,
+              ref: `${String(a.inputs.tag)}@${source.slice(source.indexOf("@") + 1)}`,
+            },
+          };
+        }
+        return { id: `${a.name}-id`, state: a.inputs };
       },
-      "image-factory",
+      undefined,
       "prod",
-      false,
     );
     promotion = await import("../../components/promotion");
   });
 
   beforeEach(() => {
-    registered = [];
+    registered.length = 0;
   });
 
   it("reads the source stack and publishes every tag at its digest without building", async () => {
@@ -452,7 +440,7 @@ describe("PromotedImage (mocks)", () => {
     );
 
     // The same source under limits it meets is published.
-    registered = [];
+    registered.length = 0;
     const ok = new promotion.PromotedImage(
       "large-ok",
       args({

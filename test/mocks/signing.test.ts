@@ -22,13 +22,7 @@ import {
   gatesPredicate,
   slsaProvenance,
 } from "../../evidence/signing/predicates";
-import { isSecretInput, resolve } from "./harness";
-
-interface Registered {
-  type: string;
-  name: string;
-  inputs: Record<string, unknown>;
-}
+import { type Registered, isSecretInput, recordingMocks, resolve } from "./harness";
 
 const ACCOUNT = "123456789012";
 const SIGNER = `arn:aws:iam::${ACCOUNT}:role/ci-deploy`;
@@ -45,74 +39,61 @@ const calls: Array<{ token: string; inputs: Record<string, unknown> }> = [];
 const generated = crypto.generateKeyPairSync("ec", { namedCurve: "prime256v1" });
 
 async function useSigningMocks(): Promise<void> {
-  await pulumi.runtime.setMocks(
-    {
-      newResource(args: pulumi.runtime.MockResourceArgs): {
-        id: string;
-        state: Record<string, unknown>;
-      } {
-        const inputs = args.inputs as Record<string, unknown>;
-        resources.push({ type: args.type, name: args.name, inputs });
-        switch (args.type) {
-          case "aws:kms/key:Key":
-            return { id: KEY_ID, state: { ...inputs, arn: KEY_ARN, keyId: KEY_ID } };
-          case "aws:kms/alias:Alias":
-            return {
-              id: inputs.name as string,
-              state: {
-                ...inputs,
-                arn: `arn:aws:kms:eu-west-1:${ACCOUNT}:${inputs.name as string}`,
-              },
-            };
-          case "pulumi-nodejs:dynamic/signing:EcdsaKeyPair":
-            // What the provider's create returns (the dynamic provider itself runs under the real
-            // engine in test/integration/signing.test.ts).
-            return {
-              id: "keypair",
-              state: {
-                ...inputs,
-                publicKeyPem: generated.publicKey
-                  .export({ type: "spki", format: "pem" })
-                  .toString(),
-                privateKeyPem: generated.privateKey
-                  .export({ type: "pkcs8", format: "pem" })
-                  .toString(),
-              },
-            };
-          default:
-            return { id: `${args.name}-id`, state: inputs };
-        }
-      },
-      call(args: pulumi.runtime.MockCallArgs): Record<string, unknown> {
-        const inputs = args.inputs as Record<string, unknown>;
-        calls.push({ token: args.token, inputs });
-        switch (args.token) {
-          case "aws:index/getCallerIdentity:getCallerIdentity":
-            return {
-              accountId: ACCOUNT,
-              arn: `arn:aws:iam::${ACCOUNT}:user/ci`,
-              userId: "AID",
-              id: ACCOUNT,
-            };
-          case "aws:index/getPartition:getPartition":
-            return { partition: "aws", dnsSuffix: "amazonaws.com", id: "aws" };
-          case "aws:kms/getPublicKey:getPublicKey":
-            return {
-              keyId: inputs.keyId,
-              arn: KEY_ARN,
-              id: KEY_ARN,
-              publicKeyPem: KMS_PUBLIC_PEM,
-              customerMasterKeySpec: "ECC_NIST_P256",
-              keyUsage: "SIGN_VERIFY",
-            };
-          default:
-            return inputs;
-        }
-      },
+  await recordingMocks(
+    { resources, calls },
+    (args, inputs) => {
+      switch (args.type) {
+        case "aws:kms/key:Key":
+          return { id: KEY_ID, state: { ...inputs, arn: KEY_ARN, keyId: KEY_ID } };
+        case "aws:kms/alias:Alias":
+          return {
+            id: inputs.name as string,
+            state: {
+              ...inputs,
+              arn: `arn:aws:kms:eu-west-1:${ACCOUNT}:${inputs.name as string}`,
+            },
+          };
+        case "pulumi-nodejs:dynamic/signing:EcdsaKeyPair":
+          // What the provider's create returns (the dynamic provider itself runs under the real
+          // engine in test/integration/signing.test.ts).
+          return {
+            id: "keypair",
+            state: {
+              ...inputs,
+              publicKeyPem: generated.publicKey.export({ type: "spki", format: "pem" }).toString(),
+              privateKeyPem: generated.privateKey
+                .export({ type: "pkcs8", format: "pem" })
+                .toString(),
+            },
+          };
+        default:
+          return { id: `${args.name}-id`, state: inputs };
+      }
     },
-    "image-factory",
-    "dev",
-    false,
+    (args, inputs) => {
+      switch (args.token) {
+        case "aws:index/getCallerIdentity:getCallerIdentity":
+          return {
+            accountId: ACCOUNT,
+            arn: `arn:aws:iam::${ACCOUNT}:user/ci`,
+            userId: "AID",
+            id: ACCOUNT,
+          };
+        case "aws:index/getPartition:getPartition":
+          return { partition: "aws", dnsSuffix: "amazonaws.com", id: "aws" };
+        case "aws:kms/getPublicKey:getPublicKey":
+          return {
+            keyId: inputs.keyId,
+            arn: KEY_ARN,
+            id: KEY_ARN,
+            publicKeyPem: KMS_PUBLIC_PEM,
+            customerMasterKeySpec: "ECC_NIST_P256",
+            keyUsage: "SIGN_VERIFY",
+          };
+        default:
+          return inputs;
+      }
+    },
   );
 }
 
