@@ -6,70 +6,44 @@ import { strict as assert } from "assert";
 import * as fs from "fs";
 import * as path from "path";
 import { parseRef, RegistryClient } from "./lib/registry";
+import { type PublishedOutputs, factoryStackConfig } from "./lib/factoryStack";
 import {
   STACK_REGISTRY,
+  SharedBackend,
   bootstrapOnce,
   buildkitHistory,
   copyApp,
-  e2eRoot,
   headSha,
   localStackConfig,
   requireLocalStackTools,
   TestStack,
 } from "./lib/pulumiStack";
 
-interface StackOutputs {
-  imageName: string;
-  digest: string;
-  imageRef: string;
-  platformDigests: Record<string, string>;
-  tags: string[];
-}
-
 describe("promotion: a stack with promoteFrom republishes another stack's digest", function () {
   this.timeout(60 * 60_000);
   const runId = `${Date.now().toString(36)}${process.pid.toString(36)}`;
   const repository = `image-factory/e2e-promo-${runId}`;
-  let root: string;
+  let backend: SharedBackend;
   let source: TestStack;
-  let sourceOutputs: StackOutputs;
+  let sourceOutputs: PublishedOutputs;
   let registry: RegistryClient;
   let sha: string;
-
-  // Stacks of one backend: `IF_LOCAL_DIR` is shared, each has its own config file and name.
-  const stackIn = (name: string, config: Record<string, unknown>): TestStack =>
-    new TestStack(name, config, path.join(root, name));
-  const shareBackend = (s: TestStack): void => {
-    fs.rmSync(s.localDir, { recursive: true, force: true });
-    fs.symlinkSync(path.join(root, "backend"), s.localDir);
-  };
 
   before(async function () {
     await bootstrapOnce();
     requireLocalStackTools();
     registry = new RegistryClient();
     sha = await headSha();
-    root = fs.mkdtempSync(path.join(e2eRoot(), "if-promotion-"));
-    fs.mkdirSync(path.join(root, "backend"));
-    const appDir = copyApp(path.join(root, "app"));
+    backend = new SharedBackend("promotion");
+    const appDir = copyApp(path.join(backend.root, "app"));
     sourceAppDir = appDir;
     // One platform keeps the source build short; promotion copies whatever index it finds.
-    source = stackIn(`src-${runId}`, {
-      ...localStackConfig(),
-      "image-factory:imageName": `${STACK_REGISTRY}/${repository}`,
-      "image-factory:cache": {
-        type: "registry",
-        mode: "max",
-        ref: `${STACK_REGISTRY}/${repository}-cache`,
-      },
-      "image-factory:appPath": appDir,
-      "image-factory:platforms": ["linux/amd64"],
-      "image-factory:gitRef": "refs/heads/main",
-      "image-factory:gitSha": sha,
-    });
-    shareBackend(source);
+    source = backend.stack(
+      `src-${runId}`,
+      factoryStackConfig({ repository, appDir, sha, platforms: ["linux/amd64"] }),
+    );
     await source.up();
-    sourceOutputs = await source.outputs<StackOutputs>();
+    sourceOutputs = await source.outputs<PublishedOutputs>();
     assert.match(
       sourceOutputs.digest,
       /^sha256:[0-9a-f]{64}$/,
@@ -78,9 +52,22 @@ describe("promotion: a stack with promoteFrom republishes another stack's digest
   });
 
   after(function () {
-    if (root !== undefined && process.env.IF_E2E_KEEP !== "1")
-      fs.rmSync(root, { recursive: true, force: true });
+    backend?.remove();
   });
+
+  /** A `pulumi up` of `prod` that fails with `message` and moves no tag in the registry. */
+  async function refusedUp(prod: TestStack, message: RegExp): Promise<void> {
+    const tagsBefore = await registry.tagDigests(repository);
+    const r = await prod.local(["up"]);
+    const output = `${r.stdout}\n${r.stderr}`;
+    assert.notEqual(r.code, 0, `pulumi up passed:\n${output.slice(-3000)}`);
+    assert.match(output, message, output.slice(-3000));
+    assert.deepEqual(
+      await registry.tagDigests(repository),
+      tagsBefore,
+      "no tag moved in the registry",
+    );
+  }
 
   let sourceAppDir: string;
   const promotingConfig = (from: string): Record<string, unknown> => ({
@@ -92,12 +79,11 @@ describe("promotion: a stack with promoteFrom republishes another stack's digest
   });
 
   it("publishes the release tags at the source digest, with no Image and no build", async function () {
-    const prod = stackIn(`prod-${runId}`, promotingConfig(source.stack));
-    shareBackend(prod);
+    const prod = backend.stack(`prod-${runId}`, promotingConfig(source.stack));
     const before = await buildkitHistory();
     await prod.up();
     const after = await buildkitHistory();
-    const out = await prod.outputs<StackOutputs>();
+    const out = await prod.outputs<PublishedOutputs>();
 
     assert.equal(
       out.digest,
@@ -137,28 +123,13 @@ describe("promotion: a stack with promoteFrom republishes another stack's digest
   });
 
   it("refuses to promote from a stack that has no digest, naming the stack and the export", async function () {
-    const empty = stackIn(`empty-${runId}`, promotingConfig("nowhere"));
-    shareBackend(empty);
+    const empty = backend.stack(`empty-${runId}`, promotingConfig("nowhere"));
     // A stack that exists but was never deployed: it has no outputs at all.
     const init = await empty.local(["pulumi", "stack", "ls"]);
     assert.equal(init.code, 0, `stack ${empty.stack} is created: ${init.stderr}`);
 
-    const prod = stackIn(`prod-empty-${runId}`, promotingConfig(empty.stack));
-    shareBackend(prod);
-    const tagsBefore = await registry.tagDigests(repository);
-    const r = await prod.local(["up"]);
-    const output = `${r.stdout}\n${r.stderr}`;
-    assert.notEqual(r.code, 0, "pulumi up must fail");
-    assert.match(
-      output,
-      new RegExp(`source stack "${empty.stack}" has no "digest" output`),
-      output.slice(-3000),
-    );
-    assert.deepEqual(
-      await registry.tagDigests(repository),
-      tagsBefore,
-      "no tag moved in the registry",
-    );
+    const prod = backend.stack(`prod-empty-${runId}`, promotingConfig(empty.stack));
+    await refusedUp(prod, new RegExp(`source stack "${empty.stack}" has no "digest" output`));
   });
 
   // Last: it leaves the source stack with an image newer than its evidence.
@@ -182,30 +153,19 @@ describe("promotion: a stack with promoteFrom republishes another stack's digest
       "--target",
       image.urn,
     ]);
-    const moved = await source.outputs<StackOutputs>();
+    const moved = await source.outputs<PublishedOutputs>();
     assert.notEqual(
       moved.platformDigests["linux/amd64"],
       sourceOutputs.platformDigests["linux/amd64"],
       "the targeted up built a new image",
     );
 
-    const prod = stackIn(`prod-moved-${runId}`, promotingConfig(source.stack));
-    shareBackend(prod);
-    const tagsBefore = await registry.tagDigests(repository);
-    const r = await prod.local(["up"]);
-    const output = `${r.stdout}\n${r.stderr}`;
-    assert.notEqual(r.code, 0, "pulumi up must refuse");
+    const prod = backend.stack(`prod-moved-${runId}`, promotingConfig(source.stack));
     // Promotion verifies on the registry (evidence/verify.ts): the list still holds the judged
     // (and signed) image, the source stack's export names the new one.
-    assert.match(
-      output,
+    await refusedUp(
+      prod,
       /platform digests: the source stack exports linux\/amd64 = "sha256:[0-9a-f]{64}", but the manifest list sha256:[0-9a-f]{12}… holds "sha256:[0-9a-f]{64}"/,
-      output.slice(-3000),
-    );
-    assert.deepEqual(
-      await registry.tagDigests(repository),
-      tagsBefore,
-      "no tag moved in the registry",
     );
   });
 });

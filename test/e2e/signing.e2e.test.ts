@@ -14,11 +14,12 @@ import * as fs from "fs";
 import * as path from "path";
 import { attest, sign } from "../../evidence/signing/cosign";
 import { REPO_ROOT, run, tail } from "./lib/exec";
+import { type PublishedOutputs, factoryStackConfig } from "./lib/factoryStack";
 import {
   STACK_REGISTRY,
+  SharedBackend,
   bootstrapOnce,
   copyApp,
-  e2eRoot,
   headSha,
   localStackConfig,
   requireLocalStackTools,
@@ -33,12 +34,7 @@ interface SigningExport {
   signatures: Record<string, string>;
 }
 
-interface StackOutputs {
-  imageName: string;
-  digest: string;
-  imageRef: string;
-  platformDigests: Record<string, string>;
-  tags: string[];
+interface StackOutputs extends PublishedOutputs {
   release: { ref: string; sha: string; version: string; prerelease: boolean };
   signing: SigningExport;
   [k: string]: unknown;
@@ -65,7 +61,7 @@ describe("signing: `pulumi up` signs and attests; promotion verifies before any 
   const runId = `${Date.now().toString(36)}${process.pid.toString(36)}`;
   const repository = `image-factory/e2e-sign-${runId}`;
   const imageName = `${STACK_REGISTRY}/${repository}`;
-  let root: string;
+  let backend: SharedBackend;
   let source: TestStack;
   let out: StackOutputs;
   let registry: RegistryClient;
@@ -78,12 +74,8 @@ describe("signing: `pulumi up` signs and attests; promotion verifies before any 
   let upSeconds: number;
   const timings: Record<string, number> = {};
 
-  const stackIn = (name: string, config: Record<string, unknown>): TestStack => {
-    const s = new TestStack(name, config, path.join(root, name));
-    fs.rmSync(s.localDir, { recursive: true, force: true });
-    fs.symlinkSync(path.join(root, "backend"), s.localDir);
-    return s;
-  };
+  const stackIn = (name: string, config: Record<string, unknown>): TestStack =>
+    backend.stack(name, config);
 
   const promotingConfig = (
     from: string,
@@ -96,6 +88,25 @@ describe("signing: `pulumi up` signs and attests; promotion verifies before any 
     "image-factory:gitSha": sha,
     ...extra,
   });
+
+  type StateResource = {
+    type: string;
+    inputs?: Record<string, unknown>;
+    outputs?: Record<string, unknown>;
+  };
+  /** The source stack's resource of `type`, secrets shown (`pulumi stack export --show-secrets`). */
+  async function sourceResource(type: string): Promise<StateResource | undefined> {
+    const state = JSON.parse(
+      (await source.localOk(["pulumi", "stack", "export", "--show-secrets"])).stdout,
+    ) as { deployment: { resources: StateResource[] } };
+    return state.deployment.resources.find((r) => r.type === type);
+  }
+
+  /** The source stack's signing key as its state holds it. */
+  async function sourcePrivateKey(): Promise<string> {
+    const keyPair = await sourceResource("pulumi-nodejs:dynamic/signing:EcdsaKeyPair");
+    return String(plain(keyPair?.outputs?.privateKeyPem) ?? "");
+  }
 
   /** The real cosign CLI as a consumer runs it: registry credentials in a Docker config, the local CA trusted. */
   async function cosign(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -205,9 +216,8 @@ describe("signing: `pulumi up` signs and attests; promotion verifies before any 
     }
     registry = new RegistryClient();
     sha = await headSha();
-    root = fs.mkdtempSync(path.join(e2eRoot(), "if-signing-"));
-    fs.mkdirSync(path.join(root, "backend"));
-    work = path.join(root, "work");
+    backend = new SharedBackend("signing");
+    work = path.join(backend.root, "work");
     fs.mkdirSync(path.join(work, "docker"), { recursive: true, mode: 0o700 });
     password = fs.readFileSync(path.join(cacheDir(), "registry", "password"), "utf8").trim();
     fs.writeFileSync(
@@ -225,16 +235,11 @@ describe("signing: `pulumi up` signs and attests; promotion verifies before any 
     };
 
     // The one build: one platform keeps it short; every later stack reuses its image.
-    const appDir = copyApp(path.join(root, "app"));
-    source = stackIn(`sign-src-${runId}`, {
-      ...localStackConfig(),
-      "image-factory:imageName": imageName,
-      "image-factory:cache": { type: "registry", mode: "max", ref: `${imageName}-cache` },
-      "image-factory:appPath": appDir,
-      "image-factory:platforms": ["linux/amd64"],
-      "image-factory:gitRef": "refs/heads/main",
-      "image-factory:gitSha": sha,
-    });
+    const appDir = copyApp(path.join(backend.root, "app"));
+    source = stackIn(
+      `sign-src-${runId}`,
+      factoryStackConfig({ repository, appDir, sha, platforms: ["linux/amd64"] }),
+    );
     const started = Date.now();
     await source.up();
     upSeconds = (Date.now() - started) / 1000;
@@ -245,8 +250,8 @@ describe("signing: `pulumi up` signs and attests; promotion verifies before any 
 
   after(function () {
     console.log(`      timings (s): ${JSON.stringify({ sourceUp: upSeconds, ...timings })}`);
-    if (root !== undefined && process.env.IF_E2E_KEEP !== "1") {
-      fs.rmSync(root, { recursive: true, force: true });
+    if (backend !== undefined && process.env.IF_E2E_KEEP !== "1") {
+      backend.remove();
       fs.rmSync(path.join(REPO_ROOT, ".local", "evidence", `sign-src-${runId}`), {
         recursive: true,
         force: true,
@@ -299,18 +304,7 @@ describe("signing: `pulumi up` signs and attests; promotion verifies before any 
   });
 
   it("keeps the private key out of the backend in plaintext, and a no-op `pulumi up` signs nothing", async function () {
-    const state = JSON.parse(
-      (await source.localOk(["pulumi", "stack", "export", "--show-secrets"])).stdout,
-    ) as {
-      deployment: { resources: Array<{ type: string; outputs?: Record<string, unknown> }> };
-    };
-    const pem = String(
-      plain(
-        state.deployment.resources.find(
-          (r) => r.type === "pulumi-nodejs:dynamic/signing:EcdsaKeyPair",
-        )?.outputs?.privateKeyPem,
-      ),
-    );
+    const pem = await sourcePrivateKey();
     const body = pem.split("\n")[1];
     assert.match(body, /^[A-Za-z0-9+/]{20,}/);
     const leaks = source.stateFiles().filter((f) => f.text.includes(body));
@@ -444,14 +438,7 @@ describe("signing: `pulumi up` signs and attests; promotion verifies before any 
   });
 
   it("the publish step on the same digest for a new tag only verifies: nothing is signed again", async function () {
-    const state = JSON.parse(
-      (await source.localOk(["pulumi", "stack", "export", "--show-secrets"])).stdout,
-    ) as {
-      deployment: { resources: Array<{ type: string; inputs?: Record<string, unknown> }> };
-    };
-    const tags = state.deployment.resources.find(
-      (r) => r.type === "pulumi-nodejs:dynamic/publication:Tags",
-    );
+    const tags = await sourceResource("pulumi-nodejs:dynamic/publication:Tags");
     assert.ok(tags?.inputs !== undefined, "the Tags resource is in the state");
     // eslint-disable-next-line @typescript-eslint/no-unused-vars
     const { registryToken, signingKey, __provider, ...request } = tags.inputs as Record<
@@ -600,18 +587,7 @@ describe("signing: `pulumi up` signs and attests; promotion verifies before any 
   it("refuses a digest whose gates attestation was made for another digest", async function () {
     // Signed with the factory's own key (from the source stack's state), with the source's real
     // provenance, but the gates predicate it carries judged out.digest.
-    const state = JSON.parse(
-      (await source.localOk(["pulumi", "stack", "export", "--show-secrets"])).stdout,
-    ) as {
-      deployment: { resources: Array<{ type: string; outputs?: Record<string, unknown> }> };
-    };
-    const privateKeyPem = String(
-      plain(
-        state.deployment.resources.find(
-          (r) => r.type === "pulumi-nodejs:dynamic/signing:EcdsaKeyPair",
-        )?.outputs?.privateKeyPem,
-      ) ?? "",
-    );
+    const privateKeyPem = await sourcePrivateKey();
     assert.match(privateKeyPem, /BEGIN PRIVATE KEY/);
     const copied = await newIndex(
       `copied-gates-${runId}`,

@@ -5,6 +5,7 @@
 import * as path from "path";
 import type { GateResults } from "../../../evidence/gates";
 import { PLATFORMS } from "./app";
+import { LOCAL_REGISTRY, RegistryClient, localRegistryAuth } from "./registry";
 import {
   bootstrapOnce,
   copyApp,
@@ -15,13 +16,17 @@ import {
   TestStack,
 } from "./pulumiStack";
 
-/** The stack-export contract (design.md) as the tests read it. */
-export interface FactoryOutputs {
+/** What every stack that publishes exports, a promoting one included (design.md). */
+export interface PublishedOutputs {
   imageName: string;
   digest: string;
   imageRef: string;
   platformDigests: Record<string, string>;
   tags: string[];
+}
+
+/** The stack-export contract (design.md) as the tests read it. */
+export interface FactoryOutputs extends PublishedOutputs {
   cacheRefs: Record<string, string>;
   sbomLocations?: Record<string, string>;
   gateResults?: GateResults;
@@ -104,4 +109,55 @@ export function sharedFactoryStack(): Promise<SharedFactoryStack> {
     return { stack, repository, cacheRepository, appDir, sha, outputs };
   })();
   return shared;
+}
+
+/** What an e2e file that deploys factory stacks of its own shares between its tests. */
+export interface OwnFactoryStacks {
+  /** Unique to this run, so that runs never share a repository or a stack name. */
+  runId: string;
+  /** `image-factory/<name>-<runId>` on the local registry. */
+  repository: string;
+  /** The commit the stacks build (set by the `before` hook). */
+  sha: string;
+  /** The local registry (set by the `before` hook). */
+  registry: RegistryClient;
+  /** A stack `<name>-<stackName>-<runId>` with its own copy of app/ as `appDir`, not configured. */
+  newStack(stackName: string): { stack: TestStack; appDir: string };
+}
+
+/**
+ * Sets up an e2e file's own factory stacks: call it at the top of `describe`, so that its `before`
+ * (bootstrap, tools, commit, registry) runs ahead of the file's own hooks and its `after` removes
+ * every stack `newStack` made (IF_E2E_KEEP=1 keeps them).
+ */
+export function ownFactoryStacks(name: string): OwnFactoryStacks {
+  const runId = `${Date.now().toString(36)}${process.pid.toString(36)}`;
+  const stacks: TestStack[] = [];
+  const own: OwnFactoryStacks = {
+    runId,
+    repository: `image-factory/${name}-${runId}`,
+    sha: "",
+    registry: undefined as unknown as RegistryClient,
+    newStack(stackName) {
+      const stack = new TestStack(`${name}-${stackName}-${runId}`, {});
+      stacks.push(stack);
+      return { stack, appDir: copyApp(path.join(stack.dir, "app")) };
+    },
+  };
+  before(async function () {
+    await bootstrapOnce();
+    requireLocalStackTools();
+    own.sha = await headSha();
+    own.registry = new RegistryClient(LOCAL_REGISTRY, localRegistryAuth());
+  });
+  after(() => {
+    if (process.env.IF_E2E_KEEP !== "1") for (const s of stacks) s.remove();
+  });
+  return own;
+}
+
+/** The tags a user pulls: without a build's per-platform `sha-<7>-<platform>` tags and the
+ *  coverage image's tag, which a run that fails its gates may still push. */
+export function userTags(tags: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(tags).filter(([k]) => !/-linux-|-coverage$/.test(k)));
 }

@@ -364,3 +364,27 @@ export function findSecret(
   ];
   return texts.filter((t) => needles.some((n) => t.text.includes(n))).map((t) => t.name);
 }
+
+/** Stacks of one file backend, as dev and prod share one in real use (a promoting stack reads its
+ *  source through a StackReference): each stack has its own folder and config under `root`, its
+ *  `IF_LOCAL_DIR` a link to the one backend. */
+export class SharedBackend {
+  readonly root: string;
+
+  constructor(prefix: string) {
+    this.root = fs.mkdtempSync(path.join(e2eRoot(), `if-${prefix}-`));
+    fs.mkdirSync(path.join(this.root, "backend"));
+  }
+
+  stack(name: string, config: Record<string, unknown>): TestStack {
+    const s = new TestStack(name, config, path.join(this.root, name));
+    fs.rmSync(s.localDir, { recursive: true, force: true });
+    fs.symlinkSync(path.join(this.root, "backend"), s.localDir);
+    return s;
+  }
+
+  /** Removes the backend and every stack folder, unless IF_E2E_KEEP=1. */
+  remove(): void {
+    if (process.env.IF_E2E_KEEP !== "1") fs.rmSync(this.root, { recursive: true, force: true });
+  }
+}
