@@ -84,6 +84,11 @@ async function settle(): Promise<void> {
   }
 }
 
+/** Each resource's name, then the inputs named by `fields`, in order: one row a resource. */
+function inputsOf(resources: Registered[], ...fields: string[]): unknown[][] {
+  return resources.map((r) => [r.name, ...fields.map((f) => r.inputs[f])]);
+}
+
 async function create(name: string, args: Partial<buildHostsModule.BuildHostsArgs> = {}) {
   const hosts = new mod.BuildHosts(name, { config: config(), stack: "dev", ...args });
   await resolve(hosts.builderCommands);
@@ -330,19 +335,10 @@ describe("BuildHosts (mocks)", () => {
   it("gives each host an encrypted gp3 cache volume of the configured size, attached to it", async () => {
     const { of } = await create("hosts-c", { config: config({ cacheVolumeGb: 350 }) });
     const volumes = of("aws:ebs/volume:Volume");
-    assert.deepEqual(
-      volumes.map((v) => [
-        v.name,
-        v.inputs.type,
-        v.inputs.encrypted,
-        v.inputs.size,
-        v.inputs.availabilityZone,
-      ]),
-      [
-        ["hosts-c-amd64-cache", "gp3", true, 350, "eu-west-1a"],
-        ["hosts-c-arm64-cache", "gp3", true, 350, "eu-west-1a"],
-      ],
-    );
+    assert.deepEqual(inputsOf(volumes, "type", "encrypted", "size", "availabilityZone"), [
+      ["hosts-c-amd64-cache", "gp3", true, 350, "eu-west-1a"],
+      ["hosts-c-arm64-cache", "gp3", true, 350, "eu-west-1a"],
+    ]);
     const attachments = of("aws:ec2/volumeAttachment:VolumeAttachment");
     assert.deepEqual(attachments.map((a) => [a.inputs.volumeId, a.inputs.instanceId]).sort(), [
       [VOLUME.amd64, INSTANCE.amd64],
@@ -716,44 +712,36 @@ describe("BuildHosts (mocks)", () => {
       assert.deepEqual(server[arch].ipAddresses, [EIP[arch]]);
     }
     const certs = of("tls:index/locallySignedCert:LocallySignedCert");
-    assert.deepEqual(
-      certs.map((c) => [
-        c.name,
-        c.inputs.isCaCertificate,
-        c.inputs.validityPeriodHours,
-        c.inputs.allowedUses,
-      ]),
+    assert.deepEqual(inputsOf(certs, "isCaCertificate", "validityPeriodHours", "allowedUses"), [
       [
-        [
-          "hosts-k-client-cert",
-          false,
-          8760,
-          ["digital_signature", "key_encipherment", "client_auth"],
-        ],
-        [
-          "hosts-k-amd64-server-cert",
-          false,
-          8760,
-          ["digital_signature", "key_encipherment", "server_auth"],
-        ],
-        [
-          "hosts-k-arm64-server-cert",
-          false,
-          8760,
-          ["digital_signature", "key_encipherment", "server_auth"],
-        ],
+        "hosts-k-client-cert",
+        false,
+        8760,
+        ["digital_signature", "key_encipherment", "client_auth"],
       ],
-    );
+      [
+        "hosts-k-amd64-server-cert",
+        false,
+        8760,
+        ["digital_signature", "key_encipherment", "server_auth"],
+      ],
+      [
+        "hosts-k-arm64-server-cert",
+        false,
+        8760,
+        ["digital_signature", "key_encipherment", "server_auth"],
+      ],
+    ]);
     const ca = of("tls:index/selfSignedCert:SelfSignedCert");
     assert.deepEqual(
-      ca.map((c) => [
-        c.name,
-        c.inputs.isCaCertificate,
-        c.inputs.maxPathLength,
-        c.inputs.validityPeriodHours,
-        c.inputs.earlyRenewalHours,
-        c.inputs.allowedUses,
-      ]),
+      inputsOf(
+        ca,
+        "isCaCertificate",
+        "maxPathLength",
+        "validityPeriodHours",
+        "earlyRenewalHours",
+        "allowedUses",
+      ),
       [["hosts-k-ca", true, 0, 17520, 2160, ["cert_signing", "crl_signing", "digital_signature"]]],
     );
   });
@@ -812,14 +800,9 @@ describe("BuildHosts (mocks)", () => {
       architectures: ["amd64"],
       config: config({ subnetId: "subnet-0123456789abcdef0", amd64InstanceType: "m7a.2xlarge" }),
     });
-    assert.deepEqual(
-      of("aws:ec2/instance:Instance").map((i) => [
-        i.name,
-        i.inputs.instanceType,
-        i.inputs.subnetId,
-      ]),
-      [["hosts-n-amd64-instance", "m7a.2xlarge", "subnet-0123456789abcdef0"]],
-    );
+    assert.deepEqual(inputsOf(of("aws:ec2/instance:Instance"), "instanceType", "subnetId"), [
+      ["hosts-n-amd64-instance", "m7a.2xlarge", "subnet-0123456789abcdef0"],
+    ]);
     assert.deepEqual(Object.keys(await resolve(hosts.endpoints)), ["amd64"]);
     assert.deepEqual(
       calls.filter((c) => c.token === "aws:ec2/getSubnets:getSubnets"),
