@@ -33,6 +33,7 @@ import {
   pullImage,
   removeImage,
   run,
+  scratchPulumiProject,
   sharedFactoryStack,
   tail,
   type FactoryOutputs,
@@ -432,26 +433,9 @@ describe("supply-chain evidence on the local stack (e2e)", function () {
 
     before(async function () {
       this.timeout(600_000);
-      for (const tool of ["pulumi", "pulumi-language-nodejs", "pulumi-resource-pulumi-nodejs"]) {
-        if (!fs.existsSync(path.join(binDir, tool))) {
-          throw new Error(
-            `${tool} is not installed in ${binDir}: run scripts/install-go-tools.sh (the Pulumi CLI, its Node.js language host and dynamic-provider host)`,
-          );
-        }
-      }
       const auth = localRegistryAuth();
-      // Inside the repository so that @pulumi/pulumi and ts-node resolve from its node_modules.
-      fs.mkdirSync(path.join(REPO_ROOT, ".local"), { recursive: true });
-      project = fs.mkdtempSync(path.join(REPO_ROOT, ".local", "sc-e2e-"));
-      fs.mkdirSync(path.join(project, "state"));
-      fs.writeFileSync(
-        path.join(project, "Pulumi.yaml"),
-        "name: sc-e2e\nruntime:\n  name: nodejs\n  options:\n    typescript: true\n",
-      );
-      fs.writeFileSync(
-        path.join(project, "package.json"),
-        JSON.stringify({ name: "sc-e2e", private: true, main: "index.ts" }),
-      );
+      ({ dir: project, env } = scratchPulumiProject("sc-e2e"));
+      env.IMAGE_FACTORY_PROJECT_DIR = project;
       fs.writeFileSync(
         path.join(project, "index.ts"),
         [
@@ -476,15 +460,6 @@ describe("supply-chain evidence on the local stack (e2e)", function () {
           "",
         ].join("\n"),
       );
-      env = {
-        PATH: `${binDir}${path.delimiter}${process.env.PATH ?? ""}`,
-        PULUMI_HOME: path.join(project, ".pulumi-home"),
-        PULUMI_BACKEND_URL: `file://${path.join(project, "state")}`,
-        PULUMI_CONFIG_PASSPHRASE: "supply-chain-e2e",
-        PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
-        PULUMI_SKIP_UPDATE_CHECK: "true",
-        IMAGE_FACTORY_PROJECT_DIR: project,
-      };
       const init = await pulumiCli(["stack", "init", "e2e"]);
       assert.equal(init.code, 0, init.output);
       const settings: Array<[string, string]> = [
@@ -566,13 +541,14 @@ describe("supply-chain evidence on the local stack (e2e)", function () {
     });
 
     it("the policy pack refuses a preview that builds none of the configured platforms, and passes a promotion stack", async () => {
-      const bad = await pulumiCli([
+      const withPolicy = [
         "preview",
         "--stack",
         "e2e",
         "--policy-pack",
         path.join(REPO_ROOT, "policy"),
-      ]);
+      ];
+      const bad = await pulumiCli(withPolicy);
       assert.notEqual(bad.code, 0, bad.output);
       assert.match(bad.output, /every-platform-built/);
       assert.match(
@@ -588,13 +564,7 @@ describe("supply-chain evidence on the local stack (e2e)", function () {
         "dev",
       ]);
       assert.equal(promote.code, 0, promote.output);
-      const good = await pulumiCli([
-        "preview",
-        "--stack",
-        "e2e",
-        "--policy-pack",
-        path.join(REPO_ROOT, "policy"),
-      ]);
+      const good = await pulumiCli(withPolicy);
       assert.doesNotMatch(good.output, /mandatory/);
       assert.match(good.output, /image-factory-policy/);
     });
