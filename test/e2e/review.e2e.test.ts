@@ -5,7 +5,8 @@
 // `<repository>-review`, the real evidence engine on those digests, and a diff against what the
 // stack ships. Around every review the test reads every tag of the stack's own repository and the
 // stack's cache tags from the registry: a review moves nothing a user pulls and never writes the
-// cache main's builds import.
+// cache main's builds import. The last test takes CI's path (`--backend service --build`, a pull
+// request's GITHUB_REF, the registry credential and the preview from the environment).
 import * as assert from "node:assert/strict";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
@@ -13,21 +14,18 @@ import * as path from "node:path";
 import { platformSlug } from "../../components/naming";
 import type { PackageRef, Review } from "../../review";
 import {
-  LOCAL_REGISTRY,
   PLATFORMS,
   REPO_ROOT,
-  RegistryClient,
-  TestStack,
-  bootstrapOnce,
   copyApp,
   factoryStackConfig,
-  headSha,
   localRegistryAuth,
-  requireLocalStackTools,
+  ownFactoryStacks,
   run,
   tail,
   touchAppSource,
+  userTags,
   type FactoryOutputs,
+  type TestStack,
 } from "./lib";
 
 interface ReviewRun {
@@ -41,22 +39,24 @@ interface ReviewRun {
 
 describe("pull-request review: what a merge would ship, built for real next to what ships (e2e)", function () {
   this.timeout(60 * 60_000);
-  const runId = `${Date.now().toString(36)}${process.pid.toString(36)}`;
-  const repository = `image-factory/review-${runId}`;
+  const own = ownFactoryStacks("review");
+  const { repository } = own;
   const cacheRepository = `${repository}-cache`;
   const quarantine = `${repository}-review`;
   let stack: TestStack;
   let appDir: string;
   let pristine: string;
-  let sha: string;
   let outputs: FactoryOutputs;
-  let registry: RegistryClient;
   let published: Record<string, string>;
   let cacheTags: Record<string, string>;
   const timings: string[] = [];
 
   /** `npm run review` against the test stack, as a person runs it; Markdown from stdout. */
-  async function review(name: string, extra: string[] = []): Promise<ReviewRun> {
+  async function review(
+    name: string,
+    extra: string[] = [],
+    ci?: { env: NodeJS.ProcessEnv },
+  ): Promise<ReviewRun> {
     const file = path.join(stack.dir, `${name}.md`);
     const r = await run(
       "npm",
@@ -70,14 +70,14 @@ describe("pull-request review: what a merge would ship, built for real next to w
         "--out",
         file,
         "--sha",
-        sha,
+        own.sha,
         "--review-dir",
-        path.join(stack.dir, "review"),
+        path.join(stack.dir, ci === undefined ? "review" : "review-ci"),
         ...extra,
       ],
       {
         cwd: REPO_ROOT,
-        env: stack.env(),
+        env: { ...stack.env(), ...ci?.env },
         timeoutMs: 30 * 60_000,
       },
     );
@@ -97,28 +97,27 @@ describe("pull-request review: what a merge would ship, built for real next to w
 
   /** Nothing a user pulls moved, main's cache was not written, and the review's images are only in quarantine. */
   async function assertNothingPublished(run: ReviewRun): Promise<void> {
-    const moving = (t: Record<string, string>): Record<string, string> =>
-      Object.fromEntries(Object.entries(t).filter(([k]) => !/-linux-|-coverage$/.test(k)));
     assert.deepEqual(
-      moving(await registry.tagDigests(repository)),
+      userTags(await own.registry.tagDigests(repository)),
       published,
       "a review moved a tag of the stack's repository",
     );
-    const cache = await registry.tagDigests(cacheRepository);
+    const cache = await own.registry.tagDigests(cacheRepository);
     const mainCache = Object.fromEntries(
       Object.entries(cache).filter(([k]) => !k.startsWith("review-")),
     );
     assert.deepEqual(mainCache, cacheTags, "a review wrote the cache main's builds import");
-    const q = await registry.tagDigests(quarantine);
+    const q = await own.registry.tagDigests(quarantine);
+    // Per-platform digests, and a pull request's review cache (the CI path keeps it there).
     assert.deepEqual(
-      Object.keys(q).filter((t) => !/^sha-[0-9a-f]{7}-(linux-|coverage$)/.test(t)),
+      Object.keys(q).filter((t) => !/^(sha-[0-9a-f]{7}-(linux-|coverage$)|pr-\d+-linux-)/.test(t)),
       [],
       `the quarantine repository holds more than per-platform digests: ${JSON.stringify(q)}`,
     );
     for (const p of run.review.platforms) {
       if (p.candidate.digest !== undefined)
         assert.equal(
-          q[`sha-${sha.slice(0, 7)}-${platformSlug(p.platform)}`],
+          q[`sha-${own.sha.slice(0, 7)}-${platformSlug(p.platform)}`],
           p.candidate.digest,
           `${p.platform}: the candidate is not in ${quarantine}`,
         );
@@ -135,31 +134,23 @@ describe("pull-request review: what a merge would ship, built for real next to w
   };
 
   before(async function () {
-    await bootstrapOnce();
-    requireLocalStackTools();
-    sha = await headSha();
-    registry = new RegistryClient(LOCAL_REGISTRY, localRegistryAuth());
-    // Inside the repository: the factory refuses a build context outside it (appPath).
-    stack = new TestStack(
-      `review-${runId}`,
-      {},
-      path.join(REPO_ROOT, ".local", "e2e", `review-${runId}`),
-    );
-    appDir = copyApp(path.join(stack.dir, "app"));
+    ({ stack, appDir } = own.newStack("pr"));
     pristine = copyApp(path.join(stack.dir, "app.pristine"));
     stack.setConfig(
-      factoryStackConfig({ repository, appDir, sha, cacheRepository, platforms: PLATFORMS }),
+      factoryStackConfig({
+        repository,
+        appDir,
+        sha: own.sha,
+        cacheRepository,
+        platforms: PLATFORMS,
+      }),
     );
     const up = await stack.up();
     timings.push(`deploy of the stack (3 platforms): ${Math.round(up.durationMs / 100) / 10} s`);
     outputs = await stack.outputs<FactoryOutputs>();
     assert.equal(outputs.gateResults?.passed, true, "the clean stack did not pass its gates");
-    published = Object.fromEntries(
-      Object.entries(await registry.tagDigests(repository)).filter(
-        ([k]) => !/-linux-|-coverage$/.test(k),
-      ),
-    );
-    cacheTags = await registry.tagDigests(cacheRepository);
+    published = userTags(await own.registry.tagDigests(repository));
+    cacheTags = await own.registry.tagDigests(cacheRepository);
     assert.deepEqual(Object.keys(cacheTags).sort(), ["linux-amd64", "linux-arm-v7", "linux-arm64"]);
   });
 
@@ -171,25 +162,12 @@ describe("pull-request review: what a merge would ship, built for real next to w
 
   after(() => {
     console.log(`      timings:\n        ${timings.join("\n        ")}`);
-    if (process.env.IF_E2E_KEEP !== "1" && stack !== undefined) {
-      stack.remove();
-    }
   });
 
   it("a new production dependency (is-odd 3.0.1) lists it and its own dependency (is-number 6.0.0) as added on every platform, the image grows, the gates still pass", async () => {
-    const npm = await run(
-      "npm",
-      [
-        "install",
-        "--package-lock-only",
-        "--ignore-scripts",
-        "--save-exact",
-        "--no-audit",
-        "--no-fund",
-        "is-odd@3.0.1",
-      ],
-      { cwd: appDir },
-    );
+    // Only the lock file and package.json change: the image build installs the dependency.
+    const add = "install --package-lock-only --ignore-scripts --save-exact --no-audit --no-fund";
+    const npm = await run("npm", [...add.split(" "), "is-odd@3.0.1"], { cwd: appDir });
     assert.equal(npm.code, 0, tail(npm.stderr));
     const r = await review("dependency", ["--no-preview"]);
     assert.equal(r.code, 0, `the review says the deploy would fail:\n${r.markdown}`);
@@ -219,7 +197,7 @@ describe("pull-request review: what a merge would ship, built for real next to w
       assert.deepEqual(pr.vulnerabilities, { new: [], fixed: [] }, `${p}: vulnerabilities`);
       assert.equal(pr.candidate.buildError, undefined);
     }
-    assert.match(r.markdown, /^<!-- image-factory-review:review-[a-z0-9]+ -->\n/);
+    assert.ok(r.markdown.startsWith(`<!-- image-factory-review:${stack.stack} -->\n`));
     assert.match(r.markdown, /✅ \*\*The merge's deploy would pass the gates\.\*\*/);
     assert.match(r.markdown, /\| packages \| \+2 −0 ~0 \|/);
     assert.match(r.markdown, /\| `is-odd` \| npm \| — \| `3\.0\.1` \|/);
@@ -228,7 +206,7 @@ describe("pull-request review: what a merge would ship, built for real next to w
   });
 
   it("one changed source line: no package change, a small size delta, the same layers, and the tags a merge would move with where they point now; the preview shows the images that would update", async () => {
-    touchAppSource(appDir, `review-${runId}`);
+    touchAppSource(appDir, `review-${own.runId}`);
     const r = await review("source");
     assert.equal(r.code, 0, `the review says the deploy would fail:\n${r.markdown}`);
     for (const p of PLATFORMS) {
@@ -245,8 +223,8 @@ describe("pull-request review: what a merge would ship, built for real next to w
     assert.deepEqual(r.review.tagsToMove, [
       { tag: "main", currentDigest: outputs.digest },
       { tag: "edge", currentDigest: outputs.digest },
-      { tag: `sha-${sha.slice(0, 7)}`, currentDigest: outputs.digest },
-      { tag: `sha-${sha}`, currentDigest: outputs.digest },
+      { tag: `sha-${own.sha.slice(0, 7)}`, currentDigest: outputs.digest },
+      { tag: `sha-${own.sha}`, currentDigest: outputs.digest },
     ]);
     const short = outputs.digest.slice(0, "sha256:".length + 12);
     assert.ok(
@@ -349,11 +327,11 @@ describe("pull-request review: what a merge would ship, built for real next to w
     const key = `AKIA${crypto.randomBytes(8).toString("hex").toUpperCase()}`;
     fs.mkdirSync(path.join(appDir, "deploy"), { recursive: true });
     fs.writeFileSync(path.join(appDir, "deploy", "credentials.env"), `AWS_ACCESS_KEY_ID=${key}\n`);
-    const before = await registry.tagDigests(quarantine);
+    const before = await own.registry.tagDigests(quarantine);
     const r = await review("no-build", ["--no-build", "--no-preview"]);
     assert.equal(r.code, 1, r.markdown);
     assert.deepEqual(
-      await registry.tagDigests(quarantine),
+      await own.registry.tagDigests(quarantine),
       before,
       "--no-build pushed to the quarantine repository",
     );
@@ -374,5 +352,67 @@ describe("pull-request review: what a merge would ship, built for real next to w
       r.markdown,
     );
     assert.ok(!r.markdown.includes(key), "the review shows the key itself");
+  });
+
+  it("the CI path (--backend service --build, a pull request's GITHUB_REF, the credential and the preview from the environment): a real build whose cache goes to pr-<n> refs in the quarantine repository, never to main's cache", async () => {
+    touchAppSource(appDir, `ci-${own.runId}`);
+    // What pr.yml's preview job hands over: the stack's own `pulumi preview --diff` output.
+    const previewRun = await stack.local(["preview", "--diff"]);
+    assert.equal(previewRun.code, 0, tail(previewRun.stderr, 20));
+    const previewFile = path.join(stack.dir, "preview.txt");
+    fs.writeFileSync(previewFile, previewRun.stdout);
+    const local = stack.localDir;
+    const auth = localRegistryAuth();
+    const r = await review(
+      "ci",
+      [
+        "--backend",
+        "service",
+        "--build",
+        "--preview-file",
+        previewFile,
+        "--stack-config",
+        stack.configFile,
+      ],
+      {
+        env: {
+          // The target stack through the pulumi CLI's backend, as CI reaches Pulumi Cloud.
+          PULUMI_BACKEND_URL: `file://${path.join(local, "state")}`,
+          PULUMI_CONFIG_PASSPHRASE_FILE: path.join(local, "passphrase"),
+          SSL_CERT_FILE: path.join(local, "ca-bundle.pem"),
+          NODE_EXTRA_CA_CERTS: path.join(local, "ca-bundle.pem"),
+          BUILDX_BUILDER: "image-factory-registries",
+          PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+          PULUMI_NODEJS_TRANSPILE_ONLY: "true",
+          GITHUB_REF: "refs/pull/7/merge",
+          IMAGE_FACTORY_REGISTRY_USERNAME: auth.username,
+          IMAGE_FACTORY_REGISTRY_TOKEN: auth.password,
+        },
+      },
+    );
+    assert.equal(r.code, 0, `the review says the deploy would fail:\n${r.markdown}`);
+    for (const p of PLATFORMS) {
+      const pr = platform(r.review, p);
+      assert.match(pr.candidate.digest ?? "", /^sha256:[0-9a-f]{64}$/, p);
+      assert.notEqual(pr.candidate.digest, pr.current?.digest, `${p}: digest`);
+      assert.deepEqual(pr.packages, { added: [], removed: [], changed: [] }, p);
+    }
+    // The pull request's cache: its own pr-7 refs, in quarantine.
+    const q = await own.registry.tagDigests(quarantine);
+    assert.deepEqual(
+      Object.keys(q)
+        .filter((t) => t.startsWith("pr-"))
+        .sort(),
+      PLATFORMS.map((p) => `pr-7-${platformSlug(p)}`).sort(),
+    );
+    // The preview is the one the file holds, compacted.
+    for (const p of PLATFORMS)
+      assert.ok(
+        (r.review.preview ?? "").includes(
+          `~ docker-build:index:Image image-${platformSlug(p)} (update)`,
+        ),
+        r.review.preview,
+      );
+    await assertNothingPublished(r);
   });
 });
