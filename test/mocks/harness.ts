@@ -6,6 +6,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { parse } from "yaml";
+import type { GatesConfig } from "../../evidence/gates";
+import { passedResults } from "../lib/gateResults";
 
 export interface Registered {
   type: string;
@@ -207,18 +209,11 @@ export async function installMocks(
         const sbomLocations = Object.fromEntries(
           Object.entries(digests).map(([p, d]) => [p, `oci://${image}@${d}#sbom`]),
         );
-        const gateResults = {
-          passed: true,
-          checks: [],
-          failed: [],
-          notRun: [],
-          waived: {},
-          tools: {},
-          gates: inputs.gates,
+        const gateResults = passedResults(inputs.gates as GatesConfig, {
           imageName: image,
           platformDigests: digests,
-          sourceRevision: inputs.sourceRevision,
-        };
+          sourceRevision: inputs.sourceRevision as string,
+        });
         return { id: args.name, state: { ...inputs, sbomLocations, gateResults, platforms: {} } };
       }
       case "tls:index/privateKey:PrivateKey":

@@ -12,6 +12,7 @@ import { bindingProblem } from "../../evidence/publish";
 import { DEFAULT_GATES } from "../../evidence/gates";
 import { parseCoverageSummary, readCoverageFile } from "../../evidence/scanners/coverage";
 import { parseDiveCi } from "../../evidence/scanners/dive";
+import { passedResults } from "../lib/gateResults";
 
 describe("supplyChain: pure helpers", () => {
   const refs: Array<[string, string, string]> = [
@@ -127,26 +128,22 @@ describe("supplyChain: pure helpers", () => {
   });
 
   it("hands the engine child no stack config and no CI token, only where things are and cloud identities", async () => {
-    const env = engineEnv({
-      PATH: "/bin",
-      HOME: "/root",
-      NODE_EXTRA_CA_CERTS: "/ca.pem",
+    const whereThingsAre = { PATH: "/bin", HOME: "/root", NODE_EXTRA_CA_CERTS: "/ca.pem" };
+    const cloudIdentities = {
+      AWS_REGION: "eu-west-1",
+      AWS_SESSION_TOKEN: "a",
+      ACTIONS_ID_TOKEN_REQUEST_URL: "https://example.invalid/oidc",
+    };
+    const configAndTokens = {
       PULUMI_CONFIG: '{"image-factory:registryToken":"s3cret"}',
       PULUMI_ACCESS_TOKEN: "pul-x",
       GITHUB_TOKEN: "ghs_x",
       IMAGE_FACTORY_REGISTRY_TOKEN: "t",
-      AWS_REGION: "eu-west-1",
-      AWS_SESSION_TOKEN: "a",
-      ACTIONS_ID_TOKEN_REQUEST_URL: "https://example.invalid/oidc",
       ACTIONS_RUNTIME_TOKEN: "r",
-    });
-    assert.deepEqual(env, {
-      PATH: "/bin",
-      HOME: "/root",
-      NODE_EXTRA_CA_CERTS: "/ca.pem",
-      AWS_REGION: "eu-west-1",
-      AWS_SESSION_TOKEN: "a",
-      ACTIONS_ID_TOKEN_REQUEST_URL: "https://example.invalid/oidc",
+    };
+    assert.deepEqual(engineEnv({ ...whereThingsAre, ...configAndTokens, ...cloudIdentities }), {
+      ...whereThingsAre,
+      ...cloudIdentities,
     });
   });
 
@@ -250,18 +247,11 @@ describe("supplyChain: the dynamic provider as Pulumi stores it", () => {
 
 describe("publish: the list must hold exactly what the gates judged", () => {
   const d = (c: string): string => `sha256:${c.repeat(64)}`;
-  const judged = {
-    passed: true,
-    checks: [],
-    failed: [],
-    notRun: [],
-    waived: {},
-    tools: {},
-    gates: DEFAULT_GATES,
+  const judged = passedResults(DEFAULT_GATES, {
     imageName: "127.0.0.1:5443/x/app",
     platformDigests: { "linux/amd64": d("a"), "linux/arm64": d("b") },
     sourceRevision: "f".repeat(40),
-  };
+  });
   const cases: Array<[string, Partial<typeof judged>, Record<string, string>, string | undefined]> =
     [
       ["the same digests", {}, { "linux/amd64": d("a"), "linux/arm64": d("b") }, undefined],
