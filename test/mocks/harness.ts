@@ -155,6 +155,11 @@ export async function installMocks(
   function mockState(args: pulumi.runtime.MockResourceArgs): MockState {
     const inputs = args.inputs as Record<string, unknown>;
     h.resources.push({ type: args.type, name: args.name, inputs, request: current });
+    /** The provider's answer: the inputs, plus what it computes. */
+    const withInputs = (id: string, computed: Record<string, unknown>): MockState => ({
+      id,
+      state: { ...inputs, ...computed },
+    });
     current = undefined;
     // Dynamic resources are typed `pulumi-nodejs:dynamic/<module>:<Type>`.
     switch (
@@ -217,64 +222,41 @@ export async function installMocks(
         return { id: args.name, state: { ...inputs, sbomLocations, gateResults, platforms: {} } };
       }
       case "tls:index/privateKey:PrivateKey":
-        return {
-          id: args.name,
-          state: {
-            ...inputs,
-            privateKeyPem: pem("PRIVATE KEY", args.name),
-            publicKeyPem: pem("PUBLIC KEY", args.name),
-          },
-        };
+        return withInputs(args.name, {
+          privateKeyPem: pem("PRIVATE KEY", args.name),
+          publicKeyPem: pem("PUBLIC KEY", args.name),
+        });
       case "tls:index/certRequest:CertRequest":
-        return {
-          id: args.name,
-          state: { ...inputs, certRequestPem: pem("CERTIFICATE REQUEST", args.name) },
-        };
+        return withInputs(args.name, { certRequestPem: pem("CERTIFICATE REQUEST", args.name) });
       case "tls:index/selfSignedCert:SelfSignedCert":
       case "tls:index/locallySignedCert:LocallySignedCert":
-        return { id: args.name, state: { ...inputs, certPem: pem("CERTIFICATE", args.name) } };
+        return withInputs(args.name, { certPem: pem("CERTIFICATE", args.name) });
       case "aws:iam/role:Role":
       case "aws:iam/instanceProfile:InstanceProfile":
-        return {
-          id: args.name,
-          state: {
-            ...inputs,
-            name: args.name,
-            arn: `arn:aws:iam::123456789012:${args.type.includes("role") ? "role" : "instance-profile"}/${args.name}`,
-          },
-        };
+        return withInputs(args.name, {
+          name: args.name,
+          arn: `arn:aws:iam::123456789012:${args.type.includes("role") ? "role" : "instance-profile"}/${args.name}`,
+        });
       case "aws:ebs/volume:Volume": {
         const id = `vol-0${crypto.createHash("sha256").update(args.name).digest("hex").slice(0, 16)}`;
-        return { id, state: { ...inputs, arn: `arn:aws:ec2:eu-west-1:123456789012:volume/${id}` } };
+        return withInputs(id, { arn: `arn:aws:ec2:eu-west-1:123456789012:volume/${id}` });
       }
       case "aws:ec2/instance:Instance":
-        return {
-          id: `i-${args.name}`,
-          state: {
-            ...inputs,
-            publicIp: "198.51.100.10",
-            privateIp: "198.51.100.11",
-            arn: `arn:aws:ec2:::instance/${args.name}`,
-          },
-        };
+        return withInputs(`i-${args.name}`, {
+          publicIp: "198.51.100.10",
+          privateIp: "198.51.100.11",
+          arn: `arn:aws:ec2:::instance/${args.name}`,
+        });
       case "aws:ec2/eip:Eip":
-        return {
-          id: `eipalloc-${args.name}`,
-          state: {
-            ...inputs,
-            publicIp: "198.51.100.20",
-            publicDns: "ec2-198-51-100-20.compute.amazonaws.com",
-          },
-        };
+        return withInputs(`eipalloc-${args.name}`, {
+          publicIp: "198.51.100.20",
+          publicDns: "ec2-198-51-100-20.compute.amazonaws.com",
+        });
       default:
-        return {
-          id: `${args.name}-id`,
-          state: {
-            ...inputs,
-            arn: `arn:aws:mock:::${args.name}`,
-            bucket: inputs.bucket ?? `${args.name}-bucket`,
-          },
-        };
+        return withInputs(`${args.name}-id`, {
+          arn: `arn:aws:mock:::${args.name}`,
+          bucket: inputs.bucket ?? `${args.name}-bucket`,
+        });
     }
   }
 
