@@ -121,6 +121,24 @@ function assertNoSecret(run: Run): void {
   }
 }
 
+/** Runs `body` against a webhook started with `options`, and stops the webhook whatever happens. */
+async function withHook(options: HookOptions, body: (hook: Hook) => Promise<void>): Promise<void> {
+  const hook = await startHook(options);
+  try {
+    await body(hook);
+  } finally {
+    await hook.close();
+  }
+}
+
+/** The run warned with exactly `stderr`, still exited 0 (a deploy never fails on a notification)
+ *  and printed no secret. */
+function assertWarned(run: Run, stderr: string): void {
+  assert.equal(run.code, 0);
+  assert.equal(run.stderr, stderr);
+  assertNoSecret(run);
+}
+
 /** The facts both formats carry for the success deploy of dev with GATES. */
 const FACTS = [
   { title: "Stack", value: "dev" },
@@ -235,8 +253,7 @@ function deployEnv(): Record<string, string> {
 
 describe("notify (scripts/notify.ts)", () => {
   it("posts the stack, status, digest, tags, gates and links to Slack", async () => {
-    const hook = await startHook();
-    try {
+    await withHook({}, async (hook) => {
       const run = await runNotify({ SLACK_WEBHOOK_URL: hook.url, ...deployEnv() });
       assert.equal(run.code, 0, run.stderr);
       assert.equal(
@@ -251,14 +268,11 @@ describe("notify (scripts/notify.ts)", () => {
       assert.equal(req.url, SLACK_PATH);
       assert.equal(req.contentType, "application/json");
       assert.deepEqual(req.body, SLACK_BODY);
-    } finally {
-      await hook.close();
-    }
+    });
   });
 
   it("posts the same facts to a Teams workflow webhook as an Adaptive Card", async () => {
-    const hook = await startHook({ status: 202, answer: "", path: TEAMS_PATH });
-    try {
+    await withHook({ status: 202, answer: "", path: TEAMS_PATH }, async (hook) => {
       const run = await runNotify({ TEAMS_WEBHOOK_URL: hook.url, ...deployEnv() });
       assert.equal(run.code, 0, run.stderr);
       assert.equal(
@@ -270,9 +284,7 @@ describe("notify (scripts/notify.ts)", () => {
       assert.equal(hook.received[0].url, TEAMS_PATH);
       assert.equal(hook.received[0].contentType, "application/json");
       assert.deepEqual(hook.received[0].body, TEAMS_BODY);
-    } finally {
-      await hook.close();
-    }
+    });
   });
 
   it("posts to both when both webhooks are set", async () => {
@@ -325,21 +337,17 @@ describe("notify (scripts/notify.ts)", () => {
 
   it("warns and exits 0, without printing the URL, when the webhook answers HTTP 500", async () => {
     // The server echoes the request path back, as some error pages do: it is redacted.
-    const hook = await startHook({ status: 500, answer: (p) => `invalid_token for ${p}` });
-    try {
+    const options: HookOptions = { status: 500, answer: (p) => `invalid_token for ${p}` };
+    await withHook(options, async (hook) => {
       const run = await runNotify({ SLACK_WEBHOOK_URL: hook.url, ...deployEnv() });
-      assert.equal(run.code, 0);
       assert.equal(run.stdout, "");
-      assert.equal(
-        run.stderr,
+      assertWarned(
+        run,
         "notify: warning: the success notification for stack dev was not delivered to Slack (SLACK_WEBHOOK_URL): " +
           "http://127.0.0.1 answered HTTP 500: invalid_token for [redacted]\n",
       );
-      assertNoSecret(run);
       assert.equal(hook.received.length, 1);
-    } finally {
-      await hook.close();
-    }
+    });
   });
 
   it("warns and exits 0 when nothing listens, and still delivers to the other webhook", async () => {
@@ -352,9 +360,8 @@ describe("notify (scripts/notify.ts)", () => {
         TEAMS_WEBHOOK_URL: gone.url,
         ...deployEnv(),
       });
-      assert.equal(run.code, 0);
-      assert.equal(
-        run.stderr,
+      assertWarned(
+        run,
         "notify: warning: the success notification for stack dev was not delivered to Teams (TEAMS_WEBHOOK_URL): " +
           "request to http://127.0.0.1 failed: ECONNREFUSED\n",
       );
@@ -363,15 +370,13 @@ describe("notify (scripts/notify.ts)", () => {
         slack.received.map((r) => r.body),
         [SLACK_BODY],
       );
-      assertNoSecret(run);
     } finally {
       await slack.close();
     }
   });
 
   it("warns and exits 0 when the webhook does not answer in time, as a runner annotation", async () => {
-    const hook = await startHook({ hang: true, path: TEAMS_PATH });
-    try {
+    await withHook({ hang: true, path: TEAMS_PATH }, async (hook) => {
       const started = Date.now();
       const run = await runNotify({
         TEAMS_WEBHOOK_URL: hook.url,
@@ -380,18 +385,14 @@ describe("notify (scripts/notify.ts)", () => {
         NOTIFY_STACK: "prod",
         NOTIFY_STATUS: "failure",
       });
-      assert.equal(run.code, 0);
-      assert.equal(
-        run.stderr,
+      assertWarned(
+        run,
         "::warning title=notify::notify: the failure notification for stack prod was not delivered to Teams (TEAMS_WEBHOOK_URL): " +
           "request to http://127.0.0.1 failed: no answer within 500 ms\n",
       );
-      assertNoSecret(run);
       assert.equal(hook.received.length, 1);
       assert.ok(Date.now() - started < 15000, "the timeout was not applied");
-    } finally {
-      await hook.close();
-    }
+    });
   });
 
   it("refuses a bad status or a missing stack (exit 2); a bad URL or gates only warn", async () => {
