@@ -9,43 +9,29 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { BoundGateResults } from "../../evidence/gates";
 import {
-  LOCAL_REGISTRY,
-  RegistryClient,
   STACK_REGISTRY,
   TestStack,
-  bootstrapOnce,
-  copyApp,
   factoryStackConfig,
-  headSha,
-  localRegistryAuth,
-  requireLocalStackTools,
+  ownFactoryStacks,
   run,
   tail,
   touchAppSource,
+  userTags,
 } from "./lib";
 
 const PLATFORM = "linux/amd64";
 
 describe("gates hold: nothing moves until the evidence on the exact digest passes (e2e, real pulumi up)", function () {
   this.timeout(60 * 60_000);
-  const runId = `${Date.now().toString(36)}${process.pid.toString(36)}`;
-  const repository = `image-factory/gates-${runId}`;
-  const stacks: TestStack[] = [];
-  let registry: RegistryClient;
-  let sha: string;
+  const own = ownFactoryStacks("gates");
+  const { repository, newStack } = own;
   let published: Record<string, string>;
-
-  function newStack(name: string): { stack: TestStack; appDir: string } {
-    const stack = new TestStack(`gates-${name}-${runId}`, {});
-    stacks.push(stack);
-    return { stack, appDir: copyApp(path.join(stack.dir, "app")) };
-  }
 
   function configure(stack: TestStack, appDir: string, gates?: Record<string, unknown>): void {
     const config = factoryStackConfig({
       repository,
       appDir,
-      sha,
+      sha: own.sha,
       platforms: [PLATFORM],
       cacheRepository: `${repository}-cache`,
     });
@@ -55,33 +41,20 @@ describe("gates hold: nothing moves until the evidence on the exact digest passe
 
   /** A failing `pulumi up`: its output, after checking that no tag in the repository moved. */
   async function failingUp(stack: TestStack): Promise<string> {
-    const before = await registry.tagDigests(repository);
+    const before = await own.registry.tagDigests(repository);
     const r = await stack.local(["up"]);
     const output = `${r.stdout}\n${r.stderr}`;
     assert.notEqual(r.code, 0, `pulumi up passed:\n${tail(output, 30)}`);
-    const after = await registry.tagDigests(repository);
+    const after = await own.registry.tagDigests(repository);
     // The quarantined platform image may add its own sha-<7>-<platform> tag; nothing else may change.
-    const moving = (t: Record<string, string>): Record<string, string> =>
-      Object.fromEntries(Object.entries(t).filter(([k]) => !/-linux-|-coverage$/.test(k)));
-    assert.deepEqual(moving(after), moving(before), "a failing pulumi up moved a tag");
+    assert.deepEqual(userTags(after), userTags(before), "a failing pulumi up moved a tag");
     assert.deepEqual(
-      moving(after),
+      userTags(after),
       published,
       "the published tags are not where the clean run put them",
     );
     return output;
   }
-
-  before(async function () {
-    await bootstrapOnce();
-    requireLocalStackTools();
-    sha = await headSha();
-    registry = new RegistryClient(LOCAL_REGISTRY, localRegistryAuth());
-  });
-
-  after(() => {
-    if (process.env.IF_E2E_KEEP !== "1") for (const s of stacks) s.remove();
-  });
 
   it("the clean app: every check passed with measured numbers, notRun empty, results bound to the digests, tags published", async () => {
     const { stack, appDir } = newStack("clean");
@@ -100,7 +73,7 @@ describe("gates hold: nothing moves until the evidence on the exact digest passe
     assert.equal(g.digest, out.digest);
     assert.deepEqual(g.platformDigests, out.platformDigests);
     assert.equal(g.imageName, `${STACK_REGISTRY}/${repository}`);
-    assert.equal(g.sourceRevision, sha);
+    assert.equal(g.sourceRevision, own.sha);
     for (const name of [
       "coverage",
       "branchCoverage",
@@ -124,12 +97,10 @@ describe("gates hold: nothing moves until the evidence on the exact digest passe
         /^\d+\.\d+\.\d+$/,
         `${tool} version: ${JSON.stringify(g.tools)}`,
       );
-    const tags = await registry.tagDigests(repository);
-    for (const t of ["main", "edge", `sha-${sha.slice(0, 7)}`, `sha-${sha}`])
+    const tags = await own.registry.tagDigests(repository);
+    for (const t of ["main", "edge", `sha-${own.sha.slice(0, 7)}`, `sha-${own.sha}`])
       assert.equal(tags[t], out.digest, `tag ${t}`);
-    published = Object.fromEntries(
-      Object.entries(tags).filter(([k]) => !/-linux-|-coverage$/.test(k)),
-    );
+    published = userTags(tags);
     console.log(`      clean: ${g.checks.map((c) => `${c.gate}=${c.measured}`).join(" ")}`);
   });
 
