@@ -38,6 +38,7 @@ import {
 import type {
   AttestInput,
   AttestResult,
+  InTotoStatement,
   CosignOptions,
   SignOptions,
   SignResult,
@@ -224,6 +225,37 @@ export async function attest(
   )[0];
 }
 
+/** One `cosign verify` (a signature) or `verify-attestation` (a type) on a digest: the verified
+ *  statements about that digest, handed to `pick`, which keeps the wanted ones or says what is
+ *  missing. */
+async function verifyDigest(
+  imageRef: string,
+  what: "signature" | AttestationType,
+  trust: Trust,
+  opts: CosignOptions,
+  pick: (verified: InTotoStatement[], ref: string, digest: string) => InTotoStatement[],
+): Promise<VerifyResult> {
+  const { digest, ref } = parseDigestRef(imageRef);
+  const op = what === "signature" ? "verify" : "verify-attestation";
+  const s = openSession(opts, { kms: "keyRef" in trust });
+  const started = Date.now();
+  try {
+    const flags = what === "signature" ? ["--output", "json"] : ["--type", cosignType(what)];
+    const r = await cosignRun(s, [op, ...trustFlags(s, trust, opts.tlog ?? false), ...flags, ref]);
+    if (r.code !== 0)
+      throw await notFoundOr(s, ref, digest, explainFailure(op, ref, digest, r.stderr, what));
+    const verified = parseVerifyOutput(r.stdout, ref).filter((st) => subjectMatches(st, digest));
+    return {
+      imageRef: ref,
+      digest,
+      statements: pick(verified, ref, digest),
+      seconds: (Date.now() - started) / 1000,
+    };
+  } finally {
+    s.dir.close();
+  }
+}
+
 /** Verifies the signatures on `<repo>@sha256:…`; resolves with the signed statements (each names
  *  the digest), rejects with a message naming what is missing or wrong. */
 export async function verify(
@@ -231,27 +263,9 @@ export async function verify(
   trust: Trust,
   opts: CosignOptions = {},
 ): Promise<VerifyResult> {
-  const { digest, ref } = parseDigestRef(imageRef);
-  const s = openSession(opts, { kms: "keyRef" in trust });
-  const started = Date.now();
-  try {
-    const r = await cosignRun(s, [
-      "verify",
-      ...trustFlags(s, trust, opts.tlog ?? false),
-      "--output",
-      "json",
-      ref,
-    ]);
-    if (r.code !== 0)
-      throw await notFoundOr(
-        s,
-        ref,
-        digest,
-        explainFailure("verify", ref, digest, r.stderr, "signature"),
-      );
+  return verifyDigest(imageRef, "signature", trust, opts, (verified, ref, digest) => {
     // cosign v3 `verify` accepts any verified bundle on the image, attestations included: an image
     // that only carries an SBOM attestation "verifies". A signature is a cosign/sign/v1 statement.
-    const verified = parseVerifyOutput(r.stdout, ref).filter((st) => subjectMatches(st, digest));
     const statements = verified.filter((st) => st.predicateType === COSIGN_SIGN_PREDICATE_TYPE);
     if (statements.length === 0) {
       const others = [...new Set(verified.map((st) => st.predicateType))].join(", ");
@@ -259,10 +273,8 @@ export async function verify(
         `no signature on ${digest}${others ? ` (only attestations: ${others})` : ""} (cosign verify ${ref})`,
       );
     }
-    return { imageRef: ref, digest, statements, seconds: (Date.now() - started) / 1000 };
-  } finally {
-    s.dir.close();
-  }
+    return statements;
+  });
 }
 
 /** Verifies the `type` attestations on `<repo>@sha256:…` and returns their decoded statements. */
@@ -272,38 +284,17 @@ export async function verifyAttestation(
   trust: Trust,
   opts: CosignOptions = {},
 ): Promise<VerifyResult> {
-  const { digest, ref } = parseDigestRef(imageRef);
   if (!(type in PREDICATE_TYPES)) {
     throw new Error(
       `verifyAttestation: type must be one of ${Object.keys(PREDICATE_TYPES).join(", ")}, got "${type}"`,
     );
   }
-  const s = openSession(opts, { kms: "keyRef" in trust });
-  const started = Date.now();
-  try {
-    const r = await cosignRun(s, [
-      "verify-attestation",
-      ...trustFlags(s, trust, opts.tlog ?? false),
-      "--type",
-      cosignType(type),
-      ref,
-    ]);
-    if (r.code !== 0)
-      throw await notFoundOr(
-        s,
-        ref,
-        digest,
-        explainFailure("verify-attestation", ref, digest, r.stderr, type),
-      );
-    const statements = parseVerifyOutput(r.stdout, ref).filter(
-      (st) => st.predicateType === PREDICATE_TYPES[type] && subjectMatches(st, digest),
-    );
+  return verifyDigest(imageRef, type, trust, opts, (verified, ref, digest) => {
+    const statements = verified.filter((st) => st.predicateType === PREDICATE_TYPES[type]);
     if (statements.length === 0)
       throw new Error(
         `no ${type} attestation on ${digest} (cosign verify-attestation ${ref} printed none for ${PREDICATE_TYPES[type]})`,
       );
-    return { imageRef: ref, digest, statements, seconds: (Date.now() - started) / 1000 };
-  } finally {
-    s.dir.close();
-  }
+    return statements;
+  });
 }
