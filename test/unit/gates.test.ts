@@ -2,6 +2,7 @@ import * as assert from "node:assert/strict";
 import {
   DEFAULT_GATES,
   GateError,
+  type GatesConfig,
   Measurements,
   PlatformMeasurements,
   assertGates,
@@ -128,200 +129,52 @@ describe("evaluateGates", () => {
     assert.deepEqual([size?.measured, size?.limit, size?.unit], [150, 500, "MB"]);
   });
 
-  type Case = {
-    name: string;
-    m: Measurements;
-    gates?: Partial<typeof DEFAULT_GATES>;
-    gate: string;
-    status: "passed" | "failed";
-    detail: RegExp;
+  const app = (m: Partial<Measurements>): Measurements => cleanMeasurements(m);
+  const amd64 = (p: Partial<PlatformMeasurements>): Measurements => cleanMeasurements({}, p);
+  const cov = (lines: number, branches: number, functions: number) =>
+    measured({ lines, branches, functions });
+  const AWS_KEY = { id: "aws-access-key-id", severity: "CRITICAL", message: "AWS Access Key ID" };
+  const ROOT_USER = { id: "DL3002", severity: "warning", message: "Last USER should not be root" };
+  const ROOT_MISCONFIG = {
+    id: "DS-0002",
+    severity: "HIGH",
+    message: "Image user should not be 'root'",
   };
-  const cases: Case[] = [
-    {
-      name: "size over the limit",
-      m: cleanMeasurements({}, { sizeBytes: measured(612 * MB) }),
-      gate: "imageSize[linux/amd64]",
-      status: "failed",
-      detail: /measured 612 MB, limit at most 500 MB \(gates\.maxImageSizeMb\)/,
-    },
-    {
-      name: "size exactly at the limit",
-      m: cleanMeasurements({}, { sizeBytes: measured(500 * MB) }),
-      gate: "imageSize[linux/amd64]",
-      status: "passed",
-      detail: /measured 500 MB/,
-    },
-    {
-      name: "size limit lowered below the real size",
-      m: cleanMeasurements(),
-      gates: { maxImageSizeMb: 100 },
-      gate: "imageSize[linux/amd64]",
-      status: "failed",
-      detail: /measured 150 MB, limit at most 100 MB/,
-    },
-    {
-      name: "coverage below the minimum",
-      m: cleanMeasurements({ coverage: measured({ lines: 79.99, branches: 90, functions: 90 }) }),
-      gate: "coverage",
-      status: "failed",
-      detail: /measured 79\.99 %, limit at least 80 %/,
-    },
-    {
-      name: "coverage exactly at the minimum",
-      m: cleanMeasurements({ coverage: measured({ lines: 80, branches: 90, functions: 90 }) }),
-      gate: "coverage",
-      status: "passed",
-      detail: /measured 80 %/,
-    },
-    {
-      name: "coverage summary missing",
-      m: cleanMeasurements({ coverage: notRun("coverage image holds no coverage-summary.json") }),
-      gate: "coverage",
-      status: "failed",
-      detail: /required but not run: coverage image holds no/,
-    },
-    {
-      name: "branch coverage below its own limit",
-      m: cleanMeasurements({ coverage: measured({ lines: 95, branches: 61.5, functions: 95 }) }),
-      gate: "branchCoverage",
-      status: "failed",
-      detail: /measured 61\.5 %, limit at least 80 % \(gates\.minBranchCoverage\)/,
-    },
-    {
-      name: "function coverage below a raised limit",
-      m: cleanMeasurements(),
-      gates: { minFunctionCoverage: 99 },
-      gate: "functionCoverage",
-      status: "failed",
-      detail: /measured 95 %, limit at least 99 % \(gates\.minFunctionCoverage\)/,
-    },
-    {
-      name: "one critical vulnerability",
-      m: cleanMeasurements({}, { criticalVulnerabilities: measured(1) }),
-      gate: "criticalVulnerabilities[linux/amd64]",
-      status: "failed",
-      detail: /measured 1, limit at most 0 \(gates\.maxCritical\)/,
-    },
-    {
-      name: "criticals within an allowance",
-      m: cleanMeasurements({}, { criticalVulnerabilities: measured(2) }),
-      gates: { maxCritical: 2 },
-      gate: "criticalVulnerabilities[linux/amd64]",
-      status: "passed",
-      detail: /measured 2/,
-    },
-    {
-      name: "no vulnerability DB offline",
-      m: cleanMeasurements(
-        {},
-        { criticalVulnerabilities: notRun("Trivy vulnerability DB unreachable") },
-      ),
-      gate: "criticalVulnerabilities[linux/amd64]",
-      status: "failed",
-      detail: /required but not run: Trivy vulnerability DB unreachable/,
-    },
-    {
-      name: "low efficiency",
-      m: cleanMeasurements({}, { efficiency: measured(0.8) }),
-      gate: "efficiency[linux/amd64]",
-      status: "failed",
-      detail: /measured 0\.8, limit at least 0\.95 \(gates\.minEfficiency\)/,
-    },
-    {
-      name: "too many wasted bytes",
-      m: cleanMeasurements({}, { wastedBytes: measured(25 * MB) }),
-      gate: "wasted[linux/amd64]",
-      status: "failed",
-      detail: /measured 25 MB, limit at most 20 MB \(gates\.maxWastedMb\)/,
-    },
-    {
-      name: "a Hadolint warning",
-      m: cleanMeasurements({
-        lint: measured([
-          {
-            id: "DL3002",
-            severity: "warning",
-            message: "Last USER should not be root",
-            where: "Dockerfile:12",
-          },
-        ]),
-      }),
-      gate: "dockerfileLint",
-      status: "failed",
-      detail:
-        /1 Hadolint findings, limit 0 .*DL3002 \(warning\) at Dockerfile:12: Last USER should not be root/,
-    },
-    {
-      name: "a root user misconfiguration",
-      m: cleanMeasurements({
-        misconfigurations: measured([
-          { id: "DS-0002", severity: "HIGH", message: "Image user should not be 'root'" },
-        ]),
-      }),
-      gate: "misconfigurations",
-      status: "failed",
-      detail: /DS-0002 \(HIGH\)/,
-    },
-    {
-      name: "a planted AWS key",
-      m: cleanMeasurements({
-        secrets: measured([
-          {
-            id: "aws-access-key-id",
-            severity: "CRITICAL",
-            message: "AWS Access Key ID",
-            where: "Dockerfile:5",
-          },
-        ]),
-      }),
-      gate: "secrets",
-      status: "failed",
-      detail: /aws-access-key-id \(CRITICAL\) at Dockerfile:5/,
-    },
-    {
-      name: "a secret baked into the image",
-      m: cleanMeasurements(
-        {},
-        {
-          imageSecrets: measured([
-            {
-              id: "aws-access-key-id",
-              severity: "CRITICAL",
-              message: "AWS Access Key ID",
-              where: "config ENV",
-            },
-          ]),
-        },
-      ),
-      gate: "imageSecrets[linux/amd64]",
-      status: "failed",
-      detail: /1 secrets in the image/,
-    },
-    {
-      name: "Hadolint missing",
-      m: cleanMeasurements({ lint: notRun("hadolint not found on PATH") }),
-      gate: "dockerfileLint",
-      status: "failed",
-      detail: /required but not run: hadolint not found/,
-    },
-    {
-      name: "Dive not run",
-      m: cleanMeasurements({}, { efficiency: notRun("dive failed") }),
-      gate: "efficiency[linux/amd64]",
-      status: "failed",
-      detail: /required but not run: dive failed/,
-    },
+
+  // Each row: the case, the measurements (the clean ones but for what the row changes), the gates
+  // changed from the defaults, the check, its status and what its detail says. One line a row.
+  // prettier-ignore
+  const cases: Array<[string, Measurements, Partial<GatesConfig>, string, "passed" | "failed", RegExp]> = [
+    ["size over the limit", amd64({ sizeBytes: measured(612 * MB) }), {}, "imageSize[linux/amd64]", "failed", /measured 612 MB, limit at most 500 MB \(gates\.maxImageSizeMb\)/],
+    ["size exactly at the limit", amd64({ sizeBytes: measured(500 * MB) }), {}, "imageSize[linux/amd64]", "passed", /measured 500 MB/],
+    ["size limit lowered below the real size", app({}), { maxImageSizeMb: 100 }, "imageSize[linux/amd64]", "failed", /measured 150 MB, limit at most 100 MB/],
+    ["coverage below the minimum", app({ coverage: cov(79.99, 90, 90) }), {}, "coverage", "failed", /measured 79\.99 %, limit at least 80 %/],
+    ["coverage exactly at the minimum", app({ coverage: cov(80, 90, 90) }), {}, "coverage", "passed", /measured 80 %/],
+    ["coverage summary missing", app({ coverage: notRun("coverage image holds no coverage-summary.json") }), {}, "coverage", "failed", /required but not run: coverage image holds no/],
+    ["branch coverage below its own limit", app({ coverage: cov(95, 61.5, 95) }), {}, "branchCoverage", "failed", /measured 61\.5 %, limit at least 80 % \(gates\.minBranchCoverage\)/],
+    ["function coverage below a raised limit", app({}), { minFunctionCoverage: 99 }, "functionCoverage", "failed", /measured 95 %, limit at least 99 % \(gates\.minFunctionCoverage\)/],
+    ["one critical vulnerability", amd64({ criticalVulnerabilities: measured(1) }), {}, "criticalVulnerabilities[linux/amd64]", "failed", /measured 1, limit at most 0 \(gates\.maxCritical\)/],
+    ["criticals within an allowance", amd64({ criticalVulnerabilities: measured(2) }), { maxCritical: 2 }, "criticalVulnerabilities[linux/amd64]", "passed", /measured 2/],
+    ["no vulnerability DB offline", amd64({ criticalVulnerabilities: notRun("Trivy vulnerability DB unreachable") }), {}, "criticalVulnerabilities[linux/amd64]", "failed", /required but not run: Trivy vulnerability DB unreachable/],
+    ["low efficiency", amd64({ efficiency: measured(0.8) }), {}, "efficiency[linux/amd64]", "failed", /measured 0\.8, limit at least 0\.95 \(gates\.minEfficiency\)/],
+    ["too many wasted bytes", amd64({ wastedBytes: measured(25 * MB) }), {}, "wasted[linux/amd64]", "failed", /measured 25 MB, limit at most 20 MB \(gates\.maxWastedMb\)/],
+    ["a Hadolint warning", app({ lint: measured([{ ...ROOT_USER, where: "Dockerfile:12" }]) }), {}, "dockerfileLint", "failed", /1 Hadolint findings, limit 0 .*DL3002 \(warning\) at Dockerfile:12: Last USER should not be root/],
+    ["a root user misconfiguration", app({ misconfigurations: measured([ROOT_MISCONFIG]) }), {}, "misconfigurations", "failed", /DS-0002 \(HIGH\)/],
+    ["a planted AWS key", app({ secrets: measured([{ ...AWS_KEY, where: "Dockerfile:5" }]) }), {}, "secrets", "failed", /aws-access-key-id \(CRITICAL\) at Dockerfile:5/],
+    ["a secret baked into the image", amd64({ imageSecrets: measured([{ ...AWS_KEY, where: "config ENV" }]) }), {}, "imageSecrets[linux/amd64]", "failed", /1 secrets in the image/],
+    ["Hadolint missing", app({ lint: notRun("hadolint not found on PATH") }), {}, "dockerfileLint", "failed", /required but not run: hadolint not found/],
+    ["Dive not run", amd64({ efficiency: notRun("dive failed") }), {}, "efficiency[linux/amd64]", "failed", /required but not run: dive failed/],
   ];
-  for (const c of cases) {
-    it(`${c.name} → ${c.gate} ${c.status}`, async () => {
-      const r = evaluateGates(c.m, { ...DEFAULT_GATES, ...c.gates });
-      const check = r.checks.find((x) => x.gate === c.gate);
-      assert.ok(check, `no check named ${c.gate}`);
-      assert.equal(check.status, c.status);
-      assert.equal(check.passed, c.status === "passed");
-      assert.match(check.detail, c.detail);
-      assert.equal(r.passed, c.status !== "failed");
-      assert.equal(r.failed.includes(c.gate), c.status === "failed");
+  for (const [name, m, gates, gate, status, detail] of cases) {
+    it(`${name} → ${gate} ${status}`, async () => {
+      const r = evaluateGates(m, { ...DEFAULT_GATES, ...gates });
+      const check = r.checks.find((x) => x.gate === gate);
+      assert.ok(check, `no check named ${gate}`);
+      assert.equal(check.status, status);
+      assert.equal(check.passed, status === "passed");
+      assert.match(check.detail, detail);
+      assert.equal(r.passed, status !== "failed");
+      assert.equal(r.failed.includes(gate), status === "failed");
       assert.deepEqual(r.notRun, []);
     });
   }
