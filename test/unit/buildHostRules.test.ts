@@ -263,124 +263,33 @@ describe("validateBuildHosts", () => {
     );
   });
 
+  // One line a row: what is refused, the settings, and every message the error must hold.
+  // prettier-ignore
   const refused: Array<[string, Partial<BuildHostsConfig>, string[]]> = [
-    [
-      "0.0.0.0/0",
-      { allowedCidrs: ["203.0.113.7/32", "0.0.0.0/0"] },
-      ["buildHosts.allowedCidrs[1]: '0.0.0.0/0' opens the BuildKit port to the whole internet"],
-    ],
-    [
-      "::/0 even with a reason",
-      { allowedCidrs: ["::/0"], allowWideCidrs: REASON },
-      ["buildHosts.allowedCidrs[0]: '::/0' opens the BuildKit port to the whole internet"],
-    ],
-    [
-      "any other /0",
-      { allowedCidrs: ["192.0.2.1/0"] },
-      ["buildHosts.allowedCidrs[0]: '192.0.2.1/0' opens"],
-    ],
-    [
-      "a /8",
-      { allowedCidrs: ["203.0.0.0/8"] },
-      [
-        "buildHosts.allowedCidrs[0]: '203.0.0.0/8' admits 16777216 addresses, wider than IPv4's /16 limit",
-      ],
-    ],
-    [
-      "an IPv6 /32",
-      { allowedCidrs: ["2001:db8::/32"] },
-      [
-        "buildHosts.allowedCidrs[0]: '2001:db8::/32' admits 79228162514264337593543950336 addresses, wider than IPv6's /48 limit",
-      ],
-    ],
-    [
-      "three /17s",
-      { allowedCidrs: ["203.0.0.0/17", "203.1.0.0/17", "203.2.0.0/17"] },
-      [
-        "buildHosts.allowedCidrs: ['203.0.0.0/17', '203.1.0.0/17', '203.2.0.0/17'] together cover 98304 IPv4 addresses, more than a /16 (65536)",
-      ],
-    ],
-    [
-      "an empty reason",
-      { allowedCidrs: ["203.0.0.0/8"], allowWideCidrs: " " },
-      [
-        "buildHosts.allowWideCidrs: ' ' must say why wide ranges are needed (a non-empty reason)",
-        "buildHosts.allowedCidrs[0]: '203.0.0.0/8' admits 16777216 addresses",
-      ],
-    ],
-    [
-      "an address without a prefix",
-      { allowedCidrs: ["203.0.113.7"] },
-      ["buildHosts.allowedCidrs[0]: '203.0.113.7' is not a CIDR"],
-    ],
-    [
-      "an octet over 255",
-      { allowedCidrs: ["203.0.113.300/32"] },
-      ["'203.0.113.300/32' is not a CIDR"],
-    ],
+    ["0.0.0.0/0", { allowedCidrs: ["203.0.113.7/32", "0.0.0.0/0"] }, ["buildHosts.allowedCidrs[1]: '0.0.0.0/0' opens the BuildKit port to the whole internet"]],
+    ["::/0 even with a reason", { allowedCidrs: ["::/0"], allowWideCidrs: REASON }, ["buildHosts.allowedCidrs[0]: '::/0' opens the BuildKit port to the whole internet"]],
+    ["any other /0", { allowedCidrs: ["192.0.2.1/0"] }, ["buildHosts.allowedCidrs[0]: '192.0.2.1/0' opens"]],
+    ["a /8", { allowedCidrs: ["203.0.0.0/8"] }, ["buildHosts.allowedCidrs[0]: '203.0.0.0/8' admits 16777216 addresses, wider than IPv4's /16 limit"]],
+    ["an IPv6 /32", { allowedCidrs: ["2001:db8::/32"] }, ["buildHosts.allowedCidrs[0]: '2001:db8::/32' admits 79228162514264337593543950336 addresses, wider than IPv6's /48 limit"]],
+    ["three /17s", { allowedCidrs: ["203.0.0.0/17", "203.1.0.0/17", "203.2.0.0/17"] }, ["buildHosts.allowedCidrs: ['203.0.0.0/17', '203.1.0.0/17', '203.2.0.0/17'] together cover 98304 IPv4 addresses, more than a /16 (65536)"]],
+    ["an empty reason", { allowedCidrs: ["203.0.0.0/8"], allowWideCidrs: " " }, ["buildHosts.allowWideCidrs: ' ' must say why wide ranges are needed (a non-empty reason)", "buildHosts.allowedCidrs[0]: '203.0.0.0/8' admits 16777216 addresses"]],
+    ["an address without a prefix", { allowedCidrs: ["203.0.113.7"] }, ["buildHosts.allowedCidrs[0]: '203.0.113.7' is not a CIDR"]],
+    ["an octet over 255", { allowedCidrs: ["203.0.113.300/32"] }, ["'203.0.113.300/32' is not a CIDR"]],
     ["a hostname", { allowedCidrs: ["ci.example.com/32"] }, ["'ci.example.com/32' is not a CIDR"]],
-    [
-      "host bits",
-      { allowedCidrs: ["198.51.100.7/24"] },
-      [
-        "buildHosts.allowedCidrs[0]: '198.51.100.7/24' has host bits set; the network is '198.51.100.0/24'",
-      ],
-    ],
-    [
-      "IPv6 host bits",
-      { allowedCidrs: ["2001:db8::1/64"] },
-      [
-        "buildHosts.allowedCidrs[0]: '2001:db8::1/64' has host bits set; the network is '2001:db8::/64'",
-      ],
-    ],
-    [
-      "the same IPv6 network written twice",
-      { allowedCidrs: ["2001:db8:0:1::/64", "2001:db8:0:1:0::/64"] },
-      ["buildHosts.allowedCidrs[1]: '2001:db8:0:1:0::/64' repeats buildHosts.allowedCidrs[0]"],
-    ],
+    ["host bits", { allowedCidrs: ["198.51.100.7/24"] }, ["buildHosts.allowedCidrs[0]: '198.51.100.7/24' has host bits set; the network is '198.51.100.0/24'"]],
+    ["IPv6 host bits", { allowedCidrs: ["2001:db8::1/64"] }, ["buildHosts.allowedCidrs[0]: '2001:db8::1/64' has host bits set; the network is '2001:db8::/64'"]],
+    ["the same IPv6 network written twice", { allowedCidrs: ["2001:db8:0:1::/64", "2001:db8:0:1:0::/64"] }, ["buildHosts.allowedCidrs[1]: '2001:db8:0:1:0::/64' repeats buildHosts.allowedCidrs[0]"]],
     ["port 0", { port: 0 }, ["buildHosts.port: 0 is not a TCP port"]],
     ["a fractional port", { port: 1234.5 }, ["buildHosts.port: 1234.5 is not a TCP port"]],
     ["port 22", { port: 22 }, ["buildHosts.port: 22 is refused"]],
-    [
-      "a zero volume",
-      { cacheVolumeGb: 0 },
-      ["buildHosts.cacheVolumeGb: 0 must be a whole number of GiB"],
-    ],
+    ["a zero volume", { cacheVolumeGb: 0 }, ["buildHosts.cacheVolumeGb: 0 must be a whole number of GiB"]],
     ["a volume over gp3's limit", { cacheVolumeGb: 20000 }, ["buildHosts.cacheVolumeGb: 20000"]],
-    [
-      "an x86 type for arm64",
-      { arm64InstanceType: "c7i.xlarge" },
-      [
-        "buildHosts.arm64InstanceType: 'c7i.xlarge' is an amd64 instance type; the arm64 host needs a Graviton type",
-      ],
-    ],
-    [
-      "a Graviton type for amd64",
-      { amd64InstanceType: "c7g.xlarge" },
-      [
-        "buildHosts.amd64InstanceType: 'c7g.xlarge' is an arm64 instance type; the amd64 host needs an x86 type",
-      ],
-    ],
-    [
-      "an unknown family",
-      { amd64InstanceType: "qq9.xlarge" },
-      ["buildHosts.amd64InstanceType: 'qq9.xlarge': unknown instance family 'qq'"],
-    ],
-    [
-      "a mac",
-      { amd64InstanceType: "mac1.metal" },
-      ["buildHosts.amd64InstanceType: 'mac1.metal': mac instances run macOS"],
-    ],
-    [
-      "a bad subnet id",
-      { subnetId: "default" },
-      ["buildHosts.subnetId: 'default' is not a subnet id"],
-    ],
-    [
-      "an unknown ssmAccess",
-      { ssmAccess: "full" as BuildHostsConfig["ssmAccess"] },
-      ["buildHosts.ssmAccess: 'full' is not one of scoped, managed-core, none"],
-    ],
+    ["an x86 type for arm64", { arm64InstanceType: "c7i.xlarge" }, ["buildHosts.arm64InstanceType: 'c7i.xlarge' is an amd64 instance type; the arm64 host needs a Graviton type"]],
+    ["a Graviton type for amd64", { amd64InstanceType: "c7g.xlarge" }, ["buildHosts.amd64InstanceType: 'c7g.xlarge' is an arm64 instance type; the amd64 host needs an x86 type"]],
+    ["an unknown family", { amd64InstanceType: "qq9.xlarge" }, ["buildHosts.amd64InstanceType: 'qq9.xlarge': unknown instance family 'qq'"]],
+    ["a mac", { amd64InstanceType: "mac1.metal" }, ["buildHosts.amd64InstanceType: 'mac1.metal': mac instances run macOS"]],
+    ["a bad subnet id", { subnetId: "default" }, ["buildHosts.subnetId: 'default' is not a subnet id"]],
+    ["an unknown ssmAccess", { ssmAccess: "full" as BuildHostsConfig["ssmAccess"] }, ["buildHosts.ssmAccess: 'full' is not one of scoped, managed-core, none"]],
   ];
   for (const [what, overrides, messages] of refused) {
     it(`refuses ${what}, naming the key and the value`, () => {
