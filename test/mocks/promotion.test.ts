@@ -112,6 +112,11 @@ function devOutputs(m: Measure = {}, gates: GatesConfig = DEV_GATES): DevOutputs
   };
 }
 
+/** The release check of dev's `outputs` for SHA, under dev's gates as changed by `gates`. */
+function checkAsProd(outputs: DevOutputs, gates: Partial<GatesConfig> = {}) {
+  return promotion.checkSourceOutputs("dev", IMAGE, outputs, true, SHA, { ...DEV_GATES, ...gates });
+}
+
 const goodOutputs = devOutputs();
 
 const PUBLIC_KEY =
@@ -265,6 +270,31 @@ describe("PromotedImage (mocks)", () => {
     registered.length = 0;
   });
 
+  /** PromotedImage `name` whose `output` must reject, registering no Index: its error. With
+   *  `rejection`, the registrations that depend on the output must fail with it too (that is what
+   *  `pulumi up` prints). */
+  async function refused(
+    name: string,
+    promotedArgs: promotionModule.PromotedImageArgs,
+    output: "digest" | "tags" = "digest",
+    rejection?: string,
+  ): Promise<Error> {
+    const { result, rejections } = await collectingRejections(async () => {
+      const pi = new promotion.PromotedImage(name, promotedArgs);
+      return output === "digest" ? promiseOf(pi.digest) : promiseOf(pi.tags);
+    });
+    assert.ok(result instanceof Error, `expected the ${output} output to reject`);
+    if (rejection !== undefined)
+      assert.ok(
+        rejections.some((m) => m.includes(rejection)),
+        `rejections: ${JSON.stringify(rejections)}`,
+      );
+    assert.deepEqual(indexes(), [], "no Index may be registered");
+    return result;
+  }
+  const indexes = (): Registered[] =>
+    registered.filter((r) => r.type === "docker-build:index:Index");
+
   it("reads the source stack and publishes every tag at its digest without building", async () => {
     const pi = new promotion.PromotedImage("promo", args());
     const [digest, imageRef, tags, platformDigests, sbomLocations, sourceStack] = await Promise.all(
@@ -344,71 +374,40 @@ describe("PromotedImage (mocks)", () => {
   });
 
   it("refuses a source stack without a digest, naming the stack and the export", async () => {
-    const { result, rejections } = await collectingRejections(async () => {
-      const pi = new promotion.PromotedImage(
-        "nodigest",
-        args({ sourceStack: "acme/image-factory/empty" }),
-      );
-      return promiseOf(pi.digest);
-    });
-    assert.ok(result instanceof Error, "expected the digest output to reject");
+    const result = await refused(
+      "nodigest",
+      args({ sourceStack: "acme/image-factory/empty" }),
+      "digest",
+      'has no "digest" output',
+    );
     assert.match(
       result.message,
       /source stack "acme\/image-factory\/empty" has no "digest" output/,
     );
-    // The Index registrations fail with the same message: that is what `pulumi up` prints.
-    assert.ok(
-      rejections.some((m) => m.includes('has no "digest" output')),
-      `rejections: ${JSON.stringify(rejections)}`,
-    );
-    assert.equal(
-      registered.filter((r) => r.type === "docker-build:index:Index").length,
-      0,
-      "no Index may be registered",
-    );
   });
 
   it("refuses a source stack whose gates failed, naming the failed checks", async () => {
-    const { result } = await collectingRejections(async () => {
-      const pi = new promotion.PromotedImage(
-        "failed",
-        args({ sourceStack: "acme/image-factory/failed" }),
-      );
-      return promiseOf(pi.digest);
-    });
-    assert.ok(result instanceof Error);
+    const result = await refused("failed", args({ sourceStack: "acme/image-factory/failed" }));
     assert.match(result.message, /"acme\/image-factory\/failed" "gateResults.passed" is false/);
     assert.match(
       result.message,
       /failed checks: criticalVulnerabilities\[linux\/amd64\] \(measured 3, limit 0\)/,
     );
     assert.doesNotMatch(result.message, /coverage/);
-    assert.equal(registered.filter((r) => r.type === "docker-build:index:Index").length, 0);
   });
 
   it("refuses a source stack whose gate results judged other bytes, registering no Index", async () => {
-    const { result, rejections } = await collectingRejections(async () => {
-      const pi = new promotion.PromotedImage(
-        "rejudged",
-        args({ sourceStack: "acme/image-factory/rejudged" }),
-      );
-      return promiseOf(pi.digest);
-    });
-    assert.ok(result instanceof Error, "expected the digest output to reject");
+    const result = await refused(
+      "rejudged",
+      args({ sourceStack: "acme/image-factory/rejudged" }),
+      "digest",
+      '"gateResults.digest" is',
+    );
     assert.match(
       result.message,
       new RegExp(
         `source stack "acme/image-factory/rejudged" "gateResults\\.digest" is "${OTHER_DIGEST}", not its "digest" ${DIGEST}: the gates judged other bytes`,
       ),
-    );
-    assert.ok(
-      rejections.some((m) => m.includes('"gateResults.digest" is')),
-      `rejections: ${JSON.stringify(rejections)}`,
-    );
-    assert.equal(
-      registered.filter((r) => r.type === "docker-build:index:Index").length,
-      0,
-      "no Index may be registered",
     );
   });
 
@@ -418,25 +417,16 @@ describe("PromotedImage (mocks)", () => {
       (SOURCES["acme/image-factory/large"].gateResults as BoundGateResults).passed,
       true,
     );
-    const { result } = await collectingRejections(async () => {
-      const pi = new promotion.PromotedImage(
-        "large",
-        args({
-          sourceStack: "acme/image-factory/large",
-          gates: { ...DEV_GATES, maxImageSizeMb: 400 },
-        }),
-      );
-      return promiseOf(pi.digest);
-    });
-    assert.ok(result instanceof Error, "expected the digest output to reject");
+    const result = await refused(
+      "large",
+      args({
+        sourceStack: "acme/image-factory/large",
+        gates: { ...DEV_GATES, maxImageSizeMb: 400 },
+      }),
+    );
     assert.match(
       result.message,
       /source stack "acme\/image-factory\/large" check imageSize\[linux\/amd64\] measured 450 MB, which fails this stack's gates\.maxImageSizeMb = 400; refusing to promote/,
-    );
-    assert.equal(
-      registered.filter((r) => r.type === "docker-build:index:Index").length,
-      0,
-      "no Index may be registered",
     );
 
     // The same source under limits it meets is published.
@@ -457,14 +447,7 @@ describe("PromotedImage (mocks)", () => {
   });
 
   it("refuses a source stack without gateResults unless requireGatesPassed is false", async () => {
-    const { result } = await collectingRejections(async () => {
-      const pi = new promotion.PromotedImage(
-        "nogates",
-        args({ sourceStack: "acme/image-factory/nogates" }),
-      );
-      return promiseOf(pi.digest);
-    });
-    assert.ok(result instanceof Error);
+    const result = await refused("nogates", args({ sourceStack: "acme/image-factory/nogates" }));
     assert.match(result.message, /has no "gateResults" output/);
 
     const allowed = new promotion.PromotedImage(
@@ -475,11 +458,7 @@ describe("PromotedImage (mocks)", () => {
   });
 
   it("refuses a source stack that holds another commit than the one being released", async () => {
-    const { result } = await collectingRejections(async () => {
-      const pi = new promotion.PromotedImage("stale", args({ expectedRevision: "f".repeat(40) }));
-      return promiseOf(pi.digest);
-    });
-    assert.ok(result instanceof Error);
+    const result = await refused("stale", args({ expectedRevision: "f".repeat(40) }));
     assert.match(
       result.message,
       new RegExp(
@@ -574,41 +553,27 @@ describe("PromotedImage (mocks)", () => {
   });
 
   it("with verification: a refused verification registers no Index", async () => {
-    const { result, rejections } = await collectingRejections(async () => {
-      const pi = new promotion.PromotedImage(
-        "refused",
-        args({
-          sourceStack: "acme/image-factory/signed",
-          expectedRevision: SHA,
-          gates: DEV_GATES,
-          verification: { mode: "key" },
-        }),
-      );
-      return promiseOf(pi.tags);
-    });
-    assert.ok(result instanceof Error, "expected the tags output to reject");
-    assert.ok(
-      rejections.some((m) => m.includes("no signature")),
-      `rejections: ${JSON.stringify(rejections)}`,
+    await refused(
+      "refused",
+      args({
+        sourceStack: "acme/image-factory/signed",
+        expectedRevision: SHA,
+        gates: DEV_GATES,
+        verification: { mode: "key" },
+      }),
+      "tags",
+      "no signature",
     );
-    assert.equal(
-      registered.filter((r) => r.type === "docker-build:index:Index").length,
-      0,
-      "no Index may be registered",
-    );
+    assert.deepEqual(indexes(), [], "no Index may be registered");
   });
 
   it("with verification: a source that exports no key and no pinned key is refused, naming both", async () => {
-    const { result } = await collectingRejections(async () => {
-      const pi = new promotion.PromotedImage(
-        "nokey",
-        args({ expectedRevision: SHA, gates: DEV_GATES, verification: { mode: "key" } }),
-      );
-      return promiseOf(pi.tags);
-    });
-    assert.ok(result instanceof Error);
+    const result = await refused(
+      "nokey",
+      args({ expectedRevision: SHA, gates: DEV_GATES, verification: { mode: "key" } }),
+      "tags",
+    );
     assert.match(result.message, /exports no "signing.publicKey".*image-factory:signing.publicKey/);
-    assert.equal(registered.filter((r) => r.type === "docker-build:index:Index").length, 0);
   });
 
   it("refuses promoting a stack onto itself", async () => {
@@ -816,7 +781,7 @@ describe("promotion rules (pure)", () => {
       o.gateResults.digest = OTHER_DIGEST;
     });
     assert.throws(
-      () => promotion.checkSourceOutputs("dev", IMAGE, outputs, true, SHA, DEV_GATES),
+      () => checkAsProd(outputs),
       new RegExp(
         `source stack "dev" "gateResults\\.digest" is "${OTHER_DIGEST}", not its "digest" ${DIGEST}: the gates judged other bytes; refusing to promote`,
       ),
@@ -835,7 +800,7 @@ describe("promotion rules (pure)", () => {
       o.gateResults.platformDigests = { "linux/amd64": ARM64, "linux/arm64": AMD64 };
     });
     assert.throws(
-      () => promotion.checkSourceOutputs("dev", IMAGE, outputs, true, SHA, DEV_GATES),
+      () => checkAsProd(outputs),
       new RegExp(
         `source stack "dev" "gateResults\\.platformDigests" linux/amd64 is "${ARM64}", but "platformDigests" linux/amd64 is "${AMD64}"; refusing to promote ${DIGEST}`,
       ),
@@ -847,7 +812,7 @@ describe("promotion rules (pure)", () => {
       o.gateResults.platformDigests = { "linux/amd64": AMD64 };
     });
     assert.throws(
-      () => promotion.checkSourceOutputs("dev", IMAGE, outputs, true, SHA, DEV_GATES),
+      () => checkAsProd(outputs),
       new RegExp(
         `"gateResults\\.platformDigests" linux/arm64 is undefined, but "platformDigests" linux/arm64 is "${ARM64}"`,
       ),
@@ -859,7 +824,7 @@ describe("promotion rules (pure)", () => {
       o.gateResults.imageName = "ghcr.io/mallory/shop-api";
     });
     assert.throws(
-      () => promotion.checkSourceOutputs("dev", IMAGE, outputs, true, SHA, DEV_GATES),
+      () => checkAsProd(outputs),
       new RegExp(
         `source stack "dev" "gateResults\\.imageName" is "ghcr\\.io/mallory/shop-api", not "ghcr\\.io/acme/shop-api"; refusing to promote ${DIGEST}`,
       ),
@@ -871,7 +836,7 @@ describe("promotion rules (pure)", () => {
       o.imageRef = `ghcr.io/acme/shop-api-dev@${DIGEST}`;
     });
     assert.throws(
-      () => promotion.checkSourceOutputs("dev", IMAGE, outputs, true, SHA, DEV_GATES),
+      () => checkAsProd(outputs),
       /source stack "dev" "imageRef" is in "ghcr\.io\/acme\/shop-api-dev", not in this stack's imageName "ghcr\.io\/acme\/shop-api"; promotion copies within one repository only/,
     );
     // Also when gates are not required: the copy source is the same repository or nothing.
@@ -892,7 +857,7 @@ describe("promotion rules (pure)", () => {
       o.gateResults.notRun = ["coverage"];
     });
     assert.throws(
-      () => promotion.checkSourceOutputs("dev", IMAGE, outputs, true, SHA, DEV_GATES),
+      () => checkAsProd(outputs),
       new RegExp(
         `source stack "dev" "gateResults\\.notRun" is \\["coverage"\\]: every check must have run; refusing to promote ${DIGEST}`,
       ),
@@ -904,7 +869,7 @@ describe("promotion rules (pure)", () => {
       delete (o.gateResults as Partial<BoundGateResults>).notRun;
     });
     assert.throws(
-      () => promotion.checkSourceOutputs("dev", IMAGE, outputs, true, SHA, DEV_GATES),
+      () => checkAsProd(outputs),
       /source stack "dev" "gateResults\.notRun" is undefined: every check must have run/,
     );
     const notAList = changed((o) => {
@@ -921,7 +886,7 @@ describe("promotion rules (pure)", () => {
       o.release = { ref: "refs/heads/main", version: "main-1a2b3c4", prerelease: false };
     });
     assert.throws(
-      () => promotion.checkSourceOutputs("dev", IMAGE, outputs, true, SHA, DEV_GATES),
+      () => checkAsProd(outputs),
       new RegExp(
         `source stack "dev" exports no "release\\.sha", so the promoted digest cannot be shown to be commit ${SHA}; refusing to promote ${DIGEST}`,
       ),
@@ -946,7 +911,7 @@ describe("promotion rules (pure)", () => {
       };
     });
     assert.throws(
-      () => promotion.checkSourceOutputs("dev", IMAGE, outputs, true, SHA, DEV_GATES),
+      () => checkAsProd(outputs),
       new RegExp(
         `source stack "dev" "release.sha" is ${later}, but this release is ${SHA}; deploy ${SHA} to "dev" first`,
       ),
@@ -957,30 +922,19 @@ describe("promotion rules (pure)", () => {
     const outputs = devOutputs({ sizeMb: 450 });
     assert.equal(outputs.gateResults.passed, true, "450 MB passes dev's 500 MB");
     assert.throws(
-      () =>
-        promotion.checkSourceOutputs("dev", IMAGE, outputs, true, SHA, {
-          ...DEV_GATES,
-          maxImageSizeMb: 400,
-        }),
+      () => checkAsProd(outputs, { maxImageSizeMb: 400 }),
       new RegExp(
         `source stack "dev" check imageSize\\[linux/amd64\\] measured 450 MB, which fails this stack's gates\\.maxImageSizeMb = 400; refusing to promote ${DIGEST}`,
       ),
     );
-    assert.equal(
-      promotion.checkSourceOutputs("dev", IMAGE, outputs, true, SHA, DEV_GATES).digest,
-      DIGEST,
-    );
+    assert.equal(checkAsProd(outputs).digest, DIGEST);
   });
 
   it("checkSourceOutputs refuses coverage within dev's limit but under this stack's", async () => {
     const outputs = devOutputs({ lines: 81 });
     assert.equal(outputs.gateResults.passed, true, "81 % passes dev's 80 %");
     assert.throws(
-      () =>
-        promotion.checkSourceOutputs("dev", IMAGE, outputs, true, SHA, {
-          ...DEV_GATES,
-          minCoverage: 85,
-        }),
+      () => checkAsProd(outputs, { minCoverage: 85 }),
       new RegExp(
         `source stack "dev" check coverage measured 81 %, which fails this stack's gates\\.minCoverage = 85; refusing to promote ${DIGEST}`,
       ),
@@ -998,7 +952,7 @@ describe("promotion rules (pure)", () => {
       "efficiency[linux/arm64]": "the Node runtime layer is shared with the base image",
     });
     assert.throws(
-      () => promotion.checkSourceOutputs("dev", IMAGE, outputs, true, SHA, DEV_GATES),
+      () => checkAsProd(outputs),
       new RegExp(
         `source stack "dev" "gateResults" check efficiency\\[linux/amd64\\] was waived there \\("the Node runtime layer is shared with the base image"\\) but this stack does not waive it \\(gates\\.waive\\); refusing to promote ${DIGEST}`,
       ),
@@ -1006,8 +960,7 @@ describe("promotion rules (pure)", () => {
     // Waiving one platform here leaves the other one refused.
     assert.throws(
       () =>
-        promotion.checkSourceOutputs("dev", IMAGE, outputs, true, SHA, {
-          ...DEV_GATES,
+        checkAsProd(outputs, {
           waive: { "efficiency[linux/amd64]": "amd64 shares the runtime layer too" },
         }),
       /check efficiency\[linux\/arm64\] was waived there .* but this stack does not waive it/,
@@ -1016,8 +969,7 @@ describe("promotion rules (pure)", () => {
 
   it("checkSourceOutputs accepts a check waived on the source stack when this stack waives it too", async () => {
     const outputs = devOutputs({ efficiency: 0.9 }, { ...DEV_GATES, waive: WAIVE_EFFICIENCY });
-    const checked = promotion.checkSourceOutputs("dev", IMAGE, outputs, true, SHA, {
-      ...DEV_GATES,
+    const checked = checkAsProd(outputs, {
       waive: { efficiency: "prod accepts the shared runtime layer as well" },
     });
     assert.equal(checked.digest, DIGEST);
