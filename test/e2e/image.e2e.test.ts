@@ -23,6 +23,7 @@ import {
   inspectImage,
   LOCAL_REGISTRY,
   LOCAL_REGISTRY_USER,
+  newRunId,
   parsePlatform,
   platformSlug,
   PLATFORMS,
@@ -63,7 +64,7 @@ describe("app image built by the factory (local Pulumi stack): amd64, arm64 and 
   // A first bring-up builds the tools, the base and three images (two under QEMU): minutes.
   this.timeout(30 * 60_000);
 
-  const runId = `${Date.now().toString(36)}${process.pid.toString(36)}`;
+  const runId = newRunId();
   let shared: SharedFactoryStack;
   let outputs: FactoryOutputs;
   // The stack pushes to the TLS twin (127.0.0.1:5443); the engine and these checks use the plain

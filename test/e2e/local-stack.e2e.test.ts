@@ -5,7 +5,7 @@ import { strict as assert } from "assert";
 import * as fs from "fs";
 import * as path from "path";
 import { parse } from "yaml";
-import { REPO_ROOT } from "./lib/exec";
+import { newRunId, REPO_ROOT } from "./lib/exec";
 import { localRegistryAuth, LOCAL_REGISTRY_USER, parseRef, RegistryClient } from "./lib/registry";
 import { FactoryOutputs, sharedFactoryStack } from "./lib/factoryStack";
 import { buildkitHistory, findSecret, PreviewResult, TestStack, urnType } from "./lib/pulumiStack";
@@ -21,7 +21,7 @@ function changes(p: PreviewResult): { op: string; type: string; urn: string }[] 
 
 describe("local stack: real pulumi up on docker-build + BuildKit + registry", function () {
   this.timeout(90 * 60_000);
-  const runId = `${Date.now().toString(36)}${process.pid.toString(36)}`;
+  const runId = newRunId();
   let repository: string;
   let stack: TestStack;
   let appDir: string;

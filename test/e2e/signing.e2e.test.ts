@@ -13,7 +13,7 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { attest, sign } from "../../evidence/signing/cosign";
-import { REPO_ROOT, run, tail } from "./lib/exec";
+import { newRunId, REPO_ROOT, run, tail } from "./lib/exec";
 import { type PublishedOutputs, factoryStackConfig } from "./lib/factoryStack";
 import {
   STACK_REGISTRY,
@@ -58,7 +58,7 @@ const RELEASE_TAGS = ["1.4.2", "1.4", "1", "latest"];
 
 describe("signing: `pulumi up` signs and attests; promotion verifies before any tag moves", function () {
   this.timeout(90 * 60_000);
-  const runId = `${Date.now().toString(36)}${process.pid.toString(36)}`;
+  const runId = newRunId();
   const repository = `image-factory/e2e-sign-${runId}`;
   const imageName = `${STACK_REGISTRY}/${repository}`;
   let backend: SharedBackend;

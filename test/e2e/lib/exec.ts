@@ -34,6 +34,12 @@ export class CommandError extends Error {
 /** The repository root (test/e2e/lib is three levels below it). */
 export const REPO_ROOT = path.resolve(__dirname, "..", "..", "..");
 
+/** A name part unique to this test run (time and process), so that runs never share a repository
+ *  or a stack. */
+export function newRunId(): string {
+  return `${Date.now().toString(36)}${process.pid.toString(36)}`;
+}
+
 /** The last `lines` non-empty lines of a command's output, for error messages. */
 export function tail(text: string, lines = 15): string {
   return lastLines(text, lines);

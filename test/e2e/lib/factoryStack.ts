@@ -5,6 +5,7 @@
 import * as path from "path";
 import type { GateResults } from "../../../evidence/gates";
 import { PLATFORMS } from "./app";
+import { newRunId } from "./exec";
 import { LOCAL_REGISTRY, RegistryClient, localRegistryAuth } from "./registry";
 import {
   bootstrapOnce,
@@ -96,7 +97,7 @@ export function sharedFactoryStack(): Promise<SharedFactoryStack> {
   shared ??= (async () => {
     await bootstrapOnce();
     requireLocalStackTools();
-    const runId = `${Date.now().toString(36)}${process.pid.toString(36)}`;
+    const runId = newRunId();
     const repository = `image-factory/e2e-${runId}`;
     const cacheRepository = `${repository}-cache`;
     const stack = new TestStack(`e2e-${runId}`, {});
@@ -131,7 +132,7 @@ export interface OwnFactoryStacks {
  * every stack `newStack` made (IF_E2E_KEEP=1 keeps them).
  */
 export function ownFactoryStacks(name: string): OwnFactoryStacks {
-  const runId = `${Date.now().toString(36)}${process.pid.toString(36)}`;
+  const runId = newRunId();
   const stacks: TestStack[] = [];
   const own: OwnFactoryStacks = {
     runId,

@@ -213,27 +213,30 @@ export class RegistryClient {
     };
   }
 
-  async imageManifest(
-    repository: string,
-    reference: string,
-  ): Promise<FetchedManifest<ImageManifest>> {
-    const m = await this.manifest<ImageManifest>(repository, reference);
-    if (m.mediaType !== MEDIA.dockerManifest && m.mediaType !== MEDIA.ociManifest) {
-      throw new Error(
-        `${repository}:${reference} is a ${m.mediaType}, not a single-platform image manifest`,
-      );
-    }
-    return m;
+  imageManifest(repository: string, reference: string): Promise<FetchedManifest<ImageManifest>> {
+    const kinds = [MEDIA.dockerManifest, MEDIA.ociManifest];
+    return this.manifestOf(repository, reference, kinds, "a single-platform image manifest");
   }
 
-  async manifestList(
+  manifestList(repository: string, reference: string): Promise<FetchedManifest<ManifestList>> {
+    return this.manifestOf(
+      repository,
+      reference,
+      [MEDIA.dockerList, MEDIA.ociIndex],
+      "a manifest list",
+    );
+  }
+
+  /** The manifest at `reference`, refused (naming `what` was expected) unless of one of `kinds`. */
+  private async manifestOf<T>(
     repository: string,
     reference: string,
-  ): Promise<FetchedManifest<ManifestList>> {
-    const m = await this.manifest<ManifestList>(repository, reference);
-    if (m.mediaType !== MEDIA.dockerList && m.mediaType !== MEDIA.ociIndex) {
-      throw new Error(`${repository}:${reference} is a ${m.mediaType}, not a manifest list`);
-    }
+    kinds: string[],
+    what: string,
+  ): Promise<FetchedManifest<T>> {
+    const m = await this.manifest<T>(repository, reference);
+    if (!kinds.includes(m.mediaType))
+      throw new Error(`${repository}:${reference} is a ${m.mediaType}, not ${what}`);
     return m;
   }
 
