@@ -276,8 +276,8 @@ describe("PromotedImage (mocks)", () => {
   async function refused(
     name: string,
     promotedArgs: promotionModule.PromotedImageArgs,
-    output: "digest" | "tags" = "digest",
     rejection?: string,
+    output: "digest" | "tags" = "digest",
   ): Promise<Error> {
     const { result, rejections } = await collectingRejections(async () => {
       const pi = new promotion.PromotedImage(name, promotedArgs);
@@ -292,6 +292,16 @@ describe("PromotedImage (mocks)", () => {
     assert.deepEqual(indexes(), [], "no Index may be registered");
     return result;
   }
+  /** The default arguments, promoting from the stack `acme/image-factory/<stack>` of SOURCES. */
+  const fromSource = (stack: string) => args({ sourceStack: `acme/image-factory/${stack}` });
+  /** The default arguments, verifying the signed source stack for the commit SHA under dev's gates. */
+  const fromSigned = (verification: promotionModule.PromotedImageArgs["verification"]) =>
+    args({
+      sourceStack: "acme/image-factory/signed",
+      expectedRevision: SHA,
+      gates: DEV_GATES,
+      verification,
+    });
   const indexes = (): Registered[] =>
     registered.filter((r) => r.type === "docker-build:index:Index");
 
@@ -374,12 +384,7 @@ describe("PromotedImage (mocks)", () => {
   });
 
   it("refuses a source stack without a digest, naming the stack and the export", async () => {
-    const result = await refused(
-      "nodigest",
-      args({ sourceStack: "acme/image-factory/empty" }),
-      "digest",
-      'has no "digest" output',
-    );
+    const result = await refused("nodigest", fromSource("empty"), 'has no "digest" output');
     assert.match(
       result.message,
       /source stack "acme\/image-factory\/empty" has no "digest" output/,
@@ -387,7 +392,7 @@ describe("PromotedImage (mocks)", () => {
   });
 
   it("refuses a source stack whose gates failed, naming the failed checks", async () => {
-    const result = await refused("failed", args({ sourceStack: "acme/image-factory/failed" }));
+    const result = await refused("failed", fromSource("failed"));
     assert.match(result.message, /"acme\/image-factory\/failed" "gateResults.passed" is false/);
     assert.match(
       result.message,
@@ -397,12 +402,7 @@ describe("PromotedImage (mocks)", () => {
   });
 
   it("refuses a source stack whose gate results judged other bytes, registering no Index", async () => {
-    const result = await refused(
-      "rejudged",
-      args({ sourceStack: "acme/image-factory/rejudged" }),
-      "digest",
-      '"gateResults.digest" is',
-    );
+    const result = await refused("rejudged", fromSource("rejudged"), '"gateResults.digest" is');
     assert.match(
       result.message,
       new RegExp(
@@ -447,7 +447,7 @@ describe("PromotedImage (mocks)", () => {
   });
 
   it("refuses a source stack without gateResults unless requireGatesPassed is false", async () => {
-    const result = await refused("nogates", args({ sourceStack: "acme/image-factory/nogates" }));
+    const result = await refused("nogates", fromSource("nogates"));
     assert.match(result.message, /has no "gateResults" output/);
 
     const allowed = new promotion.PromotedImage(
@@ -496,15 +496,7 @@ describe("PromotedImage (mocks)", () => {
   });
 
   it("with verification: verifies the digest first, with the source's exported key, and the Indexes copy the verified digest", async () => {
-    const pi = new promotion.PromotedImage(
-      "verified",
-      args({
-        sourceStack: "acme/image-factory/signed",
-        expectedRevision: SHA,
-        gates: DEV_GATES,
-        verification: { mode: "key" },
-      }),
-    );
+    const pi = new promotion.PromotedImage("verified", fromSigned({ mode: "key" }));
     assert.equal(await promiseOf(pi.digest), DIGEST);
     await promiseOf(pi.tags);
     const types = registered
@@ -540,12 +532,7 @@ describe("PromotedImage (mocks)", () => {
   it("with verification: a pinned key wins over the source's export", async () => {
     const pi = new promotion.PromotedImage(
       "pinned",
-      args({
-        sourceStack: "acme/image-factory/signed",
-        expectedRevision: SHA,
-        gates: DEV_GATES,
-        verification: { mode: "kms", publicKey: PINNED_KEY },
-      }),
+      fromSigned({ mode: "kms", publicKey: PINNED_KEY }),
     );
     await promiseOf(pi.tags);
     const verify = registered.find((r) => r.type === VERIFY) as Registered;
@@ -553,24 +540,14 @@ describe("PromotedImage (mocks)", () => {
   });
 
   it("with verification: a refused verification registers no Index", async () => {
-    await refused(
-      "refused",
-      args({
-        sourceStack: "acme/image-factory/signed",
-        expectedRevision: SHA,
-        gates: DEV_GATES,
-        verification: { mode: "key" },
-      }),
-      "tags",
-      "no signature",
-    );
-    assert.deepEqual(indexes(), [], "no Index may be registered");
+    await refused("refused", fromSigned({ mode: "key" }), "no signature", "tags");
   });
 
   it("with verification: a source that exports no key and no pinned key is refused, naming both", async () => {
     const result = await refused(
       "nokey",
       args({ expectedRevision: SHA, gates: DEV_GATES, verification: { mode: "key" } }),
+      undefined,
       "tags",
     );
     assert.match(result.message, /exports no "signing.publicKey".*image-factory:signing.publicKey/);
@@ -582,7 +559,7 @@ describe("PromotedImage (mocks)", () => {
       /is this stack itself/,
     );
     assert.throws(
-      () => new promotion.PromotedImage("self2", args({ sourceStack: "acme/image-factory/prod" })),
+      () => new promotion.PromotedImage("self2", fromSource("prod")),
       /is this stack itself/,
     );
   });
@@ -918,28 +895,24 @@ describe("promotion rules (pure)", () => {
     );
   });
 
-  it("checkSourceOutputs refuses an image size within dev's limit but over this stack's", async () => {
-    const outputs = devOutputs({ sizeMb: 450 });
-    assert.equal(outputs.gateResults.passed, true, "450 MB passes dev's 500 MB");
-    assert.throws(
-      () => checkAsProd(outputs, { maxImageSizeMb: 400 }),
-      new RegExp(
-        `source stack "dev" check imageSize\\[linux/amd64\\] measured 450 MB, which fails this stack's gates\\.maxImageSizeMb = 400; refusing to promote ${DIGEST}`,
-      ),
-    );
-    assert.equal(checkAsProd(outputs).digest, DIGEST);
-  });
-
-  it("checkSourceOutputs refuses coverage within dev's limit but under this stack's", async () => {
-    const outputs = devOutputs({ lines: 81 });
-    assert.equal(outputs.gateResults.passed, true, "81 % passes dev's 80 %");
-    assert.throws(
-      () => checkAsProd(outputs, { minCoverage: 85 }),
-      new RegExp(
-        `source stack "dev" check coverage measured 81 %, which fails this stack's gates\\.minCoverage = 85; refusing to promote ${DIGEST}`,
-      ),
-    );
-  });
+  // Each row: what dev measured (within dev's gates), this stack's stricter gate, and the refusal.
+  // prettier-ignore
+  const stricter: Array<[string, Measure, Partial<GatesConfig>, string]> = [
+    ["an image size within dev's limit but over this stack's", { sizeMb: 450 }, { maxImageSizeMb: 400 }, "check imageSize[linux/amd64] measured 450 MB, which fails this stack's gates.maxImageSizeMb = 400"],
+    ["coverage within dev's limit but under this stack's", { lines: 81 }, { minCoverage: 85 }, "check coverage measured 81 %, which fails this stack's gates.minCoverage = 85"],
+  ];
+  for (const [what, measure, gates, refusal] of stricter) {
+    it(`checkSourceOutputs refuses ${what}`, async () => {
+      const outputs = devOutputs(measure);
+      assert.equal(outputs.gateResults.passed, true, "dev's own gates pass it");
+      assert.equal(checkAsProd(outputs).digest, DIGEST);
+      const message = `source stack "dev" ${refusal}; refusing to promote ${DIGEST}`;
+      assert.throws(
+        () => checkAsProd(outputs, gates),
+        (e: Error) => e.message.includes(message) || assert.fail(e.message),
+      );
+    });
+  }
 
   // dev waives Dive efficiency (0.9 < 0.95) with a reason; the waiver is dev's, not prod's.
   const WAIVE_EFFICIENCY = { efficiency: "the Node runtime layer is shared with the base image" };
