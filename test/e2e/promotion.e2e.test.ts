@@ -5,6 +5,7 @@
 import { strict as assert } from "assert";
 import * as fs from "fs";
 import * as path from "path";
+import { newRunId } from "./lib/exec";
 import { parseRef, RegistryClient } from "./lib/registry";
 import { type PublishedOutputs, factoryStackConfig } from "./lib/factoryStack";
 import {
@@ -21,7 +22,7 @@ import {
 
 describe("promotion: a stack with promoteFrom republishes another stack's digest", function () {
   this.timeout(60 * 60_000);
-  const runId = `${Date.now().toString(36)}${process.pid.toString(36)}`;
+  const runId = newRunId();
   const repository = `image-factory/e2e-promo-${runId}`;
   let backend: SharedBackend;
   let source: TestStack;
