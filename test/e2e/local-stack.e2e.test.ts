@@ -7,8 +7,8 @@ import * as path from "path";
 import { parse } from "yaml";
 import { newRunId, REPO_ROOT } from "./lib/exec";
 import { localRegistryAuth, LOCAL_REGISTRY_USER, parseRef, RegistryClient } from "./lib/registry";
-import { FactoryOutputs, sharedFactoryStack } from "./lib/factoryStack";
-import { buildkitHistory, findSecret, PreviewResult, TestStack, urnType } from "./lib/pulumiStack";
+import { type SharedFactoryStack, sharedFactoryStack } from "./lib/factoryStack";
+import { buildkitHistory, findSecret, PreviewResult, urnType } from "./lib/pulumiStack";
 
 const PLATFORMS = ["linux/amd64", "linux/arm64", "linux/arm/v7"];
 
@@ -21,28 +21,28 @@ function changes(p: PreviewResult): { op: string; type: string; urn: string }[] 
 
 describe("local stack: real pulumi up on docker-build + BuildKit + registry", function () {
   this.timeout(90 * 60_000);
-  const runId = newRunId();
-  let repository: string;
-  let stack: TestStack;
-  let appDir: string;
-  let outputs: FactoryOutputs;
+  let shared: SharedFactoryStack;
   let registry: RegistryClient;
 
   before(async function () {
     // The stack every e2e file of this run shares (test/e2e/lib/factoryStack.ts): built once,
     // removed when the process exits. Only previews here; a changed file is put back.
-    ({ stack, repository, appDir, outputs } = await sharedFactoryStack());
+    shared = await sharedFactoryStack();
     registry = new RegistryClient();
   });
 
   it("exports a manifest-list digest that resolves in the registry to exactly platformDigests", async function () {
-    assert.match(outputs.digest, /^sha256:[0-9a-f]{64}$/, `digest export: ${outputs.digest}`);
-    assert.equal(outputs.imageRef, `${outputs.imageName}@${outputs.digest}`);
-    assert.deepEqual(Object.keys(outputs.platformDigests).sort(), [...PLATFORMS].sort());
-    const list = await registry.manifestList(repository, outputs.digest);
+    assert.match(
+      shared.outputs.digest,
+      /^sha256:[0-9a-f]{64}$/,
+      `digest export: ${shared.outputs.digest}`,
+    );
+    assert.equal(shared.outputs.imageRef, `${shared.outputs.imageName}@${shared.outputs.digest}`);
+    assert.deepEqual(Object.keys(shared.outputs.platformDigests).sort(), [...PLATFORMS].sort());
+    const list = await registry.manifestList(shared.repository, shared.outputs.digest);
     assert.equal(
       list.digest,
-      outputs.digest,
+      shared.outputs.digest,
       "the registry serves the index under the exported digest",
     );
     const entries = Object.fromEntries(
@@ -53,14 +53,14 @@ describe("local stack: real pulumi up on docker-build + BuildKit + registry", fu
     );
     assert.deepEqual(
       entries,
-      outputs.platformDigests,
+      shared.outputs.platformDigests,
       "manifest list entries (platform → digest) equal the platformDigests export",
     );
   });
 
   it("pushes each platform's image with the architecture its platform names", async function () {
-    for (const [platform, digest] of Object.entries(outputs.platformDigests)) {
-      const config = await registry.imageConfig(repository, digest);
+    for (const [platform, digest] of Object.entries(shared.outputs.platformDigests)) {
+      const config = await registry.imageConfig(shared.repository, digest);
       const [osName, arch, variant] = platform.split("/");
       assert.equal(config.os, osName, `${platform} image os`);
       assert.equal(config.architecture, arch, `${platform} image architecture`);
@@ -69,21 +69,24 @@ describe("local stack: real pulumi up on docker-build + BuildKit + registry", fu
   });
 
   it("publishes every exported tag at the index digest", async function () {
-    assert.ok(outputs.tags.length >= 2, `tags export: ${JSON.stringify(outputs.tags)}`);
-    for (const ref of outputs.tags) {
+    assert.ok(
+      shared.outputs.tags.length >= 2,
+      `tags export: ${JSON.stringify(shared.outputs.tags)}`,
+    );
+    for (const ref of shared.outputs.tags) {
       const { repository: repo, reference } = parseRef(ref);
-      assert.equal(repo, repository, `tag ${ref} is in the stack's repository`);
+      assert.equal(repo, shared.repository, `tag ${ref} is in the stack's repository`);
       assert.equal(
         await registry.head(repo, reference),
-        outputs.digest,
+        shared.outputs.digest,
         `tag ${ref} resolves to the index digest`,
       );
     }
   });
 
   it("exports a cache ref per platform and each exists in the registry", async function () {
-    assert.deepEqual(Object.keys(outputs.cacheRefs).sort(), [...PLATFORMS].sort());
-    for (const [platform, ref] of Object.entries(outputs.cacheRefs)) {
+    assert.deepEqual(Object.keys(shared.outputs.cacheRefs).sort(), [...PLATFORMS].sort());
+    for (const [platform, ref] of Object.entries(shared.outputs.cacheRefs)) {
       const { repository: repo, reference } = parseRef(ref);
       assert.ok(
         await registry.head(repo, reference),
@@ -94,7 +97,7 @@ describe("local stack: real pulumi up on docker-build + BuildKit + registry", fu
 
   it("previews no change and builds nothing on an unchanged tree", async function () {
     const before = await buildkitHistory();
-    const preview = await stack.preview();
+    const preview = await shared.stack.preview();
     const after = await buildkitHistory();
     assert.deepEqual(
       changes(preview),
@@ -114,7 +117,7 @@ describe("local stack: real pulumi up on docker-build + BuildKit + registry", fu
   });
 
   it("previews exactly the image updates a source change implies", async function () {
-    const sources = path.join(appDir, "src");
+    const sources = path.join(shared.appDir, "src");
     const file = fs
       .readdirSync(sources)
       .filter((f) => f.endsWith(".ts"))
@@ -122,10 +125,10 @@ describe("local stack: real pulumi up on docker-build + BuildKit + registry", fu
     assert.ok(file, `no TypeScript source in ${sources}`);
     const changedFile = path.join(sources, file);
     const original = fs.readFileSync(changedFile, "utf8");
-    fs.appendFileSync(changedFile, `\n// e2e source change ${runId}\n`);
+    fs.appendFileSync(changedFile, `\n// e2e source change ${newRunId()}\n`);
     let preview: PreviewResult;
     try {
-      preview = await stack.preview();
+      preview = await shared.stack.preview();
     } finally {
       // Other files' tests share this stack and expect the tree it deployed.
       fs.writeFileSync(changedFile, original);
@@ -158,7 +161,7 @@ describe("local stack: real pulumi up on docker-build + BuildKit + registry", fu
 
   it("generates the stack config with the salt and the token as a secret, from a salt-free committed file", async function () {
     // scripts/local.sh → scripts/prepare-stack.ts (Automation API) wrote it before every command.
-    const generated = parse(fs.readFileSync(stack.generatedConfigFile, "utf8")) as {
+    const generated = parse(fs.readFileSync(shared.stack.generatedConfigFile, "utf8")) as {
       encryptionsalt?: string;
       config?: Record<string, unknown>;
     };
@@ -174,7 +177,7 @@ describe("local stack: real pulumi up on docker-build + BuildKit + registry", fu
       "the token is a secure value",
     );
     assert.equal(
-      fs.statSync(stack.generatedConfigFile).mode & 0o077,
+      fs.statSync(shared.stack.generatedConfigFile).mode & 0o077,
       0,
       "the generated config is private to its owner",
     );
@@ -190,11 +193,14 @@ describe("local stack: real pulumi up on docker-build + BuildKit + registry", fu
   it("never writes the registry token to the state, the exports, the generated config or the logs", async function () {
     const { password } = localRegistryAuth();
     const texts = [
-      { name: stack.generatedConfigFile, text: fs.readFileSync(stack.generatedConfigFile, "utf8") },
-      ...stack.stateFiles().map((f) => ({ name: f.file, text: f.text })),
-      { name: "stack outputs", text: JSON.stringify(await stack.outputs()) },
-      { name: "stack export", text: JSON.stringify(await stack.exportState()) },
-      ...stack.logs.map((text, i) => ({ name: `log ${i}`, text })),
+      {
+        name: shared.stack.generatedConfigFile,
+        text: fs.readFileSync(shared.stack.generatedConfigFile, "utf8"),
+      },
+      ...shared.stack.stateFiles().map((f) => ({ name: f.file, text: f.text })),
+      { name: "stack outputs", text: JSON.stringify(await shared.stack.outputs()) },
+      { name: "stack export", text: JSON.stringify(await shared.stack.exportState()) },
+      ...shared.stack.logs.map((text, i) => ({ name: `log ${i}`, text })),
     ];
     assert.ok(
       texts.some((t) => t.name.endsWith(".json")),
