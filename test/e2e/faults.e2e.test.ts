@@ -8,17 +8,11 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import {
-  LOCAL_REGISTRY,
   REPO_ROOT,
-  RegistryClient,
   TestStack,
-  bootstrapOnce,
   cacheDir,
-  copyApp,
   factoryStackConfig,
-  headSha,
-  localRegistryAuth,
-  requireLocalStackTools,
+  ownFactoryStacks,
   run,
   tail,
 } from "./lib";
@@ -72,11 +66,10 @@ async function script(name: string, ...args: string[]): Promise<void> {
 
 describe("faults leave nothing half-published (e2e, real engine, BuildKit and registry)", function () {
   this.timeout(60 * 60_000);
-  const runId = `${Date.now().toString(36)}${process.pid.toString(36)}`;
-  const repository = `image-factory/faults-${runId}`;
+  const own = ownFactoryStacks("faults");
+  const { runId, repository } = own;
   let stack: TestStack;
   let appDir: string;
-  let registry: RegistryClient;
   let current: string;
 
   /** A real source change per fault (one file rewritten, so repeated changes never collide). */
@@ -88,7 +81,7 @@ describe("faults leave nothing half-published (e2e, real engine, BuildKit and re
   }
 
   async function movingTags(): Promise<Record<string, string>> {
-    const all = await registry.tagDigests(repository);
+    const all = await own.registry.tagDigests(repository);
     return Object.fromEntries(MOVING.map((t) => [t, all[t]]));
   }
 
@@ -136,13 +129,9 @@ describe("faults leave nothing half-published (e2e, real engine, BuildKit and re
   }
 
   before(async function () {
-    await bootstrapOnce();
-    requireLocalStackTools();
-    registry = new RegistryClient(LOCAL_REGISTRY, localRegistryAuth());
-    stack = new TestStack(`faults-${runId}`, {});
-    appDir = copyApp(path.join(stack.dir, "app"));
+    ({ stack, appDir } = own.newStack("main"));
     stack.setConfig(
-      factoryStackConfig({ repository, appDir, sha: await headSha(), platforms: ["linux/amd64"] }),
+      factoryStackConfig({ repository, appDir, sha: own.sha, platforms: ["linux/amd64"] }),
     );
     await stack.up();
     current = (await stack.outputs<{ digest: string }>()).digest;
@@ -153,7 +142,6 @@ describe("faults leave nothing half-published (e2e, real engine, BuildKit and re
     // Whatever happened, the shared services come back.
     await script("buildkit.sh");
     await script("registry-tls.sh");
-    if (process.env.IF_E2E_KEEP !== "1") stack.remove();
   });
 
   it("the builder killed mid-build: the run fails, tags stay, the next up recovers", async () => {
