@@ -179,27 +179,32 @@ describe("SBOM reuse: a merged SBOM is a full Syft scan (real images, every plat
         path.join(layerDir, "app", "extra", "node_modules", "left-pad", "package.json"),
         JSON.stringify({ name: "left-pad", version: "1.3.0", license: "WTFPL" }),
       );
-      const layerTar = path.join(dir, "extra.tar.gz");
-      childProcess.execFileSync("tar", [
-        "-C",
-        layerDir,
-        "--owner=0",
-        "--group=0",
-        "-czf",
-        layerTar,
-        "app",
-      ]);
       const repo = `${shared.outputs.imageName}-sbomreuse`;
-      await crane(auth, [
-        "append",
-        "-b",
-        `${shared.outputs.imageName}@${appDigest}`,
-        "-f",
-        layerTar,
-        "-t",
-        `${repo}:${slug}-extra`,
-      ]);
-      const extraDigest = (await crane(auth, ["digest", `${repo}:${slug}-extra`])).trim();
+      // A layer of `top` (a folder of `from`) on top of the app image, tagged `<slug>-<name>`.
+      const appendLayer = async (from: string, top: string, name: string): Promise<string> => {
+        const tarball = path.join(dir, `${name}.tar.gz`);
+        childProcess.execFileSync("tar", [
+          "-C",
+          from,
+          "--owner=0",
+          "--group=0",
+          "-czf",
+          tarball,
+          top,
+        ]);
+        const tag = `${repo}:${slug}-${name}`;
+        await crane(auth, [
+          "append",
+          "-b",
+          `${shared.outputs.imageName}@${appDigest}`,
+          "-f",
+          tarball,
+          "-t",
+          tag,
+        ]);
+        return (await crane(auth, ["digest", tag])).trim();
+      };
+      const extraDigest = await appendLayer(layerDir, "app", "extra");
       const extra = await localImage(auth, repo, extraDigest);
       const mergedExtra = await runSyftReusing({
         local: extra,
@@ -235,26 +240,7 @@ describe("SBOM reuse: a merged SBOM is a full Syft scan (real images, every plat
         path.join(replaced, npmPkg),
         JSON.stringify({ name: "npm", version: "0.0.1-replaced" }),
       );
-      const replacedTar = path.join(dir, "replace.tar.gz");
-      childProcess.execFileSync("tar", [
-        "-C",
-        replaced,
-        "--owner=0",
-        "--group=0",
-        "-czf",
-        replacedTar,
-        "usr",
-      ]);
-      await crane(auth, [
-        "append",
-        "-b",
-        `${shared.outputs.imageName}@${appDigest}`,
-        "-f",
-        replacedTar,
-        "-t",
-        `${repo}:${slug}-replace`,
-      ]);
-      const replDigest = (await crane(auth, ["digest", `${repo}:${slug}-replace`])).trim();
+      const replDigest = await appendLayer(replaced, "usr", "replace");
       const repl = await runSyftReusing({
         local: await localImage(auth, repo, replDigest),
         platform,
