@@ -121,28 +121,22 @@ describe("SBOM reuse: a merged SBOM is a full Syft scan (real images, every plat
       const baseDigest = (await indexPlatforms(auth, baseImage))[platform];
       assert.ok(baseDigest, `${baseImage} has no ${platform} image`);
       const baseName = baseImage.replace(/:[^/]*$/, "");
+      // Syft through the catalogue this test fills, for this platform, into dir/<out>.
+      const reusing = (
+        local: Parameters<typeof runSyftReusing>[0]["local"],
+        out: string,
+      ): ReturnType<typeof runSyftReusing> =>
+        runSyftReusing({ local, platform, outDir: path.join(dir, out), auth, cacheDir: catalog });
 
       // 1. The base alone: no catalogue yet, so a full scan, which is stored.
       const baseLocal = await localImage(auth, baseName, baseDigest);
-      const base = await runSyftReusing({
-        local: baseLocal,
-        platform,
-        outDir: path.join(dir, "base"),
-        auth,
-        cacheDir: catalog,
-      });
+      const base = await reusing(baseLocal, "base");
       assert.match(base.reuse ?? "", /^full scan/);
 
       // 2. The app image: the base's layers from the catalogue, the app's layers scanned alone.
       const appDigest = shared.outputs.platformDigests[platform];
       const app = await localImage(auth, shared.outputs.imageName, appDigest);
-      const merged = await runSyftReusing({
-        local: app,
-        platform,
-        outDir: path.join(dir, "merged"),
-        auth,
-        cacheDir: catalog,
-      });
+      const merged = await reusing(app, "merged");
       assert.match(
         merged.reuse ?? "",
         new RegExp(
@@ -206,13 +200,7 @@ describe("SBOM reuse: a merged SBOM is a full Syft scan (real images, every plat
       };
       const extraDigest = await appendLayer(layerDir, "app", "extra");
       const extra = await localImage(auth, repo, extraDigest);
-      const mergedExtra = await runSyftReusing({
-        local: extra,
-        platform,
-        outDir: path.join(dir, "merged-extra"),
-        auth,
-        cacheDir: catalog,
-      });
+      const mergedExtra = await reusing(extra, "merged-extra");
       assert.match(
         mergedExtra.reuse ?? "",
         new RegExp(
@@ -241,13 +229,7 @@ describe("SBOM reuse: a merged SBOM is a full Syft scan (real images, every plat
         JSON.stringify({ name: "npm", version: "0.0.1-replaced" }),
       );
       const replDigest = await appendLayer(replaced, "usr", "replace");
-      const repl = await runSyftReusing({
-        local: await localImage(auth, repo, replDigest),
-        platform,
-        outDir: path.join(dir, "replace-out"),
-        auth,
-        cacheDir: catalog,
-      });
+      const repl = await reusing(await localImage(auth, repo, replDigest), "replace-out");
       assert.match(
         repl.reuse ?? "",
         /^full scan; catalogue of the first \d+ layers not reused: .*replaces usr\/local\/lib\/node_modules\/npm\/package\.json/,
