@@ -95,6 +95,22 @@ export function parseBuildFailures(output: string): Record<string, BuildError> {
     const diag = diagnostics.get(name) ?? [];
     const error = diag.filter((l) => l.startsWith("error: ")).map((l) => l.slice("error: ".length));
     if (chosen === undefined) {
+      // pulumi's non-interactive display keeps only a resource's latest message per refresh, so
+      // the step's own ERROR line can be missing. The failing step is then one that started and
+      // never finished, preferably the one whose command the error names.
+      const unfinished = [...vertices.values()].filter(
+        (vl) => step(vl) !== null && !vl.some((l) => /^#\d+ (?:DONE|CACHED)\b/.test(l)),
+      );
+      const said = error.join("\n").replace(/\\"/g, '"');
+      const named = unfinished.filter((vl) =>
+        said.includes((step(vl)?.[3] ?? "").replace(/^RUN /, "")),
+      );
+      const vl = (named.length > 0 ? named : unfinished).pop();
+      const s = vl === undefined ? null : step(vl);
+      if (vl !== undefined && s !== null)
+        chosen = { lines: vl, stage: s[1], step: `${s[2]} ${s[3]}` };
+    }
+    if (chosen === undefined) {
       const anyError = [...vertices.values()]
         .filter(
           (vl) =>

@@ -214,6 +214,22 @@ describe("review command: where a build failed (real pulumi up output)", () => {
     );
   });
 
+  it("finds the step when pulumi's display dropped its ERROR line: the started step that never finished and whose command the error names", () => {
+    const log = fixture("up-armv7-error-line-dropped.txt");
+    assert.ok(
+      !/image-linux-arm-v7 creating \(0s\) #12 ERROR/.test(log),
+      "the fixture lost the line",
+    );
+    const f = parseBuildFailures(log)["image-linux-arm-v7"];
+    assert.equal(f.stage, "deps");
+    assert.equal(
+      f.step,
+      '3/5 RUN [ "$(uname -m)" != "armv7l" ] || (echo "armv7 is not supported by this step" && exit 1)',
+    );
+    assert.match(f.tail, /^#12 0\.\d+ armv7 is not supported by this step$/m);
+    assert.match(f.tail, /did not complete successfully: exit code: 1$/);
+  });
+
   it("a missing registry cache (ERROR on the cache import) is not a failure", () => {
     const out = [
       " +  docker-build:index:Image image-linux-amd64 creating (0s) #9 importing cache manifest from 127.0.0.1:5443/x-cache:review-linux-amd64",
