@@ -229,7 +229,7 @@ describe("BuildHosts (mocks)", () => {
           case "aws:index/getPartition:getPartition":
             return { id: "aws", partition: "aws", dnsSuffix: "amazonaws.com" };
           case "aws:ec2/getVpc:getVpc":
-            return { id: "vpc-0default", cidrBlock: "172.31.0.0/16", default: true };
+            return { id: "vpc-0default", cidrBlock: "198.51.100.0/24", default: true };
           case "aws:ec2/getSubnets:getSubnets":
             return {
               id: "eu-west-1",

@@ -437,7 +437,7 @@ describe("policy: the same CIDR rule on a plan's ingress", () => {
       protocol: "-1",
       fromPort: 0,
       toPort: 0,
-      cidrBlocks: ["172.16.0.0/12"],
+      cidrBlocks: ["203.0.0.0/12"],
     };
     assert.equal(checkBuildkitIngressWidth(securityGroupRuleCidrs(rule, 1234), cfg()).length, 1);
     assert.deepEqual(securityGroupRuleCidrs({ ...rule, type: "egress" }, 1234), []);

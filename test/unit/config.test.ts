@@ -111,7 +111,7 @@ const bad: Bad[] = [
   ["npmCaFile a directory", { npmCaFile: TMP }, "npmCaFile", `(EISDIR), got "${TMP}"`],
   ["npmCaFile not PEM", { npmCaFile: PKG }, "npmCaFile", `CERTIFICATE----- block, got "${PKG}"`],
   ["cache bucket not an S3 name", cache("s3", { bucket: "My_Bucket" }), "cache.bucket"],
-  ["cache bucket shaped like an IP", cache("s3", { bucket: "192.168.5.4" }), "cache.bucket"],
+  ["cache bucket shaped like an IP", cache("s3", { bucket: "203.0.113.4" }), "cache.bucket"],
   ["bucket adds an option", cache("s3", { bucket: "b,endpoint_url=http://evil" }), "cache.bucket"],
   ["cache region malformed", cache("s3", { region: "eu-west" }), "cache.region"],
   ["region adds an option", cache("s3", { region: "eu-west-1,access_key_id=x" }), "cache.region"],
@@ -122,9 +122,9 @@ const bad: Bad[] = [
   ["buildHosts wrong type", hosts({ port: "1234" }), "buildHosts.port"],
   [
     "CIDR wider than /16",
-    hosts({ allowedCidrs: ["10.0.0.0/8"] }),
+    hosts({ allowedCidrs: ["203.0.0.0/8"] }),
     CIDR0,
-    "'10.0.0.0/8' admits 16777216",
+    "'203.0.0.0/8' admits 16777216",
   ],
   ["empty wide-CIDR reason", hosts({ allowWideCidrs: "" }), "buildHosts.allowWideCidrs", "''"],
   ["unknown ssmAccess", hosts({ ssmAccess: "admin" }), "buildHosts.ssmAccess", "'admin'"],
@@ -221,7 +221,7 @@ describe("validateConfig refuses bad input, naming key and value", () => {
           productionReviewers: ["acme/platform-team", "alice"],
         },
         buildHosts: {
-          allowedCidrs: ["10.0.0.0/8"],
+          allowedCidrs: ["203.0.0.0/8"],
           allowWideCidrs: "the runners' NAT pool (OPS-42)",
           ssmAccess: "none",
         },
@@ -236,7 +236,7 @@ describe("validateConfig refuses bad input, naming key and value", () => {
     assert.deepEqual(cfg.github?.productionReviewers, ["acme/platform-team", "alice"]);
     assert.deepEqual(
       [cfg.buildHosts.allowedCidrs, cfg.buildHosts.ssmAccess],
-      [["10.0.0.0/8"], "none"],
+      [["203.0.0.0/8"], "none"],
     );
     assert.equal(validateConfig(GOOD, ctx()).buildHosts.ssmAccess, "scoped");
   });
