@@ -54,8 +54,6 @@ type RegisterCallback = (err: unknown, resp?: { getUrn(): string }) => void;
 const pem = (kind: string, seed: string): string =>
   `-----BEGIN ${kind}-----\n${Buffer.from(seed).toString("base64")}\n-----END ${kind}-----\n`;
 
-type MockState = { id: string; state: Record<string, unknown> };
-
 export const fakeDigest = (seed: string): string =>
   `sha256:${crypto.createHash("sha256").update(seed).digest("hex")}`;
 
@@ -110,9 +108,9 @@ export async function installMocks(
   const answer = (
     type: string,
     name: string,
-    result: MockState,
-  ): MockState | Promise<MockState> => {
-    const done = (): MockState => {
+    result: MockAnswer,
+  ): MockAnswer | Promise<MockAnswer> => {
+    const done = (): MockAnswer => {
       h.events.push(`created ${type} ${name}`);
       return result;
     };
@@ -152,11 +150,11 @@ export async function installMocks(
   };
   return h;
 
-  function mockState(args: pulumi.runtime.MockResourceArgs): MockState {
+  function mockState(args: pulumi.runtime.MockResourceArgs): MockAnswer {
     const inputs = args.inputs as Record<string, unknown>;
     h.resources.push({ type: args.type, name: args.name, inputs, request: current });
     /** The provider's answer: the inputs, plus what it computes. */
-    const withInputs = (id: string, computed: Record<string, unknown>): MockState => ({
+    const withInputs = (id: string, computed: Record<string, unknown>): MockAnswer => ({
       id,
       state: { ...inputs, ...computed },
     });
