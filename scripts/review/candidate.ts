@@ -7,11 +7,12 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { stringify as stringifyYaml } from "yaml";
 import { platformSlug } from "../../components/naming";
+import { lastLines } from "../../evidence/exec";
 import type { GatesConfig } from "../../evidence/gates";
 import { type EvidenceResult, runEvidence } from "../../evidence/run";
 import type { BuildError } from "../../review";
 import { NS, parseBuildFailures, reviewImageName, reviewStackConfig } from "./pure";
-import { REPO_ROOT, localBuilder, say, serviceBuilder, tailOf } from "./stacks";
+import { REPO_ROOT, localBuilder, say, serviceBuilder } from "./stacks";
 
 export interface CandidateRequest {
   mode: "local" | "service";
@@ -130,7 +131,7 @@ export async function buildCandidate(r: CandidateRequest): Promise<CandidateBuil
     }
     if (up.code !== 0 && Object.keys(failures).length === 0) {
       throw new Error(
-        `the review build failed without a build error to show (exit ${up.code}); see ${path.join(r.reviewDir, "build.log")}:\n${tailOf(`${up.stdout}\n${up.stderr}`, 25)}`,
+        `the review build failed without a build error to show (exit ${up.code}); see ${path.join(r.reviewDir, "build.log")}:\n${lastLines(`${up.stdout}\n${up.stderr}`, 25)}`,
       );
     }
     for (const p of r.platforms)
@@ -138,7 +139,7 @@ export async function buildCandidate(r: CandidateRequest): Promise<CandidateBuil
         buildErrors[p] = {
           stage: "unknown",
           step: "unknown",
-          tail: tailOf(`${up.stdout}\n${up.stderr}`, 25),
+          tail: lastLines(`${up.stdout}\n${up.stderr}`, 25),
         };
     say(
       `built ${Object.keys(digests).join(", ") || "nothing"}${Object.keys(buildErrors).length > 0 ? `; failed: ${Object.keys(buildErrors).join(", ")}` : ""} (${timings.build} s)`,

@@ -2,58 +2,31 @@
 // this machine) or the pulumi CLI's current backend (CI), and its own review stack through
 // scripts/local.sh or a file backend of its own. Every process is spawned without a shell; the
 // registry token is never on a command line or in a child's environment.
-import { spawn } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { lastLines } from "../../evidence/exec";
+import { type ExecResult, execTool, lastLines } from "../../evidence/exec";
 
 export const REPO_ROOT = path.resolve(__dirname, "..", "..");
 
-export interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-  seconds: number;
-}
+export type Ran = ExecResult;
 
+/** execTool with this process's whole environment (plus `env`), run from the repository root. */
 export function run(
   cmd: string,
   args: string[],
   opts: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string } = {},
 ): Promise<Ran> {
-  const started = Date.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, {
-      cwd: opts.cwd ?? REPO_ROOT,
-      env: { ...process.env, ...(opts.env ?? {}) },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on("data", (d: Buffer) => out.push(d));
-    child.stderr.on("data", (d: Buffer) => err.push(d));
-    child.on("error", reject);
-    child.stdin.on("error", () => undefined);
-    child.stdin.end(opts.input ?? "");
-    child.on("close", (code) =>
-      resolve({
-        code: code ?? 1,
-        stdout: Buffer.concat(out).toString("utf8"),
-        stderr: Buffer.concat(err).toString("utf8"),
-        seconds: (Date.now() - started) / 1000,
-      }),
-    );
+  return execTool(cmd, args, {
+    fullEnv: { ...process.env, ...(opts.env ?? {}) },
+    input: opts.input ?? "",
+    cwd: opts.cwd ?? REPO_ROOT,
   });
 }
 
 export function say(msg: string): void {
   process.stderr.write(`[review] ${msg}\n`);
-}
-
-export function tailOf(text: string, n = 20): string {
-  return lastLines(text, n);
 }
 
 /** One stack reached either through scripts/local.sh (a file backend on this machine) or through
@@ -78,7 +51,7 @@ export function localAccess(
       if (r.code !== 0) {
         if (/no stack named|does not exist|not found/i.test(r.stderr)) return undefined;
         throw new Error(
-          `scripts/local.sh outputs (stack ${env.IF_STACK}) failed: ${tailOf(r.stderr, 8)}`,
+          `scripts/local.sh outputs (stack ${env.IF_STACK}) failed: ${lastLines(r.stderr, 8)}`,
         );
       }
       return JSON.parse(r.stdout) as Record<string, unknown>;
@@ -102,7 +75,7 @@ export function serviceAccess(stack: string): StackAccess {
       ]);
       if (r.code !== 0) {
         if (/no stack named|does not exist|not found/i.test(r.stderr)) return undefined;
-        throw new Error(`pulumi stack output --stack ${stack} failed: ${tailOf(r.stderr, 8)}`);
+        throw new Error(`pulumi stack output --stack ${stack} failed: ${lastLines(r.stderr, 8)}`);
       }
       return JSON.parse(r.stdout) as Record<string, unknown>;
     },
@@ -141,7 +114,9 @@ export function localBuilder(reviewDir: string, stack: string, baseConfig: strin
     async exportState() {
       const r = await access.local(["pulumi", "stack", "export"]);
       if (r.code !== 0)
-        throw new Error(`pulumi stack export of the review stack failed: ${tailOf(r.stderr, 8)}`);
+        throw new Error(
+          `pulumi stack export of the review stack failed: ${lastLines(r.stderr, 8)}`,
+        );
       return JSON.parse(r.stdout) as never;
     },
   };
@@ -199,7 +174,7 @@ export function serviceBuilder(
     ).finally(() => fs.rmSync(tokenDir, { recursive: true, force: true }));
     if (r.code !== 0)
       throw new Error(
-        `scripts/prepare-stack.ts could not prepare the review stack ${stack} (backend ${state}): ${tailOf(r.stderr, 8)}`,
+        `scripts/prepare-stack.ts could not prepare the review stack ${stack} (backend ${state}): ${lastLines(r.stderr, 8)}`,
       );
   };
   return {
@@ -222,7 +197,9 @@ export function serviceBuilder(
     async exportState() {
       const r = await pulumi(["--cwd", REPO_ROOT, "stack", "export", "--stack", stack]);
       if (r.code !== 0)
-        throw new Error(`pulumi stack export of the review stack failed: ${tailOf(r.stderr, 8)}`);
+        throw new Error(
+          `pulumi stack export of the review stack failed: ${lastLines(r.stderr, 8)}`,
+        );
       return JSON.parse(r.stdout) as never;
     },
   };
