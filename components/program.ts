@@ -12,9 +12,6 @@ import {
   type SharedInfrastructureArgs,
 } from "./sharedInfrastructure";
 
-export { dockerfileBaseImage, invocationId, ociLabels, sourceDateEpoch } from "./imageMetadata";
-export { buildersFor } from "./sharedInfrastructure";
-
 export interface FactoryArgs extends ValidatedConfig {
   stack: string;
   /** Secret registry token; required when pushing (validated before this is called). */

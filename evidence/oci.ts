@@ -5,10 +5,5 @@
 export { isLoopbackRegistry, registryOf, repositoryOf } from "./reference";
 export { type RegistryAuth, insecureOf, withDockerConfig } from "./oci/auth";
 export { checkedRealm, credentialsProblem, probeInsecure } from "./oci/preflight";
-export { type ManifestDescriptor, crane, digestOfTag, indexPlatforms } from "./oci/crane";
-export {
-  SPDX_ARTIFACT_TYPE,
-  fetchSbomArtifact,
-  headManifest,
-  pushSbomArtifact,
-} from "./oci/sbomArtifact";
+export { crane, digestOfTag, indexPlatforms } from "./oci/crane";
+export { fetchSbomArtifact, headManifest, pushSbomArtifact } from "./oci/sbomArtifact";

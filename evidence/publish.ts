@@ -16,9 +16,6 @@ import { crane, indexPlatforms } from "./oci";
 import { signAndAttest } from "./publishSigning";
 import { registryAuth } from "./trust";
 
-export { type Piece, piecesFor, signAndAttest } from "./publishSigning";
-export { baseImageDigest, buildkitVersionOf, withoutDigest } from "./provenanceContext";
-
 /** What the provenance says about the build (everything but what the publish step measures itself:
  *  base image digests, BuildKit versions, the finish time). */
 export interface ProvenanceRequest {

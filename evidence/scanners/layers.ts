@@ -21,14 +21,6 @@ import {
 } from "./layerCache";
 import { type LayerListing, TarLister } from "./tarListing";
 
-export { PRUNE_DAYS, evidenceCacheDir } from "./layerCache";
-export {
-  type EntryType,
-  type LayerEntry,
-  type LayerListing,
-  TarLister,
-  normalizeTarPath,
-} from "./tarListing";
 export { writeDockerArchive } from "./dockerArchive";
 
 export interface Descriptor {

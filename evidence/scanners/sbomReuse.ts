@@ -21,21 +21,8 @@ import type { LocalImage } from "./layers";
 import { splitProblems } from "./reuseRules";
 import { OCI_MANIFEST, OciLayout } from "../oci/layout";
 
-export type {
-  SyftArtifact,
-  SyftDocument,
-  SyftFile,
-  SyftLocation,
-  SyftRelationship,
-  SyftSource,
-} from "./syftDocument";
-export {
-  REUSABLE_CATALOGERS,
-  REUSABLE_RELATIONSHIPS,
-  catalogProblems,
-  resolveLink,
-  splitProblems,
-} from "./reuseRules";
+export type { SyftArtifact, SyftDocument } from "./syftDocument";
+export { catalogProblems, resolveLink, splitProblems } from "./reuseRules";
 export { type CatalogPart, catalogPart, imageSource, mergeParts } from "./catalogMerge";
 export { CatalogCache, chainIds } from "./catalogCache";
 
