@@ -3,7 +3,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { execTool, findTool, lastLines, toolBinDir } from "./exec";
-import { type RegistryAuth, crane, isLoopbackRegistry, probeInsecure, registryOf } from "./oci";
+import { type RegistryAuth, crane, registryOf } from "./oci";
+import { registryAuth } from "./trust";
 
 /** The BuildKit version a buildx builder reports (`docker buildx inspect <builder>`). */
 export async function buildkitVersionOf(builder: string): Promise<string> {
@@ -51,14 +52,7 @@ export async function baseImageDigest(
   platform: string,
   image: RegistryAuth,
 ): Promise<string> {
-  const registry = registryOf(baseImage);
-  const auth: RegistryAuth =
-    registry === image.registry
-      ? image
-      : {
-          registry,
-          insecure: isLoopbackRegistry(registry) ? await probeInsecure(registry) : false,
-        };
+  const auth = registryOf(baseImage) === image.registry ? image : await registryAuth(baseImage);
   const d = (await crane(auth, ["digest", "--platform", platform, baseImage])).trim();
   if (!/^sha256:[0-9a-f]{64}$/.test(d))
     throw new Error(
