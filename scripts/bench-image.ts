@@ -28,6 +28,7 @@ import {
   touchAppSource,
 } from "../test/e2e/lib";
 import * as fs from "fs";
+import { stats } from "./bench/model";
 
 const REPOSITORY = "image-factory/app-bench";
 const GOAL_WARM_RATIO = 0.1;
@@ -69,12 +70,6 @@ function parseArgs(argv: string[]): Args {
     throw new Error(`--repeat: '${repeatArg}' is not a whole number from 1 to 20`);
   }
   return { platforms, repeat };
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 function slowestStep(steps: BuildStep[]): string {
@@ -174,8 +169,8 @@ async function main(): Promise<void> {
 
       rows.push({
         platform,
-        coldS: median(colds),
-        warmS: median(warms),
+        coldS: stats(colds).median,
+        warmS: stats(warms).median,
         totalMb: mb(image.Size),
         baseMb: mb(base.Size),
         appMb: mb(image.Size - base.Size),
