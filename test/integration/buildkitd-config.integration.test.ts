@@ -15,10 +15,10 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { gcLimits } from "../../components/buildHosts/userData";
 import { LOCAL_BUILDKITD, renderLocalBuildkitdToml } from "../../scripts/render-buildkitd-toml";
+import { REPO_ROOT } from "../e2e/lib/exec";
 import { freePort } from "../e2e/lib/http";
 import { cacheDir } from "../e2e/lib/registry";
 
-const REPO_ROOT = path.resolve(__dirname, "../..");
 const IF_CACHE = cacheDir();
 const IF_BIN = path.join(IF_CACHE, "bin");
 const SHARED_DIR = path.join(IF_CACHE, "buildkit");

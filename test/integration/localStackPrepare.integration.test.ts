@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { parse } from "yaml";
-import { REPO_ROOT, runScript } from "../e2e/lib/exec";
+import { REPO_ROOT, type RunResult, runScript } from "../e2e/lib/exec";
 
 describe("scripts/local.sh: the stack is prepared again only when its inputs change", function () {
   this.timeout(300_000);
@@ -25,7 +25,7 @@ describe("scripts/local.sh: the stack is prepared again only when its inputs cha
         config: Record<string, unknown>;
       }
     ).config;
-  const stackLs = (): Promise<unknown> =>
+  const stackLs = (): Promise<RunResult> =>
     runScript("local.sh", ["pulumi", "stack", "ls"], { env: env() });
 
   before(async () => {
@@ -48,7 +48,7 @@ describe("scripts/local.sh: the stack is prepared again only when its inputs cha
 
   it("a stack removed from the backend is created again, with its config", async () => {
     fs.rmSync(path.join(dir, "local", "state"), { recursive: true, force: true });
-    const r = (await stackLs()) as { stdout: string };
+    const r = await stackLs();
     assert.match(r.stdout, new RegExp(`^${stack}\\b`, "m"));
     assert.equal(generated()["image-factory:gitRef"], "refs/heads/stamp-check");
   });

@@ -22,11 +22,10 @@ import {
   gatesPredicate,
   slsaProvenance,
 } from "../../evidence/signing/predicates";
-import { type RunResult } from "../e2e/lib/exec";
+import { REPO_ROOT, type RunResult } from "../e2e/lib/exec";
 import { scratchPulumiProject } from "../e2e/lib/pulumiStack";
 import { cacheDir } from "../e2e/lib/registry";
 
-const REPO_ROOT = path.resolve(__dirname, "../..");
 const IF_CACHE = cacheDir();
 const REGISTRY = "127.0.0.1:5443";
 const REPO = `${REGISTRY}/image-factory/signing-it`;

@@ -10,10 +10,11 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { parse } from "yaml";
 import { builderCommand, certFiles } from "../../components/buildHosts";
+import { cacheDir } from "../e2e/lib/registry";
 
 const REPO = path.resolve(__dirname, "../..");
 const ACTIONS = path.join(REPO, ".github/actions");
-const CACHE = process.env.IMAGE_FACTORY_CACHE ?? path.join(os.homedir(), ".cache/image-factory");
+const CACHE = cacheDir();
 
 type Json = Record<string, unknown>;
 
