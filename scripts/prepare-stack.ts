@@ -26,9 +26,10 @@
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
-import { isDeepStrictEqual, parseArgs } from "util";
+import { isDeepStrictEqual } from "util";
 import { parse } from "yaml";
 import { LocalWorkspace, StackSettings } from "@pulumi/pulumi/automation";
+import { parseFlags } from "../evidence/cliArgs";
 
 export const TOKEN_KEY = "image-factory:registryToken";
 const PBKDF2_ROUNDS = 1_000_000;
@@ -262,16 +263,13 @@ async function recoverSalt(ws: LocalWorkspace, o: PrepareOptions): Promise<strin
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      "project-dir": { type: "string" },
-      stack: { type: "string" },
-      "base-config": { type: "string" },
-      "stacks-dir": { type: "string" },
-      "password-file": { type: "string" },
-    },
-    strict: true,
-  });
+  const values = parseFlags(process.argv.slice(2), [
+    "project-dir",
+    "stack",
+    "base-config",
+    "stacks-dir",
+    "password-file",
+  ] as const);
   const need = (k: keyof typeof values): string => {
     const v = values[k];
     if (!v) throw new PrepareError(`--${k} is required`);
