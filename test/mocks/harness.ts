@@ -319,16 +319,21 @@ export async function isSecret(o: pulumi.Output<unknown>): Promise<boolean> {
   return pulumi.isSecret(o);
 }
 
+const ROOT = path.resolve(__dirname, "../..");
+
 /** The config the engine would hand the program for a stack: Pulumi.yaml defaults + stack file. */
-export function stackConfig(
-  stack: string,
-  root = path.resolve(__dirname, "../.."),
-): Record<string, string> {
-  const project = parse(fs.readFileSync(path.join(root, "Pulumi.yaml"), "utf8")) as {
-    config: Record<string, { default?: unknown }>;
-  };
-  const stackFile = parse(fs.readFileSync(path.join(root, `Pulumi.${stack}.yaml`), "utf8")) as {
+export function stackConfig(stack: string): Record<string, string> {
+  const stackFile = parse(fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8")) as {
     config?: Record<string, unknown>;
+  };
+  return engineConfig(stackFile.config ?? {});
+}
+
+/** The config the engine would hand the program for a stack file's `config`: Pulumi.yaml
+ *  defaults + `values`. */
+export function engineConfig(values: Record<string, unknown>): Record<string, string> {
+  const project = parse(fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8")) as {
+    config: Record<string, { default?: unknown }>;
   };
   const out: Record<string, string> = {};
   const put = (k: string, v: unknown) => {
@@ -336,6 +341,6 @@ export function stackConfig(
   };
   for (const [k, decl] of Object.entries(project.config))
     if (decl.default !== undefined) put(k, decl.default);
-  for (const [k, v] of Object.entries(stackFile.config ?? {})) put(k, v);
+  for (const [k, v] of Object.entries(values)) put(k, v);
   return out;
 }

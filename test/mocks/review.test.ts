@@ -5,13 +5,12 @@
 // writes only in the pull request's scope.
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { parse, stringify } from "yaml";
+import { parse } from "yaml";
 import { decodeRawConfig, validateConfig } from "../../components/config";
 import { reviewStackConfig } from "../../scripts/review/pure";
-import { installMocks, resolve, stackConfig, type Harness } from "./harness";
+import { engineConfig, installMocks, resolve, type Harness } from "./harness";
 
 const ROOT = path.resolve(__dirname, "../..");
 const SHA = "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d";
@@ -23,20 +22,16 @@ describe("program under mocks: a review build of the dev stack (publish: false)"
   let exports: Record<string, unknown>;
 
   before(async () => {
-    // The dev config as the review command rewrites it, in a project folder of its own.
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "if-review-mocks-"));
-    fs.copyFileSync(path.join(ROOT, "Pulumi.yaml"), path.join(dir, "Pulumi.yaml"));
+    // The dev config as the review command rewrites it.
     const dev = (
       parse(fs.readFileSync(path.join(ROOT, "Pulumi.dev.yaml"), "utf8")) as {
         config: Record<string, unknown>;
       }
     ).config;
-    fs.writeFileSync(
-      path.join(dir, "Pulumi.dev.yaml"),
-      stringify({ config: reviewStackConfig(dev, { sha: SHA, ref: "refs/pull/42/merge" }) }),
-    );
-    const engine = { ...stackConfig("dev", dir), "image-factory:registryToken": TOKEN };
-    fs.rmSync(dir, { recursive: true, force: true });
+    const engine = {
+      ...engineConfig(reviewStackConfig(dev, { sha: SHA, ref: "refs/pull/42/merge" })),
+      "image-factory:registryToken": TOKEN,
+    };
 
     h = await installMocks("image-factory", "dev");
     // No environment and no local repository: the review config alone decides.
