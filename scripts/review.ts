@@ -98,9 +98,8 @@ async function main(): Promise<number> {
 
   const stackConfig = path.resolve(
     values["stack-config"] ??
-      (backend === "local"
-        ? (process.env.IF_STACK_CONFIG ?? path.join(REPO_ROOT, `Pulumi.${stack}.yaml`))
-        : path.join(REPO_ROOT, `Pulumi.${stack}.yaml`)),
+      (backend === "local" ? process.env.IF_STACK_CONFIG : undefined) ??
+      path.join(REPO_ROOT, `Pulumi.${stack}.yaml`),
   );
   const reviewDir = path.resolve(
     values["review-dir"] ??
