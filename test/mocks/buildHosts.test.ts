@@ -8,7 +8,7 @@ import type * as pulumiType from "@pulumi/pulumi";
 import { parse } from "yaml";
 import type * as buildHostsModule from "../../components/buildHosts";
 import { buildHostsConfig as config } from "../lib/buildHosts";
-import { type Harness, type Registered, recordingMocks } from "./harness";
+import { type Harness, type Registered, recordingMocks, resolve } from "./harness";
 
 type Pulumi = typeof pulumiType;
 type Module = typeof buildHostsModule;
@@ -70,10 +70,6 @@ let pulumi: Pulumi;
 let mod: Module;
 const registered: Registered[] = [];
 const calls: Call[] = [];
-
-function resolve<T>(o: pulumiType.Output<T>): Promise<T> {
-  return new Promise((res) => o.apply((v) => res(v)));
-}
 
 /** Waits until no resource has registered for a while: applies inside the component finish. */
 async function settle(): Promise<void> {
