@@ -8,7 +8,13 @@
 import * as crypto from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 import type { BoundGateResults } from "../evidence/gates";
-import type { EvidenceRequest, EvidenceResult, PlatformEvidence } from "../evidence/run";
+import type {
+  EvidenceRequest,
+  EvidenceResult,
+  PlatformEvidence,
+  ScanRequest,
+  ScannedEvidence,
+} from "../evidence/run";
 import {
   engineStepProvider,
   engineTail,
@@ -24,6 +30,50 @@ export type ProviderInputs = Omit<EvidenceRequest, "registryToken" | "concurrenc
   engine: string;
   contentHash: string;
 };
+
+/** The Scans step's inputs: a ScanRequest (token decrypted only in the provider process) plus
+ *  what decides a rescan. */
+export type ScanProviderInputs = Omit<ScanRequest, "registryToken" | "concurrency"> & {
+  registryToken?: string;
+  engine: string;
+  contentHash: string;
+};
+
+/** Everything but the token and the engine's path decides whether the scans are run again. */
+export function scansFingerprint(inputs: ScanProviderInputs): string {
+  return inputsFingerprint(inputs, ["registryToken", "engine"]);
+}
+
+async function runScans(inputs: ScanProviderInputs): Promise<pulumi.dynamic.CreateResult> {
+  const request: Record<string, unknown> = { ...inputs };
+  for (const k of ["registryToken", "engine", "contentHash"]) delete request[k];
+  const child = await runEngineProcess(["scan"], request, inputs.registryToken);
+  if (child.code !== 0) {
+    throw new Error(
+      `SupplyChainEvidence for ${inputs.imageName}: the scans failed before judging (exit ${child.code}): ${engineTail(child)}\n` +
+        `Nothing was published. Check that the registry ${inputs.imageName.split("/")[0]} is reachable with the configured credentials and the scanners are installed (scripts/install-scanners.sh), then run \`pulumi up\` again.`,
+    );
+  }
+  const scanned = JSON.parse(child.stdout) as ScannedEvidence;
+  const id = crypto
+    .createHash("sha256")
+    .update(JSON.stringify(inputs.platformDigests))
+    .digest("hex")
+    .slice(0, 16);
+  return { id, outs: { fingerprint: scansFingerprint(inputs), scanned } };
+}
+
+/** Serialized into the state: holds no secret and no Pulumi object. */
+export const scansProvider = engineStepProvider(runScans, scansFingerprint);
+
+/** The dynamic resource (`pulumi-nodejs:dynamic/supplychain:Scans`) that measures the platform
+ *  images and the build context: it needs no coverage, so it runs while the tests still build. */
+export class ScansResource extends EngineStepResource {
+  declare public readonly scanned: pulumi.Output<ScannedEvidence>;
+  constructor(name: string, props: pulumi.Inputs, opts?: pulumi.CustomResourceOptions) {
+    super(scansProvider, ["supplychain", "Scans"], ["scanned", "fingerprint"], name, props, opts);
+  }
+}
 
 /** Everything but the token and the engine's path decides whether the evidence is rerun. */
 export function evidenceFingerprint(inputs: ProviderInputs): string {

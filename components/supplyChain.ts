@@ -1,5 +1,7 @@
 // SupplyChainEvidence: orders the evidence engine (evidence/) on the pushed platform digests and
-// maps its JSON to outputs, through the dynamic resource in ./evidenceResource.ts.
+// maps its JSON to outputs, through the dynamic resources in ./evidenceResource.ts: Scans (every
+// scanner, needing only the platform images, so it runs while the coverage image still builds),
+// then Evidence (the coverage, and the gates on exactly the digests scanned).
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -7,9 +9,21 @@ import * as pulumi from "@pulumi/pulumi";
 import type { BoundGateResults, GatesConfig } from "../evidence/gates";
 import type { PlatformEvidence, SbomStore } from "../evidence/run";
 import { ENGINE_ENTRY } from "./engineProcess";
-import { EvidenceResource, type ProviderInputs } from "./evidenceResource";
+import {
+  EvidenceResource,
+  type ProviderInputs,
+  type ScanProviderInputs,
+  ScansResource,
+} from "./evidenceResource";
 
-export { EvidenceResource, evidenceFingerprint, evidenceProvider } from "./evidenceResource";
+export {
+  EvidenceResource,
+  ScansResource,
+  evidenceFingerprint,
+  evidenceProvider,
+  scansFingerprint,
+  scansProvider,
+} from "./evidenceResource";
 
 /** Hash of what the build-context scans read, so a Dockerfile or source edit reruns the evidence
  *  even when the image digests happen not to change. */
@@ -81,27 +95,43 @@ export class SupplyChainEvidence extends pulumi.ComponentResource {
       args.imageName.split("/")[0],
     );
     const rel = (p: string): string => path.relative(process.cwd(), p) || ".";
-    const inputs: Record<keyof ProviderInputs, unknown> = {
+    const registryToken =
+      args.registryToken !== undefined ? pulumi.secret(args.registryToken) : undefined;
+    const shared = {
       imageName: args.imageName,
       platformDigests: args.platformDigests,
-      sourceRevision: args.sourceRevision,
-      coverageImage: args.coverageImage,
-      coverageSummaryPath: undefined,
       // Relative to the program directory (the cwd of program and provider): a clone elsewhere is no change.
       dockerfile: rel(dockerfile),
       contextDir: rel(contextDir),
-      gates: args.gates,
       outputDir: rel(path.resolve(args.outputDir)),
       sbomStore: args.sbomStore ?? (loopback ? "file" : "oci"),
       vulnDb: { repository: args.vulnerabilityDb },
       registryUsername: args.registryUsername,
-      registryToken:
-        args.registryToken !== undefined ? pulumi.secret(args.registryToken) : undefined,
+      registryToken,
       engine: ENGINE_ENTRY,
       contentHash: contentHashOf([dockerfile, ...listFiles(contextDir)]),
     };
+    const scanInputs: Record<keyof ScanProviderInputs, unknown> = {
+      ...shared,
+      // Only Dive's own limits: a changed waiver or coverage limit is judged again, not rescanned.
+      gates: { minEfficiency: args.gates.minEfficiency, maxWastedMb: args.gates.maxWastedMb },
+    };
+    const scans = new ScansResource(`${name}-scans`, scanInputs, {
+      parent: this,
+      additionalSecretOutputs: ["registryToken"],
+    });
+    const inputs: Record<keyof ProviderInputs, unknown> = {
+      ...shared,
+      sourceRevision: args.sourceRevision,
+      coverageImage: args.coverageImage,
+      coverageSummaryPath: undefined,
+      gates: args.gates,
+      scanned: scans.scanned,
+    };
     const res = new EvidenceResource(`${name}-evidence`, inputs, {
       parent: this,
+      // Explicit as well: the judging must follow the scans even when their output is not known.
+      dependsOn: [scans],
       additionalSecretOutputs: ["registryToken"],
     });
     this.sbomLocations = res.sbomLocations;

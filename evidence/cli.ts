@@ -13,7 +13,7 @@ import { gatesArg, imageArg, parseFlags, requestOrFlags, required } from "./cliA
 import { formatGateFailures } from "./gates";
 import { indexPlatforms, probeInsecure, registryOf } from "./oci";
 import { type PublishRequest, publish } from "./publish";
-import { type EvidenceRequest, runEvidence } from "./run";
+import { type EvidenceRequest, type ScanRequest, runEvidence, scanEvidence } from "./run";
 import { type VerifyRequest, VerificationError, verifyRelease } from "./verify";
 
 export const TOKEN_ENV = "IMAGE_FACTORY_REGISTRY_TOKEN";
@@ -22,6 +22,7 @@ export const SIGNING_KEY_ENV = "IMAGE_FACTORY_SIGNING_KEY";
 
 const USAGE = `usage: npm run evidence -- --image <repo@sha256:…> [options]
        npm run evidence -- --request <request.json>
+       npm run evidence -- scan --request <scan.json>         (every scanner, no judging: what the stack's Scans step runs)
        npm run evidence -- publish --request <publish.json>   (verify the binding, sign and attest, then move the tags)
        npm run evidence -- verify --image <repo@sha256:…> --commit <sha> (--public-key <file> | --identity <id> --issuer <url>)
                               [--gates <json>] [--tlog] [--username <user>]   or   verify --request <verify.json>
@@ -201,6 +202,19 @@ async function verifyCommand(argv: string[]): Promise<void> {
   }
 }
 
+async function scanCommand(argv: string[]): Promise<void> {
+  const req = await parsed(() =>
+    requestOrFlags<ScanRequest>(
+      parseFlags(argv, ["request"]).request,
+      process.env[TOKEN_ENV],
+      () => {
+        throw new Error("scan needs --request <file>");
+      },
+    ),
+  );
+  process.stdout.write(JSON.stringify(await scanEvidence(req), null, 2) + "\n");
+}
+
 async function evidenceCommand(argv: string[]): Promise<void> {
   const req = await parsed(() => requestFromArgs(argv));
   const result = await runEvidence(req);
@@ -215,6 +229,7 @@ async function main(): Promise<void> {
   await takeSecretsFromStdin();
   const [command, ...rest] = process.argv.slice(2);
   if (command === "--help" || command === "-h") process.stdout.write(`${USAGE}\n`);
+  else if (command === "scan") await scanCommand(rest);
   else if (command === "publish") await publishCommand(rest);
   else if (command === "verify") await verifyCommand(rest);
   else await evidenceCommand(process.argv.slice(2));

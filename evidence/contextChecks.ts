@@ -1,6 +1,6 @@
 // The checks an evidence run makes once, on the build rather than on an image: Hadolint on the
-// Dockerfile, Trivy on the build context, the coverage the build measured, and the versions of the
-// tools that measured. They run while the platform images are scanned (evidence/run.ts).
+// Dockerfile, Trivy on the build context and the versions of the tools that measured, while the
+// platform images are scanned; and, when judging, the coverage the build measured (evidence/run.ts).
 import * as path from "node:path";
 import { execTool, findTool } from "./exec";
 import {
@@ -19,11 +19,6 @@ export interface ContextChecksRequest {
   dockerfile: string;
   contextDir: string;
   reportDir: string;
-  /** `ref@digest` of the image the Dockerfile's coverage stage produced, or */
-  coverageImage?: string;
-  /** a json-summary file on disk. */
-  coverageSummaryPath?: string;
-  auth: RegistryAuth;
   /** What the run's reader should know (Hadolint's notes) is added here. */
   notes: string[];
 }
@@ -31,7 +26,6 @@ export interface ContextChecksRequest {
 export interface ContextChecks {
   lint: Measured<Finding[]>;
   config: Measured<TrivyConfigResult>;
-  coverage: Measured<CoverageMeasurement>;
   tools: Record<string, string>;
   /** Seconds of each check. */
   seconds: Record<string, number>;
@@ -44,8 +38,18 @@ async function versionOf(tool: "hadolint" | "dive" | "syft"): Promise<string> {
   return /v?(\d+\.\d+\.\d+)/.exec(r.stdout + r.stderr)?.[1] ?? "unknown";
 }
 
-async function readCoverage(req: ContextChecksRequest): Promise<Measured<CoverageMeasurement>> {
-  if (req.coverageImage !== undefined)
+export interface CoverageSource {
+  /** `ref@digest` of the image the Dockerfile's coverage stage produced (read with `auth`), or */
+  coverageImage?: string;
+  /** a json-summary file on disk. */
+  coverageSummaryPath?: string;
+  reportDir: string;
+  auth?: RegistryAuth;
+}
+
+/** The coverage the build measured, from its image or a summary file. */
+export async function readCoverage(req: CoverageSource): Promise<Measured<CoverageMeasurement>> {
+  if (req.coverageImage !== undefined && req.auth !== undefined)
     return readCoverageImage({ ref: req.coverageImage, auth: req.auth, outDir: req.reportDir });
   if (req.coverageSummaryPath !== undefined)
     return readCoverageFile(path.resolve(req.coverageSummaryPath));
@@ -80,12 +84,11 @@ export async function runContextChecks(req: ContextChecksRequest): Promise<Conte
       }),
     ),
   );
-  const coverage = await timed("coverage", () => readCoverage(req));
   const tools = await timed("versions", async () => ({
     trivy: await trivyVersion().catch(() => "unknown"),
     hadolint: await versionOf("hadolint"),
     dive: await versionOf("dive"),
     syft: await versionOf("syft"),
   }));
-  return { lint, config, coverage, tools, seconds };
+  return { lint, config, tools, seconds };
 }

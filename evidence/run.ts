@@ -1,12 +1,14 @@
-// One evidence run: every scanner on the pushed platform digests, then the gates. Platforms run
-// concurrently (bounded by cores); build-context checks run once. Writes the SBOMs, the reports
-// and gate-results.json under the output folder and returns the results bound to the digests
-// judged. Knows nothing of Pulumi: the CLI (evidence/cli.ts) and the stack's thin component both
-// call it.
+// One evidence run, in two halves that the stack runs as two steps: `scanEvidence` (every scanner on
+// the pushed platform digests, plus the build-context checks) needs only the platform images, so it
+// runs while the app's tests still build the coverage image; `judgeEvidence` reads the coverage and
+// applies the gates to exactly the digests that were scanned. Platforms are scanned concurrently
+// (bounded by cores); build-context checks run once. Writes the SBOMs, the reports and
+// gate-results.json under the output folder and returns the results bound to the digests judged.
+// Knows nothing of Pulumi: the CLI (evidence/cli.ts) and the stack's thin component both call it.
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { runContextChecks } from "./contextChecks";
+import { type ContextChecks, readCoverage, runContextChecks } from "./contextChecks";
 import { mapLimit } from "./exec";
 import { type BoundGateResults, type GatesConfig, type Measurements, evaluateGates } from "./gates";
 import { mapMeasured } from "./measurements";
@@ -17,7 +19,12 @@ import {
   repositoryOf,
   registryOf,
 } from "./oci";
-import { type PlatformEvidence, type SbomStore, scanPlatform } from "./platformScan";
+import {
+  type PlatformEvidence,
+  type PlatformScanned,
+  type SbomStore,
+  scanPlatform,
+} from "./platformScan";
 import type { VulnDbSource } from "./scanners/trivy";
 
 export type { PlatformEvidence, SbomStore } from "./platformScan";
@@ -42,6 +49,24 @@ export interface EvidenceRequest {
   registryToken?: string;
   /** Platforms scanned at once. @default the number of cores */
   concurrency?: number;
+  /** What an earlier `scanEvidence` measured of these very digests (the stack's Scans step):
+   *  judged without scanning again. */
+  scanned?: ScannedEvidence;
+}
+
+/** What `scanEvidence` needs: no coverage, no commit, and of the gates only Dive's own limits. */
+export type ScanRequest = Omit<
+  EvidenceRequest,
+  "sourceRevision" | "coverageImage" | "coverageSummaryPath" | "gates" | "scanned"
+> & { gates: Pick<GatesConfig, "minEfficiency" | "maxWastedMb"> };
+
+/** Every measurement but the coverage, of the digests in `platforms`. */
+export interface ScannedEvidence {
+  imageName: string;
+  platforms: PlatformScanned[];
+  context: Omit<ContextChecks, "coverage">;
+  notes: string[];
+  seconds: number;
 }
 
 export interface EvidenceResult {
@@ -50,42 +75,51 @@ export interface EvidenceResult {
   platforms: Record<string, PlatformEvidence>;
   evidenceDir: string;
   notes: string[];
+  /** Seconds of scanning and judging together. */
   seconds: number;
+  /** Seconds of the judging alone (reading the coverage, applying the gates). */
+  judgeSeconds?: number;
   /** Seconds of the build-context checks (they run while the platforms are scanned). */
   contextSeconds?: Record<string, number>;
 }
 
-export async function runEvidence(req: EvidenceRequest): Promise<EvidenceResult> {
-  const started = Date.now();
-  const outDir = path.resolve(req.outputDir);
-  const sbomDir = path.join(outDir, "sbom");
-  const reportDir = path.join(outDir, "reports");
-  fs.mkdirSync(sbomDir, { recursive: true });
-  fs.mkdirSync(reportDir, { recursive: true });
+async function authFor(
+  req: Pick<EvidenceRequest, "imageName" | "registryUsername" | "registryToken">,
+): Promise<RegistryAuth> {
   const registry = registryOf(req.imageName);
-  const auth: RegistryAuth = {
+  return {
     registry,
     username: req.registryUsername,
     password: req.registryToken,
     insecure: await probeInsecure(registry),
   };
+}
+
+function dirsOf(outputDir: string): { outDir: string; sbomDir: string; reportDir: string } {
+  const outDir = path.resolve(outputDir);
+  const sbomDir = path.join(outDir, "sbom");
+  const reportDir = path.join(outDir, "reports");
+  fs.mkdirSync(sbomDir, { recursive: true });
+  fs.mkdirSync(reportDir, { recursive: true });
+  return { outDir, sbomDir, reportDir };
+}
+
+/** Every scanner on the platform digests, and the build-context checks, concurrently. */
+export async function scanEvidence(req: ScanRequest): Promise<ScannedEvidence> {
+  const started = Date.now();
+  const { sbomDir, reportDir } = dirsOf(req.outputDir);
+  const auth = await authFor(req);
   // A registry that does not answer (or refuses the credentials) is no measurement to judge: the
   // run stops before judging, naming the registry, rather than failing every check as "not run".
-  // (Only when there is something to read there: a run on the build context alone needs none.)
-  if (Object.keys(req.platformDigests).length > 0 || (req.coverageImage ?? "") !== "") {
+  if (Object.keys(req.platformDigests).length > 0) {
     const unreachable = await credentialsProblem(auth, repositoryOf(req.imageName));
     if (unreachable !== undefined) throw new Error(unreachable);
   }
   const notes: string[] = [];
-
-  // Build-context checks and tool versions, once, while the platforms are scanned.
   const contextChecks = runContextChecks({
     dockerfile: path.resolve(req.dockerfile),
     contextDir: path.resolve(req.contextDir),
     reportDir,
-    coverageImage: req.coverageImage,
-    coverageSummaryPath: req.coverageSummaryPath,
-    auth,
     notes,
   });
   const platforms = Object.keys(req.platformDigests).sort();
@@ -93,12 +127,52 @@ export async function runEvidence(req: EvidenceRequest): Promise<EvidenceResult>
   const perPlatform = await mapLimit(platforms, req.concurrency ?? os.cpus().length, (platform) =>
     scanPlatform(scanContext, platform, req.platformDigests[platform]),
   );
-  const ctx = await contextChecks;
+  return {
+    imageName: req.imageName,
+    platforms: perPlatform,
+    context: await contextChecks,
+    notes,
+    seconds: (Date.now() - started) / 1000,
+  };
+}
 
+/** Why `scanned` is not a measurement of exactly `req`'s image and digests, or undefined. */
+export function scannedMismatch(
+  req: Pick<EvidenceRequest, "imageName" | "platformDigests">,
+  scanned: ScannedEvidence,
+): string | undefined {
+  if (scanned.imageName !== req.imageName)
+    return `the scans measured ${scanned.imageName}, not ${req.imageName}`;
+  const got = Object.fromEntries(scanned.platforms.map((p) => [p.platform, p.evidence.digest]));
+  for (const p of [...new Set([...Object.keys(got), ...Object.keys(req.platformDigests)])].sort())
+    if (got[p] !== req.platformDigests[p])
+      return `platform ${p}: the scans measured ${got[p] ?? "nothing"}, the request names ${req.platformDigests[p] ?? "nothing"}`;
+  return undefined;
+}
+
+/** The coverage, then the gates, on what `scanned` measured of `req`'s digests. */
+export async function judgeEvidence(
+  req: EvidenceRequest,
+  scanned: ScannedEvidence,
+): Promise<EvidenceResult> {
+  const started = Date.now();
+  const mismatch = scannedMismatch(req, scanned);
+  if (mismatch !== undefined) throw new Error(`evidence: refusing to judge, ${mismatch}`);
+  const { outDir, reportDir } = dirsOf(req.outputDir);
+  const needsAuth = (req.coverageImage ?? "") !== "";
+  const auth = needsAuth ? await authFor(req) : undefined;
+  if (auth !== undefined && scanned.platforms.length === 0) {
+    const unreachable = await credentialsProblem(auth, repositoryOf(req.imageName));
+    if (unreachable !== undefined) throw new Error(unreachable);
+  }
+  const coverageStarted = Date.now();
+  const coverage = await readCoverage({ ...req, reportDir, auth });
+  const perPlatform = scanned.platforms;
+  const ctx = scanned.context;
   // Misconfigurations found in the image configs join the Dockerfile's (same gate).
   const measurements: Measurements = {
     platforms: Object.fromEntries(perPlatform.map((p) => [p.platform, p.m])),
-    coverage: ctx.coverage,
+    coverage,
     lint: ctx.lint,
     misconfigurations: mapMeasured(ctx.config, (c) => [
       ...c.misconfigurations,
@@ -110,12 +184,14 @@ export async function runEvidence(req: EvidenceRequest): Promise<EvidenceResult>
   if (perPlatform[0]?.syftVersion) tools.syft = perPlatform[0].syftVersion;
   const db = perPlatform.find((p) => p.vulnDb !== "")?.vulnDb;
   if (db !== undefined) tools.trivyDb = db;
+  const platforms = perPlatform.map((p) => p.platform);
   const gateResults: BoundGateResults = {
     ...evaluateGates(measurements, req.gates, { tools }),
     imageName: req.imageName,
     platformDigests: Object.fromEntries(platforms.map((p) => [p, req.platformDigests[p]])),
     sourceRevision: req.sourceRevision,
   };
+  const judgeSeconds = (Date.now() - started) / 1000;
   const result: EvidenceResult = {
     gateResults,
     sbomLocations: Object.fromEntries(
@@ -123,10 +199,24 @@ export async function runEvidence(req: EvidenceRequest): Promise<EvidenceResult>
     ),
     platforms: Object.fromEntries(perPlatform.map((p) => [p.platform, p.evidence])),
     evidenceDir: outDir,
-    notes,
-    seconds: (Date.now() - started) / 1000,
-    contextSeconds: ctx.seconds,
+    notes: [...scanned.notes],
+    seconds: scanned.seconds + judgeSeconds,
+    judgeSeconds,
+    contextSeconds: { ...ctx.seconds, coverage: (Date.now() - coverageStarted) / 1000 },
   };
   fs.writeFileSync(path.join(outDir, "gate-results.json"), JSON.stringify(result, null, 2) + "\n");
   return result;
+}
+
+/** Scan (unless `req.scanned` already holds the scans of these digests), then judge. */
+export async function runEvidence(req: EvidenceRequest): Promise<EvidenceResult> {
+  const { gates, scanned } = req;
+  return judgeEvidence(
+    req,
+    scanned ??
+      (await scanEvidence({
+        ...req,
+        gates: { minEfficiency: gates.minEfficiency, maxWastedMb: gates.maxWastedMb },
+      })),
+  );
 }

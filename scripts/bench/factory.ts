@@ -1,5 +1,5 @@
 // The factory's path: `pulumi up` through scripts/local.sh on a stack of its own per round, timed
-// from its event log (phases, builds, evidence runs) and the evidence engine's gate-results.json
+// from its event log (phases, builds, scans) and the evidence engine's gate-results.json
 // (each tool's own time), with the build records the bench's buildkitd added.
 import * as fs from "fs";
 import * as path from "path";
@@ -88,11 +88,13 @@ export class FactoryPath {
 function evidenceTimings(gateFile: string): Timings {
   const g = JSON.parse(fs.readFileSync(gateFile, "utf8")) as {
     seconds?: number;
+    judgeSeconds?: number;
     contextSeconds?: Timings;
     platforms?: Record<string, { seconds?: Timings }>;
   };
   const out: Timings = {};
   if (g.seconds !== undefined) out["evidence engine total"] = g.seconds;
+  if (g.judgeSeconds !== undefined) out["evidence judging"] = g.judgeSeconds;
   for (const [k, v] of Object.entries(g.contextSeconds ?? {})) out[`evidence ${k}`] = v;
   for (const [p, e] of Object.entries(g.platforms ?? {}))
     for (const [tool, s] of Object.entries(e.seconds ?? {})) out[`evidence ${tool} ${p}`] = s;

@@ -48,7 +48,7 @@ export interface RunRecord {
   detail: Timings;
   /** Images built (docker-build Image resources created or updated; the peer: 1 buildx build). */
   builds: number;
-  /** Evidence runs (the Evidence resource created or updated; the peer: scanner invocations). */
+  /** Scans run (the Scans resource created or updated; the peer: scanner invocations). */
   scans: number;
   /** Build records the bench's buildkitd added during the run. */
   buildkitRecords?: number;

@@ -43,7 +43,7 @@ export function phasesTable(runs: RunRecord[], scenarios: readonly Scenario[]): 
       const detail = Object.entries(r.detail)
         .map(([k, v]) => `${k} ${f1(v)}`)
         .join("; ");
-      const counts = p === "factory" ? ` (builds ${r.builds}, evidence runs ${r.scans})` : "";
+      const counts = p === "factory" ? ` (builds ${r.builds}, scans ${r.scans})` : "";
       out.push(`| ${scenario} | ${p}${counts} | ${f1(r.wallSeconds)} | ${segs} | ${detail} |`);
     }
   }

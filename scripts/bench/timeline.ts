@@ -48,6 +48,7 @@ export function resourceSpans(lines: EngineEventLine[]): ResourceSpan[] {
 export const IMAGE_TYPE = "docker-build:index:Image";
 export const INDEX_TYPE = "docker-build:index:Index";
 export const EVIDENCE_TYPE = "pulumi-nodejs:dynamic/supplychain:Evidence";
+export const SCANS_TYPE = "pulumi-nodejs:dynamic/supplychain:Scans";
 export const TAGS_TYPE = "pulumi-nodejs:dynamic/publication:Tags";
 const DID_WORK = new Set(["create", "update", "replace", "create-replacement"]);
 
@@ -62,9 +63,10 @@ export interface FactoryTimeline {
  * Splits one factory run (from `startMs` to `endMs`, the wall time of scripts/local.sh up) into
  * sequential segments at these boundaries, each clamped to be no earlier than the one before:
  * the first registration of a resource other than the stack and providers (engine start), the end
- * of the last Image (builds), the end of the Evidence (evidence), the end of the Index and Tags
- * (publish), the end of the command (finish). Detail: each Image's, the Evidence's, the Index's
- * and the Tags' own durations.
+ * of the last Image (builds), the end of the Scans and the Evidence (evidence: what of them did not
+ * overlap the builds), the end of the Index and Tags (publish), the end of the command (finish).
+ * Detail: each Image's, the Scans', the Evidence's, the Index's and the Tags' own durations.
+ * `scans`: the Scans steps that ran (the Evidence step judges them).
  */
 export function factoryTimeline(
   lines: EngineEventLine[],
@@ -75,7 +77,7 @@ export function factoryTimeline(
   const isWork = (s: ResourceSpan): boolean =>
     s.type !== "pulumi:pulumi:Stack" && !s.type.startsWith("pulumi:providers:");
   const images = spans.filter((s) => s.type === IMAGE_TYPE);
-  const evidence = spans.filter((s) => s.type === EVIDENCE_TYPE);
+  const evidence = spans.filter((s) => s.type === EVIDENCE_TYPE || s.type === SCANS_TYPE);
   const publish = spans.filter((s) => s.type === INDEX_TYPE || s.type === TAGS_TYPE);
   const lastEnd = (xs: ResourceSpan[]): number | undefined =>
     xs.length === 0 ? undefined : Math.max(...xs.map((s) => s.end ?? s.start));
@@ -105,7 +107,7 @@ export function factoryTimeline(
     segments,
     detail,
     builds: images.filter((s) => DID_WORK.has(s.op)).length,
-    scans: evidence.filter((s) => DID_WORK.has(s.op)).length,
+    scans: evidence.filter((s) => s.type === SCANS_TYPE && DID_WORK.has(s.op)).length,
   };
 }
 

@@ -32,8 +32,9 @@ export interface Harness {
   calls: Array<{ token: string; inputs: Record<string, unknown> }>;
   /** Exports a StackReference returns, keyed by the referenced stack name. */
   stackOutputs: Record<string, Record<string, unknown>>;
-  /** Milliseconds the mock engine takes to create a resource of the given type (default 0), so a
-   *  test can tell an order the program enforces from one that merely happens. */
+  /** Milliseconds the mock engine takes to create a resource of the given type, or of the given
+   *  `<type> <name>` (which wins; default 0), so a test can tell an order the program enforces
+   *  from one that merely happens. */
   delays: Record<string, number>;
   /** `register <type> <name>` when the engine receives a registration, `created <type> <name>`
    *  when it answers, in the order they happened. */
@@ -114,7 +115,7 @@ export async function installMocks(
       h.events.push(`created ${type} ${name}`);
       return result;
     };
-    const delay = h.delays[type] ?? 0;
+    const delay = h.delays[`${type} ${name}`] ?? h.delays[type] ?? 0;
     return delay === 0 ? done() : new Promise((res) => setTimeout(() => res(done()), delay));
   };
   await pulumi.runtime.setMocks(
@@ -203,6 +204,19 @@ export async function installMocks(
               publishedTags: (inputs.tags as string[]).map((t) => `${image}:${t}`),
             },
           };
+        }
+        if (args.type === "pulumi-nodejs:dynamic/supplychain:Scans") {
+          // The scans of exactly the digests asked for (evidence/run.ts scanEvidence's shape).
+          const digests = (inputs.platformDigests ?? {}) as Record<string, string>;
+          const scanned = {
+            imageName: inputs.imageName,
+            platforms: Object.entries(digests).map(([platform, digest]) => ({
+              platform,
+              evidence: { digest },
+            })),
+            notes: [],
+          };
+          return { id: args.name, state: { ...inputs, scanned } };
         }
         // SupplyChainEvidence runs real scanners in its dynamic provider; e2e tests cover that.
         // Here it answers with the shape of its outputs (gate results bound to what they

@@ -22,6 +22,7 @@ const ROOT = path.resolve(__dirname, "../..");
 const SHA = "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d";
 const TOKEN = "ghp_mock_token_value_1234567890";
 const EVIDENCE = "pulumi-nodejs:dynamic/supplychain:Evidence";
+const SCANS = "pulumi-nodejs:dynamic/supplychain:Scans";
 const TAGS = "pulumi-nodejs:dynamic/publication:Tags";
 const IMAGE = "docker-build:index:Image";
 const INDEX = "docker-build:index:Index";
@@ -151,6 +152,8 @@ describe("program under mocks: dev stack (build on main)", function () {
         // The evidence takes a while (the scanners run): whatever does not wait for it on purpose
         // would register in the meantime.
         h.delays[EVIDENCE] = 300;
+        // The app's tests build the coverage image longest: the scans must not wait for it.
+        h.delays[`${IMAGE} image-coverage`] = 300;
       },
     );
   });
@@ -280,7 +283,7 @@ describe("program under mocks: dev stack (build on main)", function () {
         ["ghcr.io", "acme-ci", TOKEN],
       );
     }
-    for (const type of [EVIDENCE, TAGS]) {
+    for (const type of [SCANS, EVIDENCE, TAGS]) {
       const r = one(run.h, type);
       assert.ok(
         isSecretInput(r.inputs.registryToken),
@@ -355,8 +358,20 @@ describe("program under mocks: dev stack (build on main)", function () {
     };
     const evidenceCreated = at(`created ${EVIDENCE} evidence-evidence`);
     assert.ok(
-      at(`register ${EVIDENCE} evidence-evidence`) > at(`created ${IMAGE} image-linux-arm-v7`),
-      "evidence before the images existed",
+      at(`register ${SCANS} evidence-scans`) > at(`created ${IMAGE} image-linux-arm-v7`),
+      "scans before the images existed",
+    );
+    assert.ok(
+      at(`register ${SCANS} evidence-scans`) < at(`created ${IMAGE} image-coverage`),
+      "the scans waited for the coverage image",
+    );
+    assert.ok(
+      at(`register ${EVIDENCE} evidence-evidence`) > at(`created ${IMAGE} image-coverage`),
+      "judged before the coverage image existed",
+    );
+    assert.ok(
+      at(`register ${EVIDENCE} evidence-evidence`) > at(`created ${SCANS} evidence-scans`),
+      "judged before the scans existed",
     );
     assert.ok(
       at(`register ${INDEX} publish-index`) > evidenceCreated,
@@ -467,6 +482,27 @@ describe("program under mocks: dev stack (build on main)", function () {
       "linux/arm/v7",
       "linux/arm64",
     ]);
+  });
+
+  it("scans the same platform digests without the coverage image, and judges only what was scanned", () => {
+    const scans = one(run.h, SCANS);
+    const evidence = one(run.h, EVIDENCE);
+    assert.deepEqual(scans.inputs.platformDigests, run.exports.platformDigests);
+    assert.equal(scans.inputs.coverageImage, undefined);
+    assert.equal(scans.inputs.sourceRevision, undefined);
+    // Only Dive's own limits: a waiver or a coverage limit is judged again, never rescanned.
+    assert.deepEqual(Object.keys(scans.inputs.gates as object).sort(), [
+      "maxWastedMb",
+      "minEfficiency",
+    ]);
+    for (const k of ["imageName", "sbomStore", "vulnDb", "dockerfile", "contextDir", "outputDir"])
+      assert.deepEqual(scans.inputs[k], evidence.inputs[k], k);
+    assert.equal(scans.request?.parent, evidence.request?.parent);
+    const scansUrn = scans.request?.urn ?? "";
+    assert.ok(
+      evidence.request?.dependencies.includes(scansUrn),
+      `Evidence dependencies: ${JSON.stringify(evidence.request?.dependencies)}`,
+    );
   });
 
   it("never exports the token", () => {

@@ -14,6 +14,7 @@ import { resultsTable } from "../../scripts/bench/tables";
 import {
   type EngineEventLine,
   EVIDENCE_TYPE,
+  SCANS_TYPE,
   IMAGE_TYPE,
   INDEX_TYPE,
   SIGNING_DETAIL,
@@ -70,6 +71,9 @@ describe("bench: the factory's phases from the event log", () => {
     pre(4_100, IMAGE_TYPE, "image-linux-amd64", "update"),
     pre(4_100, IMAGE_TYPE, "image-coverage", "update"),
     out(9_000, IMAGE_TYPE, "image-linux-amd64", "update"),
+    // The scans need only the platform images: they overlap the coverage image's build.
+    pre(9_100, SCANS_TYPE, "evidence-scans", "update"),
+    out(11_500, SCANS_TYPE, "evidence-scans", "update"),
     out(12_000, IMAGE_TYPE, "image-coverage", "update"),
     pre(12_100, EVIDENCE_TYPE, "evidence-evidence", "update"),
     out(17_000, EVIDENCE_TYPE, "evidence-evidence", "update"),
@@ -87,6 +91,7 @@ describe("bench: the factory's phases from the event log", () => {
       20,
     );
     assert.equal(t.detail["Image image-coverage"], 7.9);
+    assert.equal(t.detail["Scans evidence-scans"], 2.4);
     assert.equal(t.builds, 2);
     assert.equal(t.scans, 1);
   });

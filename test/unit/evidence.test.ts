@@ -3,12 +3,19 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { contentHashOf, evidenceFingerprint, evidenceProvider } from "../../components/supplyChain";
+import {
+  contentHashOf,
+  evidenceFingerprint,
+  evidenceProvider,
+  scansFingerprint,
+  scansProvider,
+} from "../../components/supplyChain";
 import { engineEnv } from "../../components/engineProcess";
 import { publishProvider } from "../../components/publication";
 import { ENV_ALLOW_LIST, toolEnv } from "../../evidence/exec";
 import { checkedRealm, isLoopbackRegistry, registryOf, repositoryOf } from "../../evidence/oci";
 import { bindingProblem } from "../../evidence/publish";
+import { type ScannedEvidence, judgeEvidence, scannedMismatch } from "../../evidence/run";
 import { DEFAULT_GATES } from "../../evidence/gates";
 import { parseCoverageSummary, readCoverageFile } from "../../evidence/scanners/coverage";
 import { parseDiveCi } from "../../evidence/scanners/dive";
@@ -227,6 +234,33 @@ describe("supplyChain: the dynamic provider as Pulumi stores it", () => {
     assert.doesNotMatch(serialized.text, /t1/);
   });
 
+  it("scans provider serializes without a secret and rescans only for new digests or context", async () => {
+    const serialized = await pulumi.runtime.serializeFunction(() => scansProvider, {
+      allowSecrets: false,
+    });
+    const provider = requireFromString(serialized.text).handler();
+    const base = {
+      imageName: "127.0.0.1:5000/x/app",
+      platformDigests: { "linux/amd64": "sha256:1" },
+      gates: { minEfficiency: 0.9 },
+      contentHash: "h",
+      registryToken: "t1",
+      engine: "evidence/cli.ts",
+    };
+    const olds = { fingerprint: scansFingerprint(base as never) };
+    const diff = provider.diff!;
+    assert.equal((await diff("id", olds, { ...base, registryToken: "t2" })).changes, false);
+    assert.equal((await diff("id", olds, { ...base, engine: "/elsewhere/cli.ts" })).changes, false);
+    const changed: Array<[string, unknown]> = [
+      ["platformDigests", { "linux/amd64": "sha256:2" }],
+      ["contentHash", "h2"],
+      ["gates", { minEfficiency: 0.8 }],
+    ];
+    for (const [key, value] of changed)
+      assert.equal((await diff("id", olds, { ...base, [key]: value })).changes, true, key);
+    assert.doesNotMatch(serialized.text, /t1/);
+  });
+
   it("publish provider serializes and reruns only for a new list or new tags", async () => {
     const serialized = await pulumi.runtime.serializeFunction(() => publishProvider, {
       allowSecrets: false,
@@ -242,6 +276,78 @@ describe("supplyChain: the dynamic provider as Pulumi stores it", () => {
       true,
     );
     assert.equal((await provider.diff!("id", olds, { ...olds, tags: ["main"] })).changes, true);
+  });
+});
+
+describe("evidence/run: the judging refuses scans of other bytes", () => {
+  const digests = {
+    "linux/amd64": "sha256:" + "a".repeat(64),
+    "linux/arm64": "sha256:" + "b".repeat(64),
+  };
+  const scanned = (imageName: string, d: Record<string, string>): ScannedEvidence =>
+    ({
+      imageName,
+      platforms: Object.entries(d).map(([platform, digest]) => ({
+        platform,
+        evidence: { digest },
+      })),
+      context: { lint: { notRun: "-" }, config: { notRun: "-" }, tools: {}, seconds: {} },
+      notes: [],
+      seconds: 1,
+    }) as unknown as ScannedEvidence;
+  const req = { imageName: "127.0.0.1:5000/x/app", platformDigests: digests };
+  const cases: Array<[string, ScannedEvidence, RegExp]> = [
+    [
+      "another repository",
+      scanned("127.0.0.1:5000/x/other", digests),
+      /measured 127\.0\.0\.1:5000\/x\/other, not 127\.0\.0\.1:5000\/x\/app/,
+    ],
+    [
+      "a swapped digest",
+      scanned(req.imageName, { ...digests, "linux/arm64": digests["linux/amd64"] }),
+      /platform linux\/arm64: the scans measured sha256:a{64}, the request names sha256:b{64}/,
+    ],
+    [
+      "a platform missing",
+      scanned(req.imageName, { "linux/amd64": digests["linux/amd64"] }),
+      /platform linux\/arm64: the scans measured nothing/,
+    ],
+    [
+      "a platform more",
+      scanned(req.imageName, { ...digests, "linux/arm/v7": "sha256:" + "c".repeat(64) }),
+      /platform linux\/arm\/v7: the scans measured sha256:c{64}, the request names nothing/,
+    ],
+  ];
+  for (const [what, s, message] of cases)
+    it(`refuses ${what}`, () => assert.match(scannedMismatch(req, s) ?? "accepted", message));
+
+  it("accepts scans of exactly these digests", () => {
+    assert.equal(scannedMismatch(req, scanned(req.imageName, digests)), undefined);
+  });
+
+  it("judgeEvidence throws before reading anything or writing gate-results.json", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "if-judge-"));
+    try {
+      await assert.rejects(
+        judgeEvidence(
+          {
+            ...req,
+            sourceRevision: "x",
+            dockerfile: "Dockerfile",
+            contextDir: ".",
+            gates: { ...DEFAULT_GATES },
+            outputDir: dir,
+            sbomStore: "file",
+            vulnDb: {},
+          },
+          scanned(req.imageName, { "linux/amd64": digests["linux/amd64"] }),
+        ),
+        /refusing to judge, platform linux\/arm64/,
+      );
+      assert.equal(fs.existsSync(path.join(dir, "gate-results.json")), false);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
