@@ -50,7 +50,7 @@ async function runScans(inputs: ScanProviderInputs): Promise<pulumi.dynamic.Crea
   const child = await runEngineProcess(["scan"], request, inputs.registryToken);
   if (child.code !== 0) {
     throw new Error(
-      `SupplyChainEvidence for ${inputs.imageName}: the scans failed before judging (exit ${child.code}): ${engineTail(child)}\n` +
+      `SupplyChainEvidence for ${inputs.imageName}: the evidence scans failed before judging (exit ${child.code}): ${engineTail(child)}\n` +
         `Nothing was published. Check that the registry ${inputs.imageName.split("/")[0]} is reachable with the configured credentials and the scanners are installed (scripts/install-scanners.sh), then run \`pulumi up\` again.`,
     );
   }

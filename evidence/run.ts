@@ -161,7 +161,9 @@ export async function judgeEvidence(
   const { outDir, reportDir } = dirsOf(req.outputDir);
   const needsAuth = (req.coverageImage ?? "") !== "";
   const auth = needsAuth ? await authFor(req) : undefined;
-  if (auth !== undefined && scanned.platforms.length === 0) {
+  // As in the scans: a registry that does not answer stops the run, rather than judging the
+  // coverage as "not run".
+  if (auth !== undefined) {
     const unreachable = await credentialsProblem(auth, repositoryOf(req.imageName));
     if (unreachable !== undefined) throw new Error(unreachable);
   }

@@ -167,7 +167,8 @@ describe("faults leave nothing half-published (e2e, real engine, BuildKit and re
   it("the registry stopped during the evidence: the error names the component and the registry, tags stay, the next up recovers", async () => {
     changeSource(`registry-down-evidence-${runId}`);
     const before = await movingTags();
-    const r = await upWithFault(stack, /evidence-evidence\s+updating/, () =>
+    // The scans are the step that reads the registry longest (the judging reads only the coverage).
+    const r = await upWithFault(stack, /evidence-scans\s+updating/, () =>
       script("registry-tls.sh", "stop"),
     );
     assert.ok(r.faulted, `the evidence never started:\n${why(r.output)}`);
@@ -222,7 +223,7 @@ describe("faults leave nothing half-published (e2e, real engine, BuildKit and re
     assert.notEqual(r.code, 0, `pulumi up passed with a crashing syft:\n${why(r.output)}`);
     assert.match(
       r.output,
-      /SupplyChainEvidence for .*the evidence run failed before judging/,
+      /SupplyChainEvidence for .*the evidence scans failed before judging/,
       why(r.output),
     );
     assert.match(r.output, /syft failed on .*exit 1\d\d/, why(r.output));
