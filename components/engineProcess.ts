@@ -58,15 +58,7 @@ export async function runEngineProcess(
     return await new Promise<EngineRun>((resolve, reject) => {
       const p = childProcess.spawn(
         process.execPath,
-        [
-          "-r",
-          ENGINE_LOADER,
-          ENGINE_ENTRY,
-          ...args,
-          "--request",
-          requestFile,
-          "--secrets-stdin",
-        ],
+        ["-r", ENGINE_LOADER, ENGINE_ENTRY, ...args, "--request", requestFile, "--secrets-stdin"],
         { env, stdio: ["pipe", "pipe", "pipe"] },
       );
       p.stdin.on("error", () => undefined);

@@ -229,7 +229,9 @@ function publish(
     s.child("evidence"),
     {
       imageName: args.imageName,
-      platformDigests: image.platformDigests,
+      platformDigests: Object.fromEntries(
+        Object.entries(image.images).map(([platform, img]) => [platform, img.digest]),
+      ),
       sourceRevision: args.git.sha,
       coverageImage: image.coverageRef ?? pulumi.output(""),
       registryUsername: shared.registry.username,

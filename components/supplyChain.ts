@@ -1,7 +1,8 @@
 // SupplyChainEvidence: orders the evidence engine (evidence/) on the pushed platform digests and
-// maps its JSON to outputs, through the dynamic resources in ./evidenceResource.ts: Scans (every
-// scanner, needing only the platform images, so it runs while the coverage image still builds),
-// then Evidence (the coverage, and the gates on exactly the digests scanned).
+// maps its JSON to outputs, through the dynamic resources in ./evidenceResource.ts: one Scans step
+// per platform (Syft, Trivy, Dive), started as soon as that platform's image is pushed, and one
+// for the build context (Hadolint, Trivy), started at once; then Evidence (the coverage, and the
+// gates on exactly the digests scanned) once the coverage image and every scan are there.
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -9,6 +10,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { BoundGateResults, GatesConfig } from "../evidence/gates";
 import type { PlatformEvidence, SbomStore } from "../evidence/run";
 import { ENGINE_ENTRY } from "./engineProcess";
+import { platformSlug } from "./naming";
 import {
   EvidenceResource,
   type ProviderInputs,
@@ -55,8 +57,9 @@ function listFiles(
 export interface SupplyChainEvidenceArgs {
   /** Repository without tag, e.g. `ghcr.io/acme/shop-api`. */
   imageName: string;
-  /** Platform → pushed manifest digest (MultiPlatformImage.platformDigests). */
-  platformDigests: pulumi.Input<Record<string, string>>;
+  /** Platform → pushed manifest digest (each platform Image's `digest`): each is scanned as soon
+   *  as it is known. */
+  platformDigests: Record<string, pulumi.Input<string>>;
   /** Commit the images were built from. */
   sourceRevision: string;
   /** `ref@digest` of the Dockerfile's coverage stage (MultiPlatformImage.coverageRef). */
@@ -97,9 +100,10 @@ export class SupplyChainEvidence extends pulumi.ComponentResource {
     const rel = (p: string): string => path.relative(process.cwd(), p) || ".";
     const registryToken =
       args.registryToken !== undefined ? pulumi.secret(args.registryToken) : undefined;
+    const platformDigests = pulumi.all(args.platformDigests);
     const shared = {
       imageName: args.imageName,
-      platformDigests: args.platformDigests,
+      platformDigests,
       // Relative to the program directory (the cwd of program and provider): a clone elsewhere is no change.
       dockerfile: rel(dockerfile),
       contextDir: rel(contextDir),
@@ -111,27 +115,46 @@ export class SupplyChainEvidence extends pulumi.ComponentResource {
       engine: ENGINE_ENTRY,
       contentHash: contentHashOf([dockerfile, ...listFiles(contextDir)]),
     };
-    const scanInputs: Record<keyof ScanProviderInputs, unknown> = {
+    // Only Dive's own limits: a changed waiver or coverage limit is judged again, not rescanned.
+    const gates = { minEfficiency: args.gates.minEfficiency, maxWastedMb: args.gates.maxWastedMb };
+    // The build context needs no image and no registry: it is scanned while the images build.
+    const contextInputs: Record<keyof ScanProviderInputs, unknown> = {
       ...shared,
-      // Only Dive's own limits: a changed waiver or coverage limit is judged again, not rescanned.
-      gates: { minEfficiency: args.gates.minEfficiency, maxWastedMb: args.gates.maxWastedMb },
+      platformDigests: {},
+      registryUsername: undefined,
+      registryToken: undefined,
+      gates,
+      contextChecks: true,
     };
-    const scans = new ScansResource(`${name}-scans`, scanInputs, {
-      parent: this,
-      additionalSecretOutputs: ["registryToken"],
-    });
+    const scans = [new ScansResource(`${name}-scans-context`, contextInputs, { parent: this })];
+    for (const [platform, digest] of Object.entries(args.platformDigests).sort()) {
+      const platformInputs: Record<keyof ScanProviderInputs, unknown> = {
+        ...shared,
+        platformDigests: pulumi.output(digest).apply((d) => ({ [platform]: d })),
+        gates,
+        contextChecks: false,
+        // An image is its digest: an edit of the context that builds the same bytes rescans nothing.
+        contentHash: "",
+      };
+      scans.push(
+        new ScansResource(`${name}-scans-${platformSlug(platform)}`, platformInputs, {
+          parent: this,
+          additionalSecretOutputs: ["registryToken"],
+        }),
+      );
+    }
     const inputs: Record<keyof ProviderInputs, unknown> = {
       ...shared,
       sourceRevision: args.sourceRevision,
       coverageImage: args.coverageImage,
       coverageSummaryPath: undefined,
       gates: args.gates,
-      scanned: scans.scanned,
+      scanned: pulumi.all(scans.map((x) => x.scanned)),
     };
     const res = new EvidenceResource(`${name}-evidence`, inputs, {
       parent: this,
       // Explicit as well: the judging must follow the scans even when their output is not known.
-      dependsOn: [scans],
+      dependsOn: scans,
       additionalSecretOutputs: ["registryToken"],
     });
     this.sbomLocations = res.sbomLocations;

@@ -49,22 +49,26 @@ export interface EvidenceRequest {
   registryToken?: string;
   /** Platforms scanned at once. @default the number of cores */
   concurrency?: number;
-  /** What an earlier `scanEvidence` measured of these very digests (the stack's Scans step):
-   *  judged without scanning again. */
-  scanned?: ScannedEvidence;
+  /** What earlier `scanEvidence` runs measured of these very digests (the stack's Scans steps:
+   *  one per platform and one of the build context), judged without scanning again. */
+  scanned?: ScannedEvidence[];
 }
 
 /** What `scanEvidence` needs: no coverage, no commit, and of the gates only Dive's own limits. */
 export type ScanRequest = Omit<
   EvidenceRequest,
   "sourceRevision" | "coverageImage" | "coverageSummaryPath" | "gates" | "scanned"
-> & { gates: Pick<GatesConfig, "minEfficiency" | "maxWastedMb"> };
+> & {
+  gates: Pick<GatesConfig, "minEfficiency" | "maxWastedMb">;
+  /** Run the build-context checks too. @default true */
+  contextChecks?: boolean;
+};
 
-/** Every measurement but the coverage, of the digests in `platforms`. */
+/** What one scan measured: the digests in `platforms`, and the build context when asked. */
 export interface ScannedEvidence {
   imageName: string;
   platforms: PlatformScanned[];
-  context: Omit<ContextChecks, "coverage">;
+  context?: ContextChecks;
   notes: string[];
   seconds: number;
 }
@@ -108,21 +112,26 @@ function dirsOf(outputDir: string): { outDir: string; sbomDir: string; reportDir
 export async function scanEvidence(req: ScanRequest): Promise<ScannedEvidence> {
   const started = Date.now();
   const { sbomDir, reportDir } = dirsOf(req.outputDir);
-  const auth = await authFor(req);
-  // A registry that does not answer (or refuses the credentials) is no measurement to judge: the
-  // run stops before judging, naming the registry, rather than failing every check as "not run".
-  if (Object.keys(req.platformDigests).length > 0) {
+  const platforms = Object.keys(req.platformDigests).sort();
+  // The build context alone needs no registry. A registry that does not answer (or refuses the
+  // credentials) is no measurement to judge: the run stops before judging, naming the registry,
+  // rather than failing every check as "not run".
+  const auth: RegistryAuth =
+    platforms.length > 0 ? await authFor(req) : { registry: registryOf(req.imageName) };
+  if (platforms.length > 0) {
     const unreachable = await credentialsProblem(auth, repositoryOf(req.imageName));
     if (unreachable !== undefined) throw new Error(unreachable);
   }
   const notes: string[] = [];
-  const contextChecks = runContextChecks({
-    dockerfile: path.resolve(req.dockerfile),
-    contextDir: path.resolve(req.contextDir),
-    reportDir,
-    notes,
-  });
-  const platforms = Object.keys(req.platformDigests).sort();
+  const contextChecks =
+    (req.contextChecks ?? true)
+      ? runContextChecks({
+          dockerfile: path.resolve(req.dockerfile),
+          contextDir: path.resolve(req.contextDir),
+          reportDir,
+          notes,
+        })
+      : undefined;
   const scanContext = { ...req, auth, sbomDir, reportDir, notes };
   const perPlatform = await mapLimit(platforms, req.concurrency ?? os.cpus().length, (platform) =>
     scanPlatform(scanContext, platform, req.platformDigests[platform]),
@@ -136,14 +145,21 @@ export async function scanEvidence(req: ScanRequest): Promise<ScannedEvidence> {
   };
 }
 
-/** Why `scanned` is not a measurement of exactly `req`'s image and digests, or undefined. */
+/** Why `scanned` is not one measurement of exactly `req`'s image and digests (each platform
+ *  once, the build context once), or undefined. */
 export function scannedMismatch(
   req: Pick<EvidenceRequest, "imageName" | "platformDigests">,
-  scanned: ScannedEvidence,
+  scanned: ScannedEvidence[],
 ): string | undefined {
-  if (scanned.imageName !== req.imageName)
-    return `the scans measured ${scanned.imageName}, not ${req.imageName}`;
-  const got = Object.fromEntries(scanned.platforms.map((p) => [p.platform, p.evidence.digest]));
+  const other = scanned.find((s) => s.imageName !== req.imageName);
+  if (other !== undefined) return `the scans measured ${other.imageName}, not ${req.imageName}`;
+  const contexts = scanned.filter((s) => s.context !== undefined).length;
+  if (contexts !== 1) return `the scans hold ${contexts} build-context checks, not one`;
+  const got: Record<string, string> = {};
+  for (const p of scanned.flatMap((s) => s.platforms)) {
+    if (p.platform in got) return `platform ${p.platform} was scanned twice`;
+    got[p.platform] = p.evidence.digest;
+  }
   for (const p of [...new Set([...Object.keys(got), ...Object.keys(req.platformDigests)])].sort())
     if (got[p] !== req.platformDigests[p])
       return `platform ${p}: the scans measured ${got[p] ?? "nothing"}, the request names ${req.platformDigests[p] ?? "nothing"}`;
@@ -153,7 +169,7 @@ export function scannedMismatch(
 /** The coverage, then the gates, on what `scanned` measured of `req`'s digests. */
 export async function judgeEvidence(
   req: EvidenceRequest,
-  scanned: ScannedEvidence,
+  scanned: ScannedEvidence[],
 ): Promise<EvidenceResult> {
   const started = Date.now();
   const mismatch = scannedMismatch(req, scanned);
@@ -169,8 +185,10 @@ export async function judgeEvidence(
   }
   const coverageStarted = Date.now();
   const coverage = await readCoverage({ ...req, reportDir, auth });
-  const perPlatform = scanned.platforms;
-  const ctx = scanned.context;
+  const perPlatform = scanned
+    .flatMap((s) => s.platforms)
+    .sort((a, b) => a.platform.localeCompare(b.platform));
+  const ctx = scanned.find((s) => s.context !== undefined)?.context as ContextChecks;
   // Misconfigurations found in the image configs join the Dockerfile's (same gate).
   const measurements: Measurements = {
     platforms: Object.fromEntries(perPlatform.map((p) => [p.platform, p.m])),
@@ -201,8 +219,9 @@ export async function judgeEvidence(
     ),
     platforms: Object.fromEntries(perPlatform.map((p) => [p.platform, p.evidence])),
     evidenceDir: outDir,
-    notes: [...scanned.notes],
-    seconds: scanned.seconds + judgeSeconds,
+    notes: scanned.flatMap((s) => s.notes),
+    // The scans ran side by side: the longest of them, then the judging.
+    seconds: Math.max(0, ...scanned.map((s) => s.seconds)) + judgeSeconds,
     judgeSeconds,
     contextSeconds: { ...ctx.seconds, coverage: (Date.now() - coverageStarted) / 1000 },
   };
@@ -215,10 +234,11 @@ export async function runEvidence(req: EvidenceRequest): Promise<EvidenceResult>
   const { gates, scanned } = req;
   return judgeEvidence(
     req,
-    scanned ??
-      (await scanEvidence({
+    scanned ?? [
+      await scanEvidence({
         ...req,
         gates: { minEfficiency: gates.minEfficiency, maxWastedMb: gates.maxWastedMb },
-      })),
+      }),
+    ],
   );
 }

@@ -214,6 +214,7 @@ export async function installMocks(
               platform,
               evidence: { digest },
             })),
+            context: inputs.contextChecks === true ? { tools: {}, seconds: {} } : undefined,
             notes: [],
           };
           return { id: args.name, state: { ...inputs, scanned } };

@@ -154,6 +154,8 @@ describe("program under mocks: dev stack (build on main)", function () {
         h.delays[EVIDENCE] = 300;
         // The app's tests build the coverage image longest: the scans must not wait for it.
         h.delays[`${IMAGE} image-coverage`] = 300;
+        // One platform lands late: the other platforms' scans must not wait for it.
+        h.delays[`${IMAGE} image-linux-amd64`] = 150;
       },
     );
   });
@@ -283,15 +285,19 @@ describe("program under mocks: dev stack (build on main)", function () {
         ["ghcr.io", "acme-ci", TOKEN],
       );
     }
-    for (const type of [SCANS, EVIDENCE, TAGS]) {
-      const r = one(run.h, type);
+    const platformScans = run.h.byType(SCANS).filter((r) => r.name !== "evidence-scans-context");
+    for (const r of [...platformScans, one(run.h, EVIDENCE), one(run.h, TAGS)]) {
       assert.ok(
         isSecretInput(r.inputs.registryToken),
-        `${type}: the registry token must be a secret input`,
+        `${r.name}: the registry token must be a secret input`,
       );
       assert.equal(unwrapSecret<string>(r.inputs.registryToken), TOKEN);
       assert.equal(r.inputs.registryUsername, "acme-ci");
     }
+    // The build context is read from disk: that scan is given no registry credentials at all.
+    const context = run.h.byType(SCANS).find((r) => r.name === "evidence-scans-context");
+    assert.equal(context?.inputs.registryToken, undefined);
+    assert.equal(context?.inputs.registryUsername, undefined);
   });
 
   it("merges the platform images into exactly one Index, under the immutable sha-<40> tag, kept on delete", () => {
@@ -357,22 +363,30 @@ describe("program under mocks: dev stack (build on main)", function () {
       return i;
     };
     const evidenceCreated = at(`created ${EVIDENCE} evidence-evidence`);
-    assert.ok(
-      at(`register ${SCANS} evidence-scans`) > at(`created ${IMAGE} image-linux-arm-v7`),
-      "scans before the images existed",
-    );
-    assert.ok(
-      at(`register ${SCANS} evidence-scans`) < at(`created ${IMAGE} image-coverage`),
-      "the scans waited for the coverage image",
-    );
+    for (const slug of ["linux-amd64", "linux-arm64", "linux-arm-v7"]) {
+      assert.ok(
+        at(`register ${SCANS} evidence-scans-${slug}`) > at(`created ${IMAGE} image-${slug}`),
+        `${slug} scanned before its image existed`,
+      );
+      assert.ok(
+        at(`register ${SCANS} evidence-scans-${slug}`) < at(`created ${IMAGE} image-coverage`),
+        `${slug}: the scan waited for the coverage image`,
+      );
+    }
+    for (const scan of ["evidence-scans-linux-arm64", "evidence-scans-context"])
+      assert.ok(
+        at(`register ${SCANS} ${scan}`) < at(`created ${IMAGE} image-linux-amd64`),
+        `${scan} waited for another platform's image`,
+      );
     assert.ok(
       at(`register ${EVIDENCE} evidence-evidence`) > at(`created ${IMAGE} image-coverage`),
       "judged before the coverage image existed",
     );
-    assert.ok(
-      at(`register ${EVIDENCE} evidence-evidence`) > at(`created ${SCANS} evidence-scans`),
-      "judged before the scans existed",
-    );
+    for (const scan of run.h.byType(SCANS))
+      assert.ok(
+        at(`register ${EVIDENCE} evidence-evidence`) > at(`created ${SCANS} ${scan.name}`),
+        `judged before ${scan.name} existed`,
+      );
     assert.ok(
       at(`register ${INDEX} publish-index`) > evidenceCreated,
       "the Index was registered before the evidence was created",
@@ -484,25 +498,44 @@ describe("program under mocks: dev stack (build on main)", function () {
     ]);
   });
 
-  it("scans the same platform digests without the coverage image, and judges only what was scanned", () => {
-    const scans = one(run.h, SCANS);
+  it("scans each platform digest on its own and the build context once, without the coverage image; judges what was scanned", () => {
+    const scans = run.h.byType(SCANS);
     const evidence = one(run.h, EVIDENCE);
-    assert.deepEqual(scans.inputs.platformDigests, run.exports.platformDigests);
-    assert.equal(scans.inputs.coverageImage, undefined);
-    assert.equal(scans.inputs.sourceRevision, undefined);
-    // Only Dive's own limits: a waiver or a coverage limit is judged again, never rescanned.
-    assert.deepEqual(Object.keys(scans.inputs.gates as object).sort(), [
-      "maxWastedMb",
-      "minEfficiency",
+    const byName = Object.fromEntries(scans.map((r) => [r.name, r]));
+    assert.deepEqual(Object.keys(byName).sort(), [
+      "evidence-scans-context",
+      "evidence-scans-linux-amd64",
+      "evidence-scans-linux-arm-v7",
+      "evidence-scans-linux-arm64",
     ]);
-    for (const k of ["imageName", "sbomStore", "vulnDb", "dockerfile", "contextDir", "outputDir"])
-      assert.deepEqual(scans.inputs[k], evidence.inputs[k], k);
-    assert.equal(scans.request?.parent, evidence.request?.parent);
-    const scansUrn = scans.request?.urn ?? "";
-    assert.ok(
-      evidence.request?.dependencies.includes(scansUrn),
-      `Evidence dependencies: ${JSON.stringify(evidence.request?.dependencies)}`,
-    );
+    const d = run.exports.platformDigests;
+    for (const p of Object.keys(d)) {
+      const scan = byName[`evidence-scans-${p.replace(/\//g, "-")}`];
+      assert.deepEqual(scan.inputs.platformDigests, { [p]: d[p] });
+      assert.equal(scan.inputs.contextChecks, false);
+      // An image is its digest: an edit of the context alone does not rescan it.
+      assert.equal(scan.inputs.contentHash, "");
+    }
+    const context = byName["evidence-scans-context"];
+    assert.deepEqual(context.inputs.platformDigests, {});
+    assert.equal(context.inputs.contextChecks, true);
+    assert.equal(context.inputs.contentHash, evidence.inputs.contentHash);
+    for (const scan of scans) {
+      assert.equal(scan.inputs.coverageImage, undefined);
+      assert.equal(scan.inputs.sourceRevision, undefined);
+      // Only Dive's own limits: a waiver or a coverage limit is judged again, never rescanned.
+      assert.deepEqual(Object.keys(scan.inputs.gates as object).sort(), [
+        "maxWastedMb",
+        "minEfficiency",
+      ]);
+      for (const k of ["imageName", "sbomStore", "vulnDb", "dockerfile", "contextDir", "outputDir"])
+        assert.deepEqual(scan.inputs[k], evidence.inputs[k], `${scan.name} ${k}`);
+      assert.equal(scan.request?.parent, evidence.request?.parent);
+      assert.ok(
+        evidence.request?.dependencies.includes(scan.request?.urn ?? ""),
+        `Evidence dependencies: ${JSON.stringify(evidence.request?.dependencies)}`,
+      );
+    }
   });
 
   it("never exports the token", () => {

@@ -319,10 +319,50 @@ describe("evidence/run: the judging refuses scans of other bytes", () => {
     ],
   ];
   for (const [what, s, message] of cases)
-    it(`refuses ${what}`, () => assert.match(scannedMismatch(req, s) ?? "accepted", message));
+    it(`refuses ${what}`, () => assert.match(scannedMismatch(req, [s]) ?? "accepted", message));
 
-  it("accepts scans of exactly these digests", () => {
-    assert.equal(scannedMismatch(req, scanned(req.imageName, digests)), undefined);
+  const platformOnly = (d: Record<string, string>): ScannedEvidence => ({
+    ...scanned(req.imageName, d),
+    context: undefined,
+  });
+  const amd64 = { "linux/amd64": digests["linux/amd64"] };
+  const arm64 = { "linux/arm64": digests["linux/arm64"] };
+  const split: Array<[string, ScannedEvidence[], RegExp]> = [
+    [
+      "no build-context checks",
+      [platformOnly(amd64), platformOnly(arm64)],
+      /hold 0 build-context checks, not one/,
+    ],
+    [
+      "two build-context checks",
+      [scanned(req.imageName, amd64), scanned(req.imageName, arm64)],
+      /hold 2 build-context checks, not one/,
+    ],
+    [
+      "a platform scanned twice",
+      [scanned(req.imageName, amd64), platformOnly(digests), platformOnly(arm64)],
+      /platform linux\/amd64 was scanned twice/,
+    ],
+    [
+      "one scan of another repository",
+      [
+        scanned(req.imageName, amd64),
+        { ...platformOnly(arm64), imageName: "127.0.0.1:5000/x/other" },
+      ],
+      /measured 127\.0\.0\.1:5000\/x\/other/,
+    ],
+  ];
+  for (const [what, s, message] of split)
+    it(`refuses split scans with ${what}`, () =>
+      assert.match(scannedMismatch(req, s) ?? "accepted", message));
+
+  it("accepts scans of exactly these digests, whole or one per platform", () => {
+    assert.equal(scannedMismatch(req, [scanned(req.imageName, digests)]), undefined);
+    const context = scanned(req.imageName, {});
+    assert.equal(
+      scannedMismatch(req, [platformOnly(arm64), context, platformOnly(amd64)]),
+      undefined,
+    );
   });
 
   it("judgeEvidence throws before reading anything or writing gate-results.json", async () => {
@@ -340,7 +380,7 @@ describe("evidence/run: the judging refuses scans of other bytes", () => {
             sbomStore: "file",
             vulnDb: {},
           },
-          scanned(req.imageName, { "linux/amd64": digests["linux/amd64"] }),
+          [scanned(req.imageName, { "linux/amd64": digests["linux/amd64"] })],
         ),
         /refusing to judge, platform linux\/arm64/,
       );
