@@ -167,8 +167,8 @@ describe("faults leave nothing half-published (e2e, real engine, BuildKit and re
   it("the registry stopped during the evidence: the error names the component and the registry, tags stay, the next up recovers", async () => {
     changeSource(`registry-down-evidence-${runId}`);
     const before = await movingTags();
-    // The scans are the step that reads the registry longest (the judging reads only the coverage).
-    const r = await upWithFault(stack, /evidence-scans\s+updating/, () =>
+    // A platform's scan reads the registry longest (the judging reads only the coverage).
+    const r = await upWithFault(stack, /evidence-scans-linux-amd64\s+updating/, () =>
       script("registry-tls.sh", "stop"),
     );
     assert.ok(r.faulted, `the evidence never started:\n${why(r.output)}`);
