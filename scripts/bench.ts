@@ -81,7 +81,8 @@ async function main(): Promise<number> {
   const benchDir = path.join(REPO_ROOT, ".local", "bench", id);
   fs.mkdirSync(benchDir, { recursive: true });
   fs.mkdirSync(opt.out, { recursive: true });
-  const monitor = new LoadMonitor();
+  const daemon = new BenchDaemon(opt.port, path.join(benchDir, "buildkit"));
+  const monitor = new LoadMonitor(() => [daemon.pid()]);
   monitor.start();
   const loadAtStart = os.loadavg();
   say(
@@ -97,7 +98,6 @@ async function main(): Promise<number> {
     if (!fs.existsSync(toolPath(t)))
       throw new Error(`${toolPath(t)} is missing: run scripts/install-scanners.sh`);
 
-  const daemon = new BenchDaemon(opt.port, path.join(benchDir, "buildkit"));
   const peerConfig = peerDockerConfig();
   // On an abrupt exit too: the daemon stopped, and the registry login not left in the temp folder.
   const abandon = (): void => {

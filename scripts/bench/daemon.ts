@@ -65,18 +65,27 @@ export class BenchDaemon {
     await this.buildkitSh(["stop"], 120_000);
   }
 
-  /** On an abrupt exit: the pid scripts/buildkit.sh recorded, if it still runs buildkitd. */
-  stopNow(): void {
+  /** The pid scripts/buildkit.sh recorded, while it still runs buildkitd. */
+  pid(): number | undefined {
     try {
       const pid = Number(fs.readFileSync(path.join(this.dir, "buildkitd.pid"), "utf8").trim());
-      if (
-        Number.isInteger(pid) &&
+      return Number.isInteger(pid) &&
         pid > 1 &&
         fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("buildkitd")
-      )
-        process.kill(pid, "SIGTERM");
+        ? pid
+        : undefined;
     } catch {
-      // not running
+      return undefined; // not running
+    }
+  }
+
+  /** On an abrupt exit: the daemon, if it still runs. */
+  stopNow(): void {
+    const pid = this.pid();
+    try {
+      if (pid !== undefined) process.kill(pid, "SIGTERM");
+    } catch {
+      // ended meanwhile
     }
   }
 

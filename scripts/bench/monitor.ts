@@ -31,17 +31,20 @@ export interface LoadSummary {
 }
 
 /** Samples the load and looks for other people's work (pulumi, mocha, scanners, builds) that is
- *  not a descendant of this process, every few seconds. */
+ *  not a descendant of this process, every few seconds. `ownDaemons`: processes whose descendants
+ *  are the bench's own work too (its buildkitd runs the builds' steps, e.g. an emulated `npm ci`). */
 export class LoadMonitor {
   private timer?: NodeJS.Timeout;
   readonly samples: Array<{ at: string; load1: number; foreign: string[] }> = [];
+
+  constructor(private readonly ownDaemons: () => Array<number | undefined> = () => []) {}
 
   start(): void {
     const sample = (): void => {
       this.samples.push({
         at: new Date().toISOString(),
         load1: os.loadavg()[0],
-        foreign: foreignWork(),
+        foreign: foreignWork(this.ownDaemons().filter((p): p is number => p !== undefined)),
       });
     };
     sample();
@@ -70,7 +73,7 @@ export class LoadMonitor {
 const FOREIGN =
   /\b(pulumi|mocha|buildctl|syft|trivy|dive|docker-buildx|tsc|c8|cosign)\b|npm (ci|test|run)/;
 
-function foreignWork(): string[] {
+function foreignWork(ownDaemons: number[]): string[] {
   const parent = new Map<number, number>();
   const cmd = new Map<number, string>();
   for (const e of fs.readdirSync("/proc")) {
@@ -84,13 +87,15 @@ function foreignWork(): string[] {
       // the process ended meanwhile
     }
   }
-  // This process, what it started, and what started it (the npm/timeout that launched the bench).
+  // This process, what it started, what started it (the npm/timeout that launched the bench), and
+  // what the bench's own daemons run.
   const ancestors = new Set<number>();
   for (let p = process.pid, i = 0; p > 1 && i < 64; p = parent.get(p) ?? 0, i++) ancestors.add(p);
+  const roots = new Set([process.pid, ...ownDaemons]);
   const mine = (pid: number): boolean => {
     if (ancestors.has(pid)) return true;
     for (let p = pid, i = 0; p > 1 && i < 64; p = parent.get(p) ?? 0, i++)
-      if (p === process.pid) return true;
+      if (roots.has(p)) return true;
     return false;
   };
   const out: string[] = [];
