@@ -73,33 +73,50 @@ export class LoadMonitor {
 const FOREIGN =
   /\b(pulumi|mocha|buildctl|syft|trivy|dive|docker-buildx|tsc|c8|cosign)\b|npm (ci|test|run)/;
 
-function foreignWork(ownDaemons: number[]): string[] {
-  const parent = new Map<number, number>();
-  const cmd = new Map<number, string>();
+/** One process as /proc shows it. */
+export interface ProcessEntry {
+  ppid: number;
+  cmd: string;
+}
+
+function processTable(): Map<number, ProcessEntry> {
+  const table = new Map<number, ProcessEntry>();
   for (const e of fs.readdirSync("/proc")) {
     if (!/^\d+$/.test(e)) continue;
     try {
       const stat = fs.readFileSync(`/proc/${e}/stat`, "utf8");
       const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      parent.set(Number(e), ppid);
-      cmd.set(Number(e), fs.readFileSync(`/proc/${e}/cmdline`, "utf8").replace(/\0/g, " ").trim());
+      const cmd = fs.readFileSync(`/proc/${e}/cmdline`, "utf8").replace(/\0/g, " ").trim();
+      table.set(Number(e), { ppid, cmd });
     } catch {
       // the process ended meanwhile
     }
   }
-  // This process, what it started, what started it (the npm/timeout that launched the bench), and
-  // what the bench's own daemons run.
+  return table;
+}
+
+function foreignWork(ownDaemons: number[]): string[] {
+  return foreignOf(processTable(), process.pid, ownDaemons);
+}
+
+/** The work in `table` that is neither `self`, what started it (the npm/timeout that launched the
+ *  bench), nor a descendant of `self` or of one of `ownDaemons`: short command names. */
+export function foreignOf(
+  table: Map<number, ProcessEntry>,
+  self: number,
+  ownDaemons: number[],
+): string[] {
+  const parentOf = (pid: number): number => table.get(pid)?.ppid ?? 0;
   const ancestors = new Set<number>();
-  for (let p = process.pid, i = 0; p > 1 && i < 64; p = parent.get(p) ?? 0, i++) ancestors.add(p);
-  const roots = new Set([process.pid, ...ownDaemons]);
+  for (let p = self, i = 0; p > 1 && i < 64; p = parentOf(p), i++) ancestors.add(p);
+  const roots = new Set([self, ...ownDaemons]);
   const mine = (pid: number): boolean => {
     if (ancestors.has(pid)) return true;
-    for (let p = pid, i = 0; p > 1 && i < 64; p = parent.get(p) ?? 0, i++)
-      if (roots.has(p)) return true;
+    for (let p = pid, i = 0; p > 1 && i < 64; p = parentOf(p), i++) if (roots.has(p)) return true;
     return false;
   };
   const out: string[] = [];
-  for (const [pid, c] of cmd) {
+  for (const [pid, { cmd: c }] of table) {
     if (
       c === "" ||
       mine(pid) ||

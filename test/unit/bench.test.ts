@@ -7,6 +7,7 @@ import * as path from "node:path";
 import { EventLogWatcher, readEventLog } from "../../scripts/bench/eventLog";
 import { judge, verdicts } from "../../scripts/bench/judge";
 import { type RunRecord, medianRun, stats } from "../../scripts/bench/model";
+import { type ProcessEntry, foreignOf } from "../../scripts/bench/monitor";
 import { options, usage } from "../../scripts/bench/options";
 import { replaceBlock } from "../../scripts/bench/readme";
 import { benchSvg } from "../../scripts/bench/svg";
@@ -105,6 +106,43 @@ describe("bench: the factory's phases from the event log", () => {
     const t = factoryTimeline(same, 0, 20_000);
     assert.equal(t.builds, 0);
     assert.equal(t.scans, 0);
+  });
+});
+
+describe("bench: what counts as other people's work", () => {
+  // pid → [ppid, command line]: the bench (100, started by npm 90), its buildkitd (200) running an
+  // emulated `npm ci` two levels down, another engineer's buildkitd (300) doing the same, and an
+  // unrelated mocha run.
+  const table = new Map<number, ProcessEntry>(
+    (
+      [
+        [90, 1, "npm run bench"],
+        [100, 90, "node scripts/bench.ts"],
+        [110, 100, "pulumi up --yes"],
+        [200, 1, "buildkitd --addr tcp://127.0.0.1:1235"],
+        [210, 200, "runc run"],
+        [220, 210, "/usr/bin/qemu-aarch64-binfmt-P /bin/sh sh -c npm ci --omit=dev"],
+        [300, 1, "buildkitd --addr tcp://127.0.0.1:1234"],
+        [310, 300, "runc run"],
+        [320, 310, "/usr/bin/qemu-arm-binfmt-P /bin/sh sh -c npm ci --omit=dev"],
+        [400, 1, "node /usr/bin/mocha test/e2e"],
+      ] as Array<[number, number, string]>
+    ).map(([pid, ppid, cmd]) => [pid, { ppid, cmd }]),
+  );
+
+  it("counts the other buildkitd's work and the unrelated run, not the bench's own", () => {
+    assert.deepEqual(foreignOf(table, 100, [200]).sort(), [
+      "node mocha e2e",
+      "qemu-arm-binfmt-P sh sh",
+    ]);
+  });
+
+  it("counts the bench's own daemon's work as foreign when the daemon is not named", () => {
+    assert.deepEqual(foreignOf(table, 100, []).sort(), [
+      "node mocha e2e",
+      "qemu-aarch64-binfmt-P sh sh",
+      "qemu-arm-binfmt-P sh sh",
+    ]);
   });
 });
 
