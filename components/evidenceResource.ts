@@ -44,23 +44,40 @@ export function scansFingerprint(inputs: ScanProviderInputs): string {
   return inputsFingerprint(inputs, ["registryToken", "engine"]);
 }
 
-async function runScans(inputs: ScanProviderInputs): Promise<pulumi.dynamic.CreateResult> {
+/** One step of the engine (`args`: `["scan"]` scans, `[]` judges) on `inputs`: its JSON result and
+ *  the resource id (from the digests). Exit 1 is a verdict (a gate failed); any other failure
+ *  happened before judging, and the message says what to check. */
+async function runEvidenceStep<T>(
+  args: string[],
+  what: string,
+  inputs: { imageName: string; platformDigests: unknown; registryToken?: string },
+): Promise<{ id: string; result: T }> {
   const request: Record<string, unknown> = { ...inputs };
   for (const k of ["registryToken", "engine", "contentHash"]) delete request[k];
-  const child = await runEngineProcess(["scan"], request, inputs.registryToken);
+  const child = await runEngineProcess(args, request, inputs.registryToken);
+  if (child.code === 1)
+    throw new Error(`SupplyChainEvidence for ${inputs.imageName}: ${child.stderr.trim()}`);
   if (child.code !== 0) {
     throw new Error(
-      `SupplyChainEvidence for ${inputs.imageName}: the evidence scans failed before judging (exit ${child.code}): ${engineTail(child)}\n` +
+      `SupplyChainEvidence for ${inputs.imageName}: ${what} failed before judging (exit ${child.code}): ${engineTail(child)}\n` +
         `Nothing was published. Check that the registry ${inputs.imageName.split("/")[0]} is reachable with the configured credentials and the scanners are installed (scripts/install-scanners.sh), then run \`pulumi up\` again.`,
     );
   }
-  const scanned = JSON.parse(child.stdout) as ScannedEvidence;
   const id = crypto
     .createHash("sha256")
     .update(JSON.stringify(inputs.platformDigests))
     .digest("hex")
     .slice(0, 16);
-  return { id, outs: { fingerprint: scansFingerprint(inputs), scanned } };
+  return { id, result: JSON.parse(child.stdout) as T };
+}
+
+async function runScans(inputs: ScanProviderInputs): Promise<pulumi.dynamic.CreateResult> {
+  const { id, result } = await runEvidenceStep<ScannedEvidence>(
+    ["scan"],
+    "the evidence scans",
+    inputs,
+  );
+  return { id, outs: { fingerprint: scansFingerprint(inputs), scanned: result } };
 }
 
 /** Serialized into the state: holds no secret and no Pulumi object. */
@@ -81,23 +98,7 @@ export function evidenceFingerprint(inputs: ProviderInputs): string {
 }
 
 async function runEngine(inputs: ProviderInputs): Promise<pulumi.dynamic.CreateResult> {
-  const request: Record<string, unknown> = { ...inputs };
-  for (const k of ["registryToken", "engine", "contentHash"]) delete request[k];
-  const child = await runEngineProcess([], request, inputs.registryToken);
-  if (child.code === 1)
-    throw new Error(`SupplyChainEvidence for ${inputs.imageName}: ${child.stderr.trim()}`);
-  if (child.code !== 0) {
-    throw new Error(
-      `SupplyChainEvidence for ${inputs.imageName}: the evidence run failed before judging (exit ${child.code}): ${engineTail(child)}\n` +
-        `Nothing was published. Check that the registry ${inputs.imageName.split("/")[0]} is reachable with the configured credentials and the scanners are installed (scripts/install-scanners.sh), then run \`pulumi up\` again.`,
-    );
-  }
-  const result = JSON.parse(child.stdout) as EvidenceResult;
-  const id = crypto
-    .createHash("sha256")
-    .update(JSON.stringify(inputs.platformDigests))
-    .digest("hex")
-    .slice(0, 16);
+  const { id, result } = await runEvidenceStep<EvidenceResult>([], "the evidence run", inputs);
   return {
     id,
     outs: {

@@ -168,16 +168,18 @@ async function parsed<T>(read: () => Promise<T>): Promise<T> {
   }
 }
 
-async function publishCommand(argv: string[]): Promise<void> {
-  const req = await parsed(() =>
-    requestOrFlags<PublishRequest>(
-      parseFlags(argv, ["request"]).request,
-      process.env[TOKEN_ENV],
-      () => {
-        throw new Error("publish needs --request <file>");
-      },
-    ),
+/** A command that takes only `--request <file>` (what the stack's steps run); the token from the
+ *  environment only. */
+function requestOnly<R>(argv: string[], command: string): Promise<R & { registryToken?: string }> {
+  return parsed(() =>
+    requestOrFlags<R>(parseFlags(argv, ["request"]).request, process.env[TOKEN_ENV], () => {
+      throw new Error(`${command} needs --request <file>`);
+    }),
   );
+}
+
+async function publishCommand(argv: string[]): Promise<void> {
+  const req = await requestOnly<PublishRequest>(argv, "publish");
   const signingKey = process.env[SIGNING_KEY_ENV];
   const result = await publish({ ...req, signingKey: signingKey === "" ? undefined : signingKey });
   if (result.signing !== undefined) {
@@ -203,15 +205,7 @@ async function verifyCommand(argv: string[]): Promise<void> {
 }
 
 async function scanCommand(argv: string[]): Promise<void> {
-  const req = await parsed(() =>
-    requestOrFlags<ScanRequest>(
-      parseFlags(argv, ["request"]).request,
-      process.env[TOKEN_ENV],
-      () => {
-        throw new Error("scan needs --request <file>");
-      },
-    ),
-  );
+  const req = await requestOnly<ScanRequest>(argv, "scan");
   process.stdout.write(JSON.stringify(await scanEvidence(req), null, 2) + "\n");
 }
 

@@ -202,64 +202,52 @@ describe("supplyChain: the dynamic provider as Pulumi stores it", () => {
     handler: () => pulumi.dynamic.ResourceProvider;
   };
 
-  it("serializes without capturing a secret and diffs on what matters", async () => {
-    const serialized = await pulumi.runtime.serializeFunction(() => evidenceProvider, {
-      allowSecrets: false,
+  // The judging (Evidence) and a Scans step: the gates they take differ (the scans only Dive's).
+  const stepProviders: Array<
+    [string, pulumi.dynamic.ResourceProvider, (i: never) => string, object, object]
+  > = [
+    [
+      "Evidence",
+      evidenceProvider,
+      evidenceFingerprint,
+      { maxImageSizeMb: 500 },
+      { maxImageSizeMb: 400 },
+    ],
+    ["Scans", scansProvider, scansFingerprint, { minEfficiency: 0.9 }, { minEfficiency: 0.8 }],
+  ];
+  for (const [name, stepProvider, fingerprint, gates, otherGates] of stepProviders)
+    it(`${name}: serializes without capturing a secret and reruns only on what matters`, async () => {
+      const serialized = await pulumi.runtime.serializeFunction(() => stepProvider, {
+        allowSecrets: false,
+      });
+      const provider = requireFromString(serialized.text).handler();
+      assert.equal(typeof provider.create, "function");
+      const base = {
+        imageName: "127.0.0.1:5000/x/app",
+        platformDigests: { "linux/amd64": "sha256:1" },
+        gates,
+        contentHash: "h",
+        registryToken: "t1",
+        engine: "evidence/cli.ts",
+      };
+      const olds = { fingerprint: fingerprint(base as never) };
+      const diff = provider.diff!;
+      const same: Array<[string, unknown]> = [
+        ["registryToken", "t2"], // a rotated token alone does not rescan
+        ["engine", "/elsewhere/cli.ts"],
+      ];
+      const changed: Array<[string, unknown]> = [
+        ["platformDigests", { "linux/amd64": "sha256:2" }],
+        ["contentHash", "h2"],
+        ["gates", otherGates],
+      ];
+      assert.equal((await diff("id", olds, { ...base })).changes, false);
+      for (const [key, value] of same)
+        assert.equal((await diff("id", olds, { ...base, [key]: value })).changes, false, key);
+      for (const [key, value] of changed)
+        assert.equal((await diff("id", olds, { ...base, [key]: value })).changes, true, key);
+      assert.doesNotMatch(serialized.text, /t1/);
     });
-    const provider = requireFromString(serialized.text).handler();
-    assert.equal(typeof provider.create, "function");
-    const base = {
-      imageName: "127.0.0.1:5000/x/app",
-      platformDigests: { "linux/amd64": "sha256:1" },
-      gates: { maxImageSizeMb: 500 },
-      contentHash: "h",
-      registryToken: "t1",
-      engine: "evidence/cli.ts",
-    };
-    const olds = { fingerprint: evidenceFingerprint(base as never) };
-    const diff = provider.diff;
-    assert.ok(diff);
-    assert.equal((await diff("id", olds, { ...base })).changes, false);
-    // A rotated token alone does not rescan.
-    assert.equal((await diff("id", olds, { ...base, registryToken: "t2" })).changes, false);
-    assert.equal(
-      (await diff("id", olds, { ...base, platformDigests: { "linux/amd64": "sha256:2" } })).changes,
-      true,
-    );
-    assert.equal(
-      (await diff("id", olds, { ...base, gates: { maxImageSizeMb: 400 } })).changes,
-      true,
-    );
-    assert.equal((await diff("id", olds, { ...base, contentHash: "h2" })).changes, true);
-    assert.doesNotMatch(serialized.text, /t1/);
-  });
-
-  it("scans provider serializes without a secret and rescans only for new digests or context", async () => {
-    const serialized = await pulumi.runtime.serializeFunction(() => scansProvider, {
-      allowSecrets: false,
-    });
-    const provider = requireFromString(serialized.text).handler();
-    const base = {
-      imageName: "127.0.0.1:5000/x/app",
-      platformDigests: { "linux/amd64": "sha256:1" },
-      gates: { minEfficiency: 0.9 },
-      contentHash: "h",
-      registryToken: "t1",
-      engine: "evidence/cli.ts",
-    };
-    const olds = { fingerprint: scansFingerprint(base as never) };
-    const diff = provider.diff!;
-    assert.equal((await diff("id", olds, { ...base, registryToken: "t2" })).changes, false);
-    assert.equal((await diff("id", olds, { ...base, engine: "/elsewhere/cli.ts" })).changes, false);
-    const changed: Array<[string, unknown]> = [
-      ["platformDigests", { "linux/amd64": "sha256:2" }],
-      ["contentHash", "h2"],
-      ["gates", { minEfficiency: 0.8 }],
-    ];
-    for (const [key, value] of changed)
-      assert.equal((await diff("id", olds, { ...base, [key]: value })).changes, true, key);
-    assert.doesNotMatch(serialized.text, /t1/);
-  });
 
   it("publish provider serializes and reruns only for a new list or new tags", async () => {
     const serialized = await pulumi.runtime.serializeFunction(() => publishProvider, {
