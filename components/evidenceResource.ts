@@ -83,8 +83,8 @@ async function runScans(inputs: ScanProviderInputs): Promise<pulumi.dynamic.Crea
 /** Serialized into the state: holds no secret and no Pulumi object. */
 export const scansProvider = engineStepProvider(runScans, scansFingerprint);
 
-/** The dynamic resource (`pulumi-nodejs:dynamic/supplychain:Scans`) that measures the platform
- *  images and the build context: it needs no coverage, so it runs while the tests still build. */
+/** The dynamic resource (`pulumi-nodejs:dynamic/supplychain:Scans`) that measures one platform
+ *  image, or the build context: it needs no coverage, so it runs while the tests still build. */
 export class ScansResource extends EngineStepResource {
   declare public readonly scanned: pulumi.Output<ScannedEvidence>;
   constructor(name: string, props: pulumi.Inputs, opts?: pulumi.CustomResourceOptions) {

@@ -7,7 +7,7 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import type { BoundGateResults, GatesConfig } from "../evidence/gates";
+import { type BoundGateResults, type GatesConfig, diveLimits } from "../evidence/gates";
 import type { PlatformEvidence, SbomStore } from "../evidence/run";
 import { ENGINE_ENTRY } from "./engineProcess";
 import { platformSlug } from "./naming";
@@ -115,8 +115,7 @@ export class SupplyChainEvidence extends pulumi.ComponentResource {
       engine: ENGINE_ENTRY,
       contentHash: contentHashOf([dockerfile, ...listFiles(contextDir)]),
     };
-    // Only Dive's own limits: a changed waiver or coverage limit is judged again, not rescanned.
-    const gates = { minEfficiency: args.gates.minEfficiency, maxWastedMb: args.gates.maxWastedMb };
+    const gates = diveLimits(args.gates);
     // The build context needs no image and no registry: it is scanned while the images build.
     const contextInputs: Record<keyof ScanProviderInputs, unknown> = {
       ...shared,

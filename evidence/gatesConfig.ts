@@ -22,6 +22,14 @@ export interface GatesConfig {
   waive: Record<string, string>;
 }
 
+/** What a scan needs of the gates: only the limits Dive is told, so that its own report says pass
+ *  or fail. Everything else is applied when judging, so a changed waiver never rescans. */
+export type DiveLimits = Pick<GatesConfig, "minEfficiency" | "maxWastedMb">;
+
+export function diveLimits(gates: GatesConfig): DiveLimits {
+  return { minEfficiency: gates.minEfficiency, maxWastedMb: gates.maxWastedMb };
+}
+
 export type NumericGate = Exclude<keyof GatesConfig, "waive">;
 
 interface FieldRule {

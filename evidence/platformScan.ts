@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { errMessage } from "./exec";
-import type { GatesConfig } from "./gatesConfig";
+import type { DiveLimits } from "./gatesConfig";
 import {
   type Finding,
   type PlatformMeasurements,
@@ -53,7 +53,7 @@ export interface PlatformScanContext {
   sbomStore: SbomStore;
   vulnDb: VulnDbSource;
   /** Dive is told the limits so its own report says pass or fail. */
-  gates: Pick<GatesConfig, "minEfficiency" | "maxWastedMb">;
+  gates: DiveLimits;
   sbomDir: string;
   reportDir: string;
   /** What the run's reader should know (a fallback taken) is added here. */

@@ -1,16 +1,23 @@
-// One evidence run, in two halves that the stack runs as two steps: `scanEvidence` (every scanner on
-// the pushed platform digests, plus the build-context checks) needs only the platform images, so it
-// runs while the app's tests still build the coverage image; `judgeEvidence` reads the coverage and
-// applies the gates to exactly the digests that were scanned. Platforms are scanned concurrently
-// (bounded by cores); build-context checks run once. Writes the SBOMs, the reports and
-// gate-results.json under the output folder and returns the results bound to the digests judged.
-// Knows nothing of Pulumi: the CLI (evidence/cli.ts) and the stack's thin component both call it.
+// One evidence run, in two halves: `scanEvidence` (every scanner on the given platform digests,
+// concurrently and bounded by cores, and/or the build-context checks) needs no coverage, so the
+// stack runs one per platform as each image lands and one of the context at once; `judgeEvidence`
+// reads the coverage and applies the gates to exactly the digests that were scanned. Writes the
+// SBOMs, the reports and gate-results.json under the output folder and returns the results bound to
+// the digests judged. Knows nothing of Pulumi: the CLI (evidence/cli.ts) and the stack's thin
+// component both call it; `runEvidence` does both halves in one process.
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { type ContextChecks, readCoverage, runContextChecks } from "./contextChecks";
 import { mapLimit } from "./exec";
-import { type BoundGateResults, type GatesConfig, type Measurements, evaluateGates } from "./gates";
+import {
+  type BoundGateResults,
+  type DiveLimits,
+  type GatesConfig,
+  type Measurements,
+  diveLimits,
+  evaluateGates,
+} from "./gates";
 import { mapMeasured } from "./measurements";
 import {
   type RegistryAuth,
@@ -59,7 +66,7 @@ export type ScanRequest = Omit<
   EvidenceRequest,
   "sourceRevision" | "coverageImage" | "coverageSummaryPath" | "gates" | "scanned"
 > & {
-  gates: Pick<GatesConfig, "minEfficiency" | "maxWastedMb">;
+  gates: DiveLimits;
   /** Run the build-context checks too. @default true */
   contextChecks?: boolean;
 };
@@ -87,16 +94,22 @@ export interface EvidenceResult {
   contextSeconds?: Record<string, number>;
 }
 
-async function authFor(
+/** The registry's credentials, checked: a registry that does not answer (or refuses them) is no
+ *  measurement to judge, so the run stops before judging, naming the registry, rather than
+ *  counting every check it would have read there as "not run". */
+async function checkedAuth(
   req: Pick<EvidenceRequest, "imageName" | "registryUsername" | "registryToken">,
 ): Promise<RegistryAuth> {
   const registry = registryOf(req.imageName);
-  return {
+  const auth: RegistryAuth = {
     registry,
     username: req.registryUsername,
     password: req.registryToken,
     insecure: await probeInsecure(registry),
   };
+  const unreachable = await credentialsProblem(auth, repositoryOf(req.imageName));
+  if (unreachable !== undefined) throw new Error(unreachable);
+  return auth;
 }
 
 function dirsOf(outputDir: string): { outDir: string; sbomDir: string; reportDir: string } {
@@ -113,15 +126,9 @@ export async function scanEvidence(req: ScanRequest): Promise<ScannedEvidence> {
   const started = Date.now();
   const { sbomDir, reportDir } = dirsOf(req.outputDir);
   const platforms = Object.keys(req.platformDigests).sort();
-  // The build context alone needs no registry. A registry that does not answer (or refuses the
-  // credentials) is no measurement to judge: the run stops before judging, naming the registry,
-  // rather than failing every check as "not run".
+  // The build context alone needs no registry.
   const auth: RegistryAuth =
-    platforms.length > 0 ? await authFor(req) : { registry: registryOf(req.imageName) };
-  if (platforms.length > 0) {
-    const unreachable = await credentialsProblem(auth, repositoryOf(req.imageName));
-    if (unreachable !== undefined) throw new Error(unreachable);
-  }
+    platforms.length > 0 ? await checkedAuth(req) : { registry: registryOf(req.imageName) };
   const notes: string[] = [];
   const contextChecks =
     (req.contextChecks ?? true)
@@ -175,14 +182,7 @@ export async function judgeEvidence(
   const mismatch = scannedMismatch(req, scanned);
   if (mismatch !== undefined) throw new Error(`evidence: refusing to judge, ${mismatch}`);
   const { outDir, reportDir } = dirsOf(req.outputDir);
-  const needsAuth = (req.coverageImage ?? "") !== "";
-  const auth = needsAuth ? await authFor(req) : undefined;
-  // As in the scans: a registry that does not answer stops the run, rather than judging the
-  // coverage as "not run".
-  if (auth !== undefined) {
-    const unreachable = await credentialsProblem(auth, repositoryOf(req.imageName));
-    if (unreachable !== undefined) throw new Error(unreachable);
-  }
+  const auth = (req.coverageImage ?? "") !== "" ? await checkedAuth(req) : undefined;
   const coverageStarted = Date.now();
   const coverage = await readCoverage({ ...req, reportDir, auth });
   const perPlatform = scanned
@@ -231,14 +231,8 @@ export async function judgeEvidence(
 
 /** Scan (unless `req.scanned` already holds the scans of these digests), then judge. */
 export async function runEvidence(req: EvidenceRequest): Promise<EvidenceResult> {
-  const { gates, scanned } = req;
   return judgeEvidence(
     req,
-    scanned ?? [
-      await scanEvidence({
-        ...req,
-        gates: { minEfficiency: gates.minEfficiency, maxWastedMb: gates.maxWastedMb },
-      }),
-    ],
+    req.scanned ?? [await scanEvidence({ ...req, gates: diveLimits(req.gates) })],
   );
 }

@@ -111,7 +111,7 @@ prepare_stack() {
   fi
   # The stack and its generated config (salt + committed settings + the token secret) through the
   # Automation API (LocalWorkspace): scripts/prepare-stack.ts reads the password itself.
-  (cd "$REPO_ROOT" && node -r sucrase/register/ts scripts/prepare-stack.ts --project-dir "$PROJECT_DIR" \
+  (cd "$REPO_ROOT" && node -r ts-node/register/transpile-only scripts/prepare-stack.ts --project-dir "$PROJECT_DIR" \
     --stack "$STACK" --base-config "$BASE_CONFIG" --stacks-dir "$LOCAL_DIR/stacks" --password-file "$PASSWORD_FILE" >&2) ||
     die "local.sh: scripts/prepare-stack.ts could not prepare stack $STACK (backend $PULUMI_BACKEND_URL)"
   if stamp="$(prepared_stamp)"; then printf '%s\n' "$stamp" >"$stamp_file"; fi

@@ -20,7 +20,7 @@
 // nothing (concurrent readers of the shared `local` stack never see a half-written file).
 //
 // Usage (scripts/local.sh, which exports the backend and passphrase variables):
-//   node -r sucrase/register/ts scripts/prepare-stack.ts --project-dir DIR --stack NAME \
+//   node -r ts-node/register/transpile-only scripts/prepare-stack.ts --project-dir DIR --stack NAME \
 //     --base-config FILE --stacks-dir DIR --password-file FILE
 // Prints nothing on stdout (local.sh's `preview --json` output must stay pure JSON); logs go to stderr.
 import * as crypto from "crypto";
