@@ -1,9 +1,10 @@
 // Signing and attesting a published list and its platform images (docs/signing.md): what each
 // digest must carry, what already verifies with this signer (left alone), and what is made.
 //
-// Cost: every piece is one `cosign sign`/`attest`; per digest there is one key import and one
-// `cosign tree` before and after (signAndAttestImage), and the four digests are worked on at the
-// same time. Within a digest the pieces stay sequential (see signAndAttestImage).
+// Cost: every piece is one `cosign sign`/`attest`; per digest one `cosign tree` before (which also
+// finds what to reuse) and one after, and one key import for the whole publish
+// (signAndAttestImages). The digests are worked on at the same time; within a digest the pieces
+// stay sequential (see signAndAttestImages).
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -16,7 +17,7 @@ import {
   type BundleRequest,
   type Signer,
   type Trust,
-  signAndAttestImage,
+  signAndAttestImages,
   verify,
   verifyAttestation,
 } from "./signing/cosign";
@@ -195,8 +196,8 @@ export async function signAndAttest(
       .map((p) => ({ digest: listed[p], platforms: [p], kind: "platform" as const })),
   ];
   try {
-    // Every digest at once: the work is registry round trips and short cosign processes.
-    await mapLimit(targets, targets.length, async (t) => {
+    // What each digest lacks, every digest at once (registry round trips and short cosign runs).
+    const plans = await mapLimit(targets, targets.length, async (t) => {
       const ref = `${req.imageName}@${t.digest}`;
       const existing = await listReferrers(ref, auth);
       // What already verifies with this signer, per type: asked once, only for types that exist.
@@ -251,12 +252,20 @@ export async function signAndAttest(
               },
         ),
       );
-      const made = await signAndAttestImage(ref, requests, { ...opts, signer });
+      return { t, ref, existing, missing, requests, signatureRef };
+    });
+    // Then all of it in one cosign session: one key import, and the listing above as "before".
+    const made = await signAndAttestImages(
+      plans.map((p) => ({ imageRef: p.ref, requests: p.requests, before: p.existing })),
+      { ...opts, signer },
+    );
+    plans.forEach(({ t, missing, signatureRef }, n) => {
+      let sigRef = signatureRef;
       missing.forEach(({ piece, label }, i) => {
         created.push(label);
-        if (piece.type === "signature") signatureRef = made[i].signatureRef;
+        if (piece.type === "signature") sigRef = made[n][i].signatureRef;
       });
-      if (signatureRef !== undefined) signatures[t.digest] = signatureRef;
+      if (sigRef !== undefined) signatures[t.digest] = sigRef;
     });
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

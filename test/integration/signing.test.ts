@@ -13,6 +13,7 @@ import {
   attest,
   findCosign,
   sign,
+  signAndAttestImages,
   verify,
   verifyAttestation,
 } from "../../evidence/signing/cosign";
@@ -436,6 +437,66 @@ describe("evidence/signing with the real cosign and the local TLS registry", fun
       .find((l, i, all) => l.startsWith("perm ") && all[i - 2]?.startsWith("argv sign "));
     assert.ok(signPerm, text);
     assert.match(signPerm, /^perm 700:\. 700:key 600:key\/cosign\.key 644:key\/cosign\.pub $/);
+  });
+
+  it("signs several images in one session: one key import for all, and no listing the caller already made", async () => {
+    const log = path.join(work, "batch.log");
+    const wrapper = path.join(work, "cosign-batch.sh");
+    fs.writeFileSync(
+      wrapper,
+      ["#!/bin/sh", `printf "%s\\n" "$1" >>'${log}'`, `exec '${findCosign()}' "$@"`].join("\n"),
+      { mode: 0o700 },
+    );
+    const [one, two] = [pushImage(`${runId}-batch-1`), pushImage(`${runId}-batch-2`)];
+    const file = path.join(work, "batch-spdx.json");
+    fs.writeFileSync(
+      file,
+      JSON.stringify({ spdxVersion: "SPDX-2.3", SPDXID: "SPDXRef-DOCUMENT", packages: [] }),
+    );
+    const made = await signAndAttestImages(
+      [
+        // `one` as publish hands it over: listed already (nothing on it yet).
+        { imageRef: one, requests: [undefined, { path: file, type: "spdxjson" }], before: [] },
+        { imageRef: two, requests: [undefined] },
+        { imageRef: imageA, requests: [] },
+      ],
+      { ...signOpts, cosign: wrapper },
+    );
+    const calls = fs.readFileSync(log, "utf8").trim().split("\n").sort();
+    assert.deepEqual(calls, [
+      "attest",
+      "import-key-pair",
+      "sign",
+      "sign",
+      "tree", // after `one`'s pieces
+      "tree", // before `two`'s
+      "tree", // after `two`'s
+    ]);
+    assert.deepEqual(
+      made.map((r) => r.map((x) => [x.digest, x.predicateType])),
+      [
+        [
+          [one.split("@")[1], COSIGN_SIGN_PREDICATE_TYPE],
+          [one.split("@")[1], PREDICATE_TYPES.spdxjson],
+        ],
+        [[two.split("@")[1], COSIGN_SIGN_PREDICATE_TYPE]],
+        [],
+      ],
+    );
+    // Each bundle refers to its own image, and each image verifies with the one key.
+    for (const [image, results] of [
+      [one, made[0]],
+      [two, made[1]],
+    ] as const) {
+      for (const r of results) {
+        const m = craneJson<{ subject: { digest: string } }>(["manifest", r.signatureRef]);
+        assert.equal(m.subject.digest, image.split("@")[1]);
+      }
+      const v = await verify(image, { publicKeyPem: key.publicKeyPem }, opts);
+      assert.equal(v.statements.length, 1);
+    }
+    const spdx = await verifyAttestation(one, "spdxjson", { publicKeyPem: key.publicKeyPem }, opts);
+    assert.equal(spdx.statements.length, 1);
   });
 
   it("refuses keyless signing without the transparency log, and a malformed KMS key URI, before running cosign", async () => {
