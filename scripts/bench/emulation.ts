@@ -1,5 +1,8 @@
-// Emulated vs native on the bench's buildkitd: what QEMU costs the one stage that runs the target
-// platform's code (the deps stage's npm ci), against amd64 natively.
+// Emulated vs native on the bench's buildkitd: what QEMU costs a stage that runs the target
+// platform's code, measured on the deps stage's npm ci. app/Dockerfile installs the dependencies on
+// the build platform for the target (`cross`); the same Dockerfile with that stage moved onto the
+// target platform (`target`: QEMU for arm, as it ran before) shows what the cross-install saves
+// here, and what native Graviton hosts save a step that must run on the target.
 import * as fs from "fs";
 import * as path from "path";
 import {
@@ -11,10 +14,23 @@ import {
 } from "../../test/e2e/lib";
 import type { BenchDaemon } from "./daemon";
 import { say } from "./log";
-import type { EmulationResult } from "./tables";
+import type { DepsStageOn, EmulationResult } from "./tables";
 
-/** The runtime target with the deps stage (npm ci on the TARGET platform) never taken from cache:
- *  under QEMU for arm, natively for amd64; every other stage cached by a first, untimed build. */
+const CROSS_DEPS = /^FROM --platform=\$BUILDPLATFORM \$\{BASE_IMAGE\} AS deps$/m;
+
+/** app/Dockerfile with its deps stage on the target platform: the one FROM line changed. Throws
+ *  when the Dockerfile no longer has that line exactly once (the measurement would be void). */
+export function depsOnTarget(dockerfile: string): string {
+  const found = dockerfile.match(new RegExp(CROSS_DEPS.source, "gm")) ?? [];
+  if (found.length !== 1)
+    throw new Error(
+      `emulation bench: app/Dockerfile must have the line "FROM --platform=$BUILDPLATFORM \${BASE_IMAGE} AS deps" once, found it ${found.length} times`,
+    );
+  return dockerfile.replace(CROSS_DEPS, "FROM ${BASE_IMAGE} AS deps");
+}
+
+/** The runtime target with the deps stage (npm ci) never taken from cache, per platform and per
+ *  place the stage runs; every other stage cached by a first, untimed build of each. */
 export async function emulation(
   daemon: BenchDaemon,
   dockerConfig: string,
@@ -23,7 +39,16 @@ export async function emulation(
   logDir: string,
 ): Promise<EmulationResult[]> {
   const platforms = ["linux/amd64", "linux/arm64", "linux/arm/v7"];
-  const build = async (platform: string, noCacheDeps: boolean): Promise<RunResult> => {
+  const onTarget = path.join(appDir, "Dockerfile.deps-on-target");
+  fs.writeFileSync(
+    onTarget,
+    depsOnTarget(fs.readFileSync(path.join(appDir, "Dockerfile"), "utf8")),
+  );
+  const build = async (
+    platform: string,
+    on: DepsStageOn,
+    noCacheDeps: boolean,
+  ): Promise<RunResult> => {
     const args = [
       "buildx",
       "build",
@@ -40,29 +65,38 @@ export async function emulation(
       "--build-arg",
       `BASE_IMAGE=${STACK_REGISTRY}/image-factory/node-base:22`,
     ];
+    if (on === "target") args.push("-f", onTarget);
     if (noCacheDeps) args.push("--no-cache-filter", "deps");
     args.push(appDir);
     const r = await runOk("docker", args, {
-      what: `docker buildx build ${platform} (emulation bench)`,
+      what: `docker buildx build ${platform}, deps on the ${on} (emulation bench)`,
       env: { DOCKER_CONFIG: dockerConfig },
       timeoutMs: 60 * 60_000,
     });
     const slug = platform.replace(/\//g, "-");
     fs.writeFileSync(
-      path.join(logDir, `emulation-${slug}-${noCacheDeps ? "timed" : "prime"}-${Date.now()}.log`),
+      path.join(
+        logDir,
+        `emulation-${slug}-${on}-${noCacheDeps ? "timed" : "prime"}-${Date.now()}.log`,
+      ),
       `${r.stdout}\n${r.stderr}`,
     );
     return r;
   };
+  const cases = platforms.flatMap((p) => (["cross", "target"] as const).map((on) => ({ p, on })));
+  const key = (p: string, on: DepsStageOn): string => `${p} ${on}`;
   const rows = new Map(
-    platforms.map((p) => [p, { platform: p, walls: [] as number[], npmCi: [] as number[] }]),
+    cases.map(({ p, on }) => [
+      key(p, on),
+      { platform: p, depsOn: on, walls: [] as number[], npmCi: [] as number[] },
+    ]),
   );
-  for (const p of platforms) await build(p, false);
+  for (const { p, on } of cases) await build(p, on, false);
   for (let i = 0; i < repeat; i++) {
-    for (const p of i % 2 === 0 ? platforms : [...platforms].reverse()) {
-      say(`emulation: ${p} (${i + 1}/${repeat}), deps stage not cached`);
-      const r = await build(p, true);
-      const row = rows.get(p);
+    for (const { p, on } of i % 2 === 0 ? cases : [...cases].reverse()) {
+      say(`emulation: ${p}, deps on the ${on} (${i + 1}/${repeat}), deps stage not cached`);
+      const r = await build(p, on, true);
+      const row = rows.get(key(p, on));
       if (row === undefined) continue;
       row.walls.push(r.durationMs / 1000);
       const step = parseBuildSteps(`${r.stdout}\n${r.stderr}`).find(

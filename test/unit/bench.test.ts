@@ -11,7 +11,8 @@ import { type ProcessEntry, foreignOf } from "../../scripts/bench/monitor";
 import { options, usage } from "../../scripts/bench/options";
 import { replaceBlock } from "../../scripts/bench/readme";
 import { benchSvg } from "../../scripts/bench/svg";
-import { resultsTable } from "../../scripts/bench/tables";
+import { depsOnTarget } from "../../scripts/bench/emulation";
+import { emulationTable, resultsTable } from "../../scripts/bench/tables";
 import {
   type EngineEventLine,
   EVIDENCE_TYPE,
@@ -188,6 +189,50 @@ describe("bench: goals", () => {
     assert.match(svg, /^<svg [^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
     assert.equal((svg.match(/font-weight="bold">(cold|source|noop)</g) ?? []).length, 3);
     assert.ok(svg.includes("caption &amp; &lt;test&gt;"));
+  });
+});
+
+describe("bench: emulated vs native", () => {
+  const dockerfile = fs.readFileSync(path.join(__dirname, "..", "..", "app", "Dockerfile"), "utf8");
+
+  it("moves app/Dockerfile's deps stage onto the target platform and changes nothing else", () => {
+    const before = dockerfile.split("\n");
+    const after = depsOnTarget(dockerfile).split("\n");
+    assert.equal(after.length, before.length);
+    const changed = before.flatMap((line, i) => (line === after[i] ? [] : [[line, after[i]]]));
+    assert.deepEqual(changed, [
+      ["FROM --platform=$BUILDPLATFORM ${BASE_IMAGE} AS deps", "FROM ${BASE_IMAGE} AS deps"],
+    ]);
+  });
+
+  it("refuses a Dockerfile whose deps stage it cannot find exactly once", () => {
+    const line = "FROM --platform=$BUILDPLATFORM ${BASE_IMAGE} AS deps";
+    for (const [text, times] of [
+      [dockerfile.replace(line, "FROM ${BASE_IMAGE} AS deps"), 0],
+      [`${dockerfile}\n${line}\n`, 2],
+    ] as const) {
+      assert.throws(
+        () => depsOnTarget(text),
+        new RegExp(
+          `must have the line "FROM --platform=\\$BUILDPLATFORM .* once, found it ${times} times`,
+        ),
+      );
+    }
+  });
+
+  it("holds each row against amd64's row of the same kind; rows recorded before the cross-install are the target's", () => {
+    const table = emulationTable([
+      { platform: "linux/amd64", depsOn: "cross", walls: [10, 12, 14], npmCi: [1, 1, 1] },
+      { platform: "linux/arm64", depsOn: "cross", walls: [13], npmCi: [1.5] },
+      { platform: "linux/amd64", walls: [8], npmCi: [0.8] },
+      { platform: "linux/arm64", depsOn: "target", walls: [16], npmCi: [6] },
+    ]).split("\n");
+    assert.deepEqual(table.slice(2), [
+      "| linux/amd64 | amd64, for the target (app/Dockerfile) | 12.0 | 1.0 | 1.00 | 1.00 |",
+      "| linux/arm64 | amd64, for the target (app/Dockerfile) | 13.0 | 1.5 | 1.08 | 1.50 |",
+      "| linux/amd64 | the target (native) | 8.0 | 0.8 | 1.00 | 1.00 |",
+      "| linux/arm64 | the target, under QEMU | 16.0 | 6.0 | 2.00 | 7.50 |",
+    ]);
   });
 });
 
