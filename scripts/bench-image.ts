@@ -1,7 +1,8 @@
 // Benchmark of the app image on the real local engine (npm run bench:image). Per platform:
 //   cold build (--no-cache) seconds, warm rebuild after a source-only change, their ratio;
 //   total image size, base size, the app's own layers (uncompressed and as pushed, compressed);
-//   emulated/native cold build-time ratio (arm64 and arm/v7 run under QEMU, amd64 natively).
+//   emulated/native cold build-time ratio (the arm targets' runtime stage is the target's, so
+//   a step there would run under QEMU; the dependencies install on amd64 for every target).
 // Goals (issue 3): warm <= 10 % of cold; app layers <= 10 MB over the base.
 // Usage: npm run bench:image [-- --platforms linux/amd64,linux/arm64] [--repeat 3]
 // Build times are the median of --repeat rounds (default 3): the machine is shared and noisy.

@@ -21,7 +21,8 @@
 // Each path runs its four scenarios on its own fresh daemon state, so neither reuses the other's
 // cache. Goals (median ratio factory/peer): cold ≤ 1.1, source ≤ 0.5, deps ≤ 0.7; no-op ≤ 0.3 of
 // the peer's warm source run with 0 builds and 0 scans. Also measured: emulated vs native (the
-// deps stage's npm ci under QEMU vs amd64) and each tool's cold bootstrap (build-seconds files).
+// deps stage's npm ci as app/Dockerfile runs it, on amd64 for the target, and moved onto the
+// target, under QEMU for arm) and each tool's cold bootstrap (build-seconds files).
 //
 // Output: Markdown on stdout, raw JSON in .local/bench/, docs/bench.svg and README.md's
 // <!-- bench:start --> … <!-- bench:end --> and <!-- tools:start --> … <!-- tools:end --> blocks.

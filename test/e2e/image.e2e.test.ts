@@ -1,5 +1,5 @@
 // The app image proven on a real engine, built by the factory itself: the images are the ones the
-// local Pulumi stack (scripts/local.sh up: docker-build on the local buildkitd, arm under QEMU)
+// local Pulumi stack (scripts/local.sh up: docker-build on the local buildkitd)
 // pushed for linux/amd64, linux/arm64 and linux/arm/v7 and merged into its index. Each platform
 // image is pulled by the digest the stack exports, run, health-checked, stopped and inspected; a
 // source-only change and three kinds of bad input go through `pulumi up` of their own stacks.
@@ -61,7 +61,7 @@ const platformOf = (
   [p?.os, p?.architecture, p?.variant].filter((x) => x !== undefined && x !== "").join("/");
 
 describe("app image built by the factory (local Pulumi stack): amd64, arm64 and arm/v7 (emulated)", function () {
-  // A first bring-up builds the tools, the base and three images (two under QEMU): minutes.
+  // A first bring-up builds the tools, the base and three images: minutes.
   this.timeout(30 * 60_000);
 
   const runId = newRunId();

@@ -1,5 +1,5 @@
 // The whole factory for real on this machine: the Pulumi engine (file backend, passphrase secrets),
-// the docker-build provider, buildkitd over mutual TLS (arm under QEMU) and the local registry, driven
+// the docker-build provider, buildkitd over mutual TLS (no build step under QEMU) and the local registry, driven
 // through scripts/local.sh exactly as `npm run local` runs it — on a fresh stack in a temp directory.
 import { strict as assert } from "assert";
 import * as fs from "fs";

@@ -252,16 +252,18 @@ describe("pull-request review: what a merge would ship, built for real next to w
   it("a Dockerfile step that fails only on linux/arm/v7: the review names the platform, the stage and the step with the output tail, and still shows the other platforms", async () => {
     const dockerfile = path.join(appDir, "Dockerfile");
     const text = fs.readFileSync(dockerfile, "utf8");
-    const anchor = "FROM ${BASE_IMAGE} AS deps\nWORKDIR /app\n";
-    assert.ok(text.includes(anchor), "the deps stage moved: update this test");
+    // The runtime stage: the one stage that runs on the target platform (deps installs on the
+    // build platform for the target).
+    const anchor = "FROM ${BASE_IMAGE} AS runtime\nWORKDIR /app\n";
+    assert.ok(text.includes(anchor), "the runtime stage moved: update this test");
     const step = `RUN [ "$(uname -m)" != "armv7l" ] || (echo "armv7 is not supported by this step" && exit 1)`;
     fs.writeFileSync(dockerfile, text.replace(anchor, `${anchor}${step}\n`));
     const r = await review("arm-step", ["--no-preview"]);
     assert.equal(r.code, 1, `the review does not say the deploy would fail:\n${r.markdown}`);
     const arm = platform(r.review, "linux/arm/v7");
     assert.equal(arm.candidate.digest, undefined);
-    assert.equal(arm.candidate.buildError?.stage, "deps");
-    assert.equal(arm.candidate.buildError?.step, `3/5 ${step}`);
+    assert.equal(arm.candidate.buildError?.stage, "runtime");
+    assert.equal(arm.candidate.buildError?.step, `3/6 ${step}`);
     assert.match(arm.candidate.buildError?.tail ?? "", /armv7 is not supported by this step/);
     assert.match(
       arm.candidate.buildError?.tail ?? "",
@@ -281,7 +283,7 @@ describe("pull-request review: what a merge would ship, built for real next to w
       r.markdown,
     );
     assert.ok(
-      r.markdown.includes("**Build failed on `linux/arm/v7`** at stage `deps`, step `3/5 RUN"),
+      r.markdown.includes("**Build failed on `linux/arm/v7`** at stage `runtime`, step `3/6 RUN"),
       r.markdown,
     );
     assert.ok(r.markdown.includes("armv7 is not supported by this step"), r.markdown);

@@ -99,7 +99,7 @@ function imagesOf(images: EngineImage[], repository: string): EngineImage[] {
 }
 
 describe("supply-chain evidence on the local stack (e2e)", function () {
-  // A first bring-up builds the tools, the base and three images (two under QEMU): minutes.
+  // A first bring-up builds the tools, the base and three images: minutes.
   this.timeout(60 * 60_000);
   let shared: SharedFactoryStack;
   let outputs: EvidenceOutputs;

@@ -1,5 +1,5 @@
 // The factory's own build path for end-to-end tests: one real local Pulumi stack (scripts/local.sh
-// up: docker-build on the local buildkitd, arm under QEMU, pushed to the registry's TLS twin) that
+// up: docker-build on the local buildkitd, pushed to the registry's TLS twin) that
 // every e2e file in a mocha process shares, so the images are built once per test run and the
 // container checks run against exactly what `npm run local` publishes.
 import * as path from "path";
