@@ -94,7 +94,8 @@ export async function emulation(
   for (const { p, on } of cases) await build(p, on, false);
   for (let i = 0; i < repeat; i++) {
     for (const { p, on } of i % 2 === 0 ? cases : [...cases].reverse()) {
-      say(`emulation: ${p}, deps on the ${on} (${i + 1}/${repeat}), deps stage not cached`);
+      const where = on === "cross" ? "installed on amd64 for it" : "on the target";
+      say(`emulation: ${p}, deps ${where} (${i + 1}/${repeat}), deps stage not cached`);
       const r = await build(p, on, true);
       const row = rows.get(key(p, on));
       if (row === undefined) continue;
