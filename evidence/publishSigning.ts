@@ -3,8 +3,8 @@
 //
 // Cost: every piece is one `cosign sign`/`attest`; per digest one `cosign tree` before (which also
 // finds what to reuse) and one after, and one key import for the whole publish
-// (signAndAttestImages). The digests are worked on at the same time; within a digest the pieces
-// stay sequential (see signAndAttestImages).
+// (withSigningSession). The digests are worked on at the same time, each signed as soon as its own
+// predicates are ready; within a digest the pieces stay sequential (see withSigningSession).
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -17,9 +17,9 @@ import {
   type BundleRequest,
   type Signer,
   type Trust,
-  signAndAttestImages,
   verify,
   verifyAttestation,
+  withSigningSession,
 } from "./signing/cosign";
 import {
   type AttestationType,
@@ -196,77 +196,77 @@ export async function signAndAttest(
       .map((p) => ({ digest: listed[p], platforms: [p], kind: "platform" as const })),
   ];
   try {
-    // What each digest lacks, every digest at once (registry round trips and short cosign runs).
-    const plans = await mapLimit(targets, targets.length, async (t) => {
-      const ref = `${req.imageName}@${t.digest}`;
-      const existing = await listReferrers(ref, auth);
-      // What already verifies with this signer, per type: asked once, only for types that exist.
-      const verified = new Map<Piece["type"], Promise<unknown[] | undefined>>();
-      const verifiedOf = (type: Piece["type"]): Promise<unknown[] | undefined> => {
-        if (!existing.some((r) => r.predicateType === PIECE_TYPE[type]))
-          return Promise.resolve(undefined);
-        let v = verified.get(type);
-        if (v === undefined) {
-          v = (
-            type === "signature"
-              ? verify(ref, trust, opts)
-              : verifyAttestation(ref, type, trust, opts)
-          ).then(
-            (r) => r.statements.map((st) => st.predicate),
-            () => undefined,
-          );
-          verified.set(type, v);
+    // Every digest at once, in one cosign session (one key import): what it lacks, then that.
+    await withSigningSession({ ...opts, signer }, (sign) =>
+      mapLimit(targets, targets.length, async (t) => {
+        const ref = `${req.imageName}@${t.digest}`;
+        const existing = await listReferrers(ref, auth);
+        // What already verifies with this signer, per type: asked once, only for types that exist.
+        const verified = new Map<Piece["type"], Promise<unknown[] | undefined>>();
+        const verifiedOf = (type: Piece["type"]): Promise<unknown[] | undefined> => {
+          if (!existing.some((r) => r.predicateType === PIECE_TYPE[type]))
+            return Promise.resolve(undefined);
+          let v = verified.get(type);
+          if (v === undefined) {
+            v = (
+              type === "signature"
+                ? verify(ref, trust, opts)
+                : verifyAttestation(ref, type, trust, opts)
+            ).then(
+              (r) => r.statements.map((st) => st.predicate),
+              () => undefined,
+            );
+            verified.set(type, v);
+          }
+          return v;
+        };
+        const missing: Array<{ piece: Piece; label: string }> = [];
+        let signatureRef: string | undefined;
+        for (const piece of piecesFor(t.kind, t.platforms)) {
+          const label = `${t.digest} ${piece.type}${t.kind === "index" && piece.platform !== undefined ? `[${piece.platform}]` : ""}`;
+          const have = await verifiedOf(piece.type);
+          let ok = have !== undefined && have.length > 0;
+          if (
+            ok &&
+            t.kind === "index" &&
+            piece.type === "spdxjson" &&
+            piece.platform !== undefined
+          ) {
+            // The list carries one SBOM per platform: this platform's is there when its document is.
+            const file = s.sbomPaths[piece.platform];
+            const ns =
+              file !== undefined && fs.existsSync(file)
+                ? namespaceOf(JSON.parse(fs.readFileSync(file, "utf8")))
+                : undefined;
+            ok =
+              ns !== undefined
+                ? (have ?? []).some((d) => namespaceOf(d) === ns)
+                : (have ?? []).length >= t.platforms.length;
+          }
+          if (ok) {
+            reused.push(label);
+            if (piece.type === "signature") signatureRef = signatureRefOf(existing);
+          } else missing.push({ piece, label });
         }
-        return v;
-      };
-      const missing: Array<{ piece: Piece; label: string }> = [];
-      let signatureRef: string | undefined;
-      for (const piece of piecesFor(t.kind, t.platforms)) {
-        const label = `${t.digest} ${piece.type}${t.kind === "index" && piece.platform !== undefined ? `[${piece.platform}]` : ""}`;
-        const have = await verifiedOf(piece.type);
-        let ok = have !== undefined && have.length > 0;
-        if (ok && t.kind === "index" && piece.type === "spdxjson" && piece.platform !== undefined) {
-          // The list carries one SBOM per platform: this platform's is there when its document is.
-          const file = s.sbomPaths[piece.platform];
-          const ns =
-            file !== undefined && fs.existsSync(file)
-              ? namespaceOf(JSON.parse(fs.readFileSync(file, "utf8")))
-              : undefined;
-          ok =
-            ns !== undefined
-              ? (have ?? []).some((d) => namespaceOf(d) === ns)
-              : (have ?? []).length >= t.platforms.length;
-        }
-        if (ok) {
-          reused.push(label);
-          if (piece.type === "signature") signatureRef = signatureRefOf(existing);
-        } else missing.push({ piece, label });
-      }
-      const requests = await Promise.all(
-        missing.map(async ({ piece }): Promise<BundleRequest> =>
-          piece.type === "signature"
-            ? undefined
-            : {
-                path: await predicateFile(t.digest, t.platforms, piece.type, piece.platform),
-                type: piece.type,
-              },
-        ),
-      );
-      return { t, ref, existing, missing, requests, signatureRef };
-    });
-    // Then all of it in one cosign session: one key import, and the listing above as "before".
-    const made = await signAndAttestImages(
-      plans.map((p) => ({ imageRef: p.ref, requests: p.requests, before: p.existing })),
-      { ...opts, signer },
+        const requests = await Promise.all(
+          missing.map(async ({ piece }): Promise<BundleRequest> =>
+            piece.type === "signature"
+              ? undefined
+              : {
+                  path: await predicateFile(t.digest, t.platforms, piece.type, piece.platform),
+                  type: piece.type,
+                },
+          ),
+        );
+        // The listing above stands in for the session's own first `cosign tree`.
+        const made = await sign({ imageRef: ref, requests, before: existing });
+        missing.forEach(({ piece, label }, i) => {
+          created.push(label);
+          if (piece.type === "signature") signatureRef = made[i].signatureRef;
+        });
+        if (signatureRef !== undefined) signatures[t.digest] = signatureRef;
+      }),
     );
-    plans.forEach(({ t, missing, signatureRef }, n) => {
-      let sigRef = signatureRef;
-      missing.forEach(({ piece, label }, i) => {
-        created.push(label);
-        if (piece.type === "signature") sigRef = made[n][i].signatureRef;
-      });
-      if (sigRef !== undefined) signatures[t.digest] = sigRef;
-    });
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -132,103 +132,117 @@ async function notFoundOr(s: Session, ref: string, digest: string, err: Error): 
 /** What one `cosign sign` (no predicate) or `cosign attest` pushes. */
 export type BundleRequest = { path: string; type: AttestationType } | undefined;
 
-/** One image's pieces for `signAndAttestImages`. `before`: the referrers the caller has just listed
- *  on it (`cosign tree`), which spares a second listing. */
+/** One image's pieces. `before`: the referrers the caller has just listed on it (`cosign tree`),
+ *  which spares a second listing. */
 export interface ImageBundles {
   imageRef: string;
   requests: BundleRequest[];
   before?: Array<{ ref: string }>;
 }
 
-/** Signs and attests one image; see `signAndAttestImages`. */
+/** Signs and attests one image; see `withSigningSession`. */
 export async function signAndAttestImage(
   imageRef: string,
   requests: BundleRequest[],
   opts: SignOptions,
 ): Promise<SignResult[]> {
-  return (await signAndAttestImages([{ imageRef, requests }], opts))[0];
+  return withSigningSession(opts, (sign) => sign({ imageRef, requests }));
 }
 
-/** Signs and attests several images in one session: one key import for all of them (each import is
- *  a cosign process as costly as a signature), and per image one `cosign tree` before (unless the
- *  caller listed them) and one after, however many pieces. The images are worked on at the same
- *  time; each image's pieces run one after another, never concurrently: on a registry without the
- *  referrers API (GHCR) they all update that image's fallback tag, which concurrent writers would
- *  race on. Results come per image in the order of its `requests`; pieces of the same predicate
- *  type get the new referrers of that type in `cosign tree`'s order. */
+/** Several images in one session; see `withSigningSession`. */
 export async function signAndAttestImages(
   images: ImageBundles[],
   opts: SignOptions,
 ): Promise<SignResult[][]> {
-  const parsed = images.map((i) => parseDigestRef(i.imageRef));
-  for (const p of images.flatMap((i) => i.requests)) {
-    if (p !== undefined && !(p.type in PREDICATE_TYPES))
-      throw new Error(
-        `attest: type must be one of ${Object.keys(PREDICATE_TYPES).join(", ")}, got "${p.type}"`,
-      );
-    if (p !== undefined && !fs.existsSync(p.path))
-      throw new Error(`attest: predicate file ${p.path} does not exist`);
-  }
-  if (images.every((i) => i.requests.length === 0)) return images.map(() => []);
+  return withSigningSession(opts, (sign) => Promise.all(images.map(sign)));
+}
+
+/** Runs `fn` with a `sign` that signs and attests one image, all in one cosign session: one key
+ *  import for every image (an import costs a cosign process, as much as a signature), made at the
+ *  first image that needs a piece, so each image starts as soon as the caller hands it over. Per
+ *  image: one `cosign tree` before (unless the caller listed it) and one after, however many
+ *  pieces. Images may be signed concurrently; one image's pieces run one after another, never
+ *  concurrently: on a registry without the referrers API (GHCR) they all update that image's
+ *  fallback tag, which concurrent writers would race on. Results come in the order of `requests`;
+ *  pieces of the same predicate type get the new referrers of that type in `cosign tree`'s order.
+ *  The session's directory (key, password-protected key, registry credentials) is removed when
+ *  `fn` settles. */
+export async function withSigningSession<T>(
+  opts: SignOptions,
+  fn: (sign: (image: ImageBundles) => Promise<SignResult[]>) => Promise<T>,
+): Promise<T> {
   const s = openSession(opts, {
     kms: opts.signer.mode === "kms",
     keyless: opts.signer.mode === "keyless",
   });
   const started = Date.now();
-  try {
-    const signer = await signerFlags(s, opts.signer, opts.tlog ?? false);
-    return await Promise.all(
-      images.map(async ({ requests, before: listed }, n): Promise<SignResult[]> => {
-        if (requests.length === 0) return [];
-        const { repository, digest, ref } = parsed[n];
-        const before = new Set((listed ?? (await referrers(s, ref, digest))).map((r) => r.ref));
-        for (const p of requests) {
-          const args =
-            p === undefined
-              ? ["sign", "--yes", ...signer.args, ref]
-              : [
-                  "attest",
-                  "--yes",
-                  ...signer.args,
-                  "--type",
-                  cosignType(p.type),
-                  "--predicate",
-                  path.resolve(p.path),
-                  ref,
-                ];
-          const r = await cosignRun(s, args, signer.env);
-          if (r.code !== 0)
-            throw explainFailure(
-              p === undefined ? "sign" : "attest",
+  let signer: ReturnType<typeof signerFlags> | undefined;
+  const sign = async ({
+    imageRef,
+    requests,
+    before: listed,
+  }: ImageBundles): Promise<SignResult[]> => {
+    const { repository, digest, ref } = parseDigestRef(imageRef);
+    for (const p of requests) {
+      if (p !== undefined && !(p.type in PREDICATE_TYPES))
+        throw new Error(
+          `attest: type must be one of ${Object.keys(PREDICATE_TYPES).join(", ")}, got "${p.type}"`,
+        );
+      if (p !== undefined && !fs.existsSync(p.path))
+        throw new Error(`attest: predicate file ${p.path} does not exist`);
+    }
+    if (requests.length === 0) return [];
+    const flags = await (signer ??= signerFlags(s, opts.signer, opts.tlog ?? false));
+    const before = new Set((listed ?? (await referrers(s, ref, digest))).map((r) => r.ref));
+    for (const p of requests) {
+      const args =
+        p === undefined
+          ? ["sign", "--yes", ...flags.args, ref]
+          : [
+              "attest",
+              "--yes",
+              ...flags.args,
+              "--type",
+              cosignType(p.type),
+              "--predicate",
+              path.resolve(p.path),
               ref,
-              digest,
-              r.stderr,
-              p === undefined ? "signature" : p.type,
-            );
-        }
-        const added = (await referrers(s, ref, digest)).filter((x) => !before.has(x.ref));
-        const seconds = (Date.now() - started) / 1000;
-        return requests.map((p) => {
-          const predicateType =
-            p === undefined ? COSIGN_SIGN_PREDICATE_TYPE : PREDICATE_TYPES[p.type];
-          const i = added.findIndex((x) => x.predicateType === predicateType);
-          if (i < 0)
-            throw new Error(
-              `cosign ${p === undefined ? "sign" : "attest"} ${ref} succeeded but no new ${predicateType} referrer is listed for ${digest} (cosign tree ${ref})`,
-            );
-          const [mine] = added.splice(i, 1);
-          return {
-            imageRef: ref,
-            digest,
-            signatureRef: mine.ref,
-            referrersTag: referrersTagOf(repository, digest),
-            predicateType,
-            seconds,
-          };
-        });
-      }),
-    );
+            ];
+      const r = await cosignRun(s, args, flags.env);
+      if (r.code !== 0)
+        throw explainFailure(
+          p === undefined ? "sign" : "attest",
+          ref,
+          digest,
+          r.stderr,
+          p === undefined ? "signature" : p.type,
+        );
+    }
+    const added = (await referrers(s, ref, digest)).filter((x) => !before.has(x.ref));
+    const seconds = (Date.now() - started) / 1000;
+    return requests.map((p) => {
+      const predicateType = p === undefined ? COSIGN_SIGN_PREDICATE_TYPE : PREDICATE_TYPES[p.type];
+      const i = added.findIndex((x) => x.predicateType === predicateType);
+      if (i < 0)
+        throw new Error(
+          `cosign ${p === undefined ? "sign" : "attest"} ${ref} succeeded but no new ${predicateType} referrer is listed for ${digest} (cosign tree ${ref})`,
+        );
+      const [mine] = added.splice(i, 1);
+      return {
+        imageRef: ref,
+        digest,
+        signatureRef: mine.ref,
+        referrersTag: referrersTagOf(repository, digest),
+        predicateType,
+        seconds,
+      };
+    });
+  };
+  try {
+    return await fn(sign);
   } finally {
+    // A rejected import must not go unhandled when no image awaited it again.
+    await signer?.catch(() => undefined);
     s.dir.close();
   }
 }

@@ -439,7 +439,7 @@ describe("evidence/signing with the real cosign and the local TLS registry", fun
     assert.match(signPerm, /^perm 700:\. 700:key 600:key\/cosign\.key 644:key\/cosign\.pub $/);
   });
 
-  it("signs several images in one session: one key import for all, and no listing the caller already made", async () => {
+  it("signs several images in one session: one key import for all (none when nothing is to be made), and no listing the caller already made", async () => {
     const log = path.join(work, "batch.log");
     const wrapper = path.join(work, "cosign-batch.sh");
     fs.writeFileSync(
@@ -497,6 +497,17 @@ describe("evidence/signing with the real cosign and the local TLS registry", fun
     }
     const spdx = await verifyAttestation(one, "spdxjson", { publicKeyPem: key.publicKeyPem }, opts);
     assert.equal(spdx.statements.length, 1);
+
+    // Nothing to make: the key is never imported, no cosign runs at all.
+    fs.rmSync(log);
+    assert.deepEqual(
+      await signAndAttestImages([{ imageRef: imageA, requests: [] }], {
+        ...signOpts,
+        cosign: wrapper,
+      }),
+      [[]],
+    );
+    assert.equal(fs.existsSync(log), false, "cosign ran although nothing was to be signed");
   });
 
   it("refuses keyless signing without the transparency log, and a malformed KMS key URI, before running cosign", async () => {
