@@ -29,8 +29,10 @@ export function depsOnTarget(dockerfile: string): string {
   return dockerfile.replace(CROSS_DEPS, "FROM ${BASE_IMAGE} AS deps");
 }
 
-/** The runtime target with the deps stage (npm ci) never taken from cache, per platform and per
- *  place the stage runs; every other stage cached by a first, untimed build of each. */
+/** The deps stage alone (`--target deps`) never taken from cache, per platform and per place the
+ *  stage runs, after a first, untimed build of each. Alone: on the build platform it starts from
+ *  the same base vertex as the toolchain stage, so `--no-cache-filter deps` on a larger target
+ *  would rerun the toolchain's npm ci beside it and time the two together. */
 export async function emulation(
   daemon: BenchDaemon,
   dockerConfig: string,
@@ -59,7 +61,7 @@ export async function emulation(
       "--platform",
       platform,
       "--target",
-      "runtime",
+      "deps",
       "--secret",
       `id=npm_ca,src=${CA_BUNDLE}`,
       "--build-arg",

@@ -126,7 +126,7 @@ function benchBlock(s: Summary): string {
     ...(s.emulation.length > 0
       ? [
           "",
-          "Emulated vs native: the runtime target with the `deps` stage (`npm ci --omit=dev`) not taken from cache (`--no-cache-filter deps`), every other stage cached, on the bench's buildkitd; the stage as app/Dockerfile runs it (on amd64, for the target's CPU and C library) and moved onto the target platform (QEMU for arm, what a step that must run on the target costs without native hosts):",
+          "Emulated vs native: the `deps` stage alone (`--target deps`, `npm ci --omit=dev`), not taken from cache (`--no-cache-filter deps`), on the bench's buildkitd; the stage as app/Dockerfile runs it (on amd64, for the target's CPU and C library) and moved onto the target platform (QEMU for arm, what a step that must run on the target costs without native hosts):",
           "",
           emulationTable(s.emulation),
         ]

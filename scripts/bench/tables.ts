@@ -73,7 +73,7 @@ const DEPS_ON_TITLE: Record<DepsStageOn, (platform: string) => string> = {
 export function emulationTable(rows: EmulationResult[]): string {
   const on = (r: EmulationResult): DepsStageOn => r.depsOn ?? "target";
   const out = [
-    "| platform | deps stage ran on | build s (median) | npm ci step s (median) | build ÷ amd64 | npm ci ÷ amd64 |",
+    "| platform | deps stage ran on | stage build s (median) | npm ci step s (median) | build ÷ amd64 | npm ci ÷ amd64 |",
     "|---|---|---|---|---|---|",
   ];
   for (const r of rows) {
