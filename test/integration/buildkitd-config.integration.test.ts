@@ -15,6 +15,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { gcLimits } from "../../components/buildHosts/userData";
 import { LOCAL_BUILDKITD, renderLocalBuildkitdToml } from "../../scripts/render-buildkitd-toml";
+import { buildxEnv } from "../e2e/lib/docker";
 import { REPO_ROOT } from "../e2e/lib/exec";
 import { freePort } from "../e2e/lib/http";
 import { cacheDir } from "../e2e/lib/registry";
@@ -59,6 +60,7 @@ function daemonOf(pidFile: string): { pid: number; argv: string[]; startedMs: nu
 describe("the local buildkitd runs the hosts' buildkitd.toml (real daemon, real buildx)", function () {
   this.timeout(600_000);
   let dockerConfig: string;
+  let env: ReturnType<typeof buildxEnv>;
   let context: string;
 
   before(() => {
@@ -68,23 +70,9 @@ describe("the local buildkitd runs the hosts' buildkitd.toml (real daemon, real 
       0,
       `the local buildkitd does not answer (run scripts/bootstrap.sh or scripts/buildkit.sh): ${status.out}`,
     );
-    // Registry credentials for the base image in a DOCKER_CONFIG of this test's own; the builders
-    // and the buildx plugin stay the user's (BUILDX_CONFIG, cli-plugins).
+    // Registry credentials for the base image in a DOCKER_CONFIG of this test's own.
     dockerConfig = fs.mkdtempSync(path.join(os.tmpdir(), "buildkitd-config-docker-"));
-    const password = fs.readFileSync(path.join(IF_CACHE, "registry", "password"), "utf8").trim();
-    fs.writeFileSync(
-      path.join(dockerConfig, "config.json"),
-      JSON.stringify({
-        auths: {
-          "127.0.0.1:5443": { auth: Buffer.from(`factory:${password}`).toString("base64") },
-        },
-      }),
-      { mode: 0o600 },
-    );
-    fs.symlinkSync(
-      path.join(os.homedir(), ".docker", "cli-plugins"),
-      path.join(dockerConfig, "cli-plugins"),
-    );
+    env = buildxEnv(dockerConfig);
     context = fs.mkdtempSync(path.join(os.tmpdir(), "buildkitd-config-ctx-"));
     // The RUN step reaches the registry on 127.0.0.1: it runs in the host's network namespace.
     fs.writeFileSync(
@@ -113,7 +101,7 @@ describe("the local buildkitd runs the hosts' buildkitd.toml (real daemon, real 
         ...args,
         context,
       ],
-      { DOCKER_CONFIG: dockerConfig, BUILDX_CONFIG: path.join(os.homedir(), ".docker", "buildx") },
+      env,
     );
 
   it("serves exactly renderBuildkitdToml's local rendering, loaded by the running daemon", async () => {

@@ -15,6 +15,7 @@ import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
+import { buildxEnv } from "../e2e/lib/docker";
 import { REPO_ROOT } from "../e2e/lib/exec";
 import { cacheDir } from "../e2e/lib/registry";
 
@@ -96,17 +97,14 @@ describe("app/Dockerfile deps stage: installed natively, resolved for the target
   this.timeout(900_000);
   let work: string;
   let server: http.Server;
-  let dockerConfig: string;
+  let env: ReturnType<typeof buildxEnv>;
   let context: string;
   // One tag, rewritten by every run (the same bytes each time): nothing piles up in the registry.
   const muslBase = "127.0.0.1:5443/image-factory/deps-musl-base:test";
 
   const buildx = (args: string[], ctx: string) =>
     run("docker", ["buildx", "build", "--builder", BUILDER, "--progress", "plain", ...args, ctx], {
-      env: {
-        DOCKER_CONFIG: dockerConfig,
-        BUILDX_CONFIG: path.join(os.homedir(), ".docker", "buildx"),
-      },
+      env,
     });
 
   before(async () => {
@@ -187,24 +185,8 @@ describe("app/Dockerfile deps stage: installed natively, resolved for the target
     });
     assert.equal(lock.code, 0, `npm install --package-lock-only: ${tail(lock.out)}`);
 
-    // Registry credentials for the bases in a DOCKER_CONFIG of this test's own; the builders and
-    // the buildx plugin stay the user's (BUILDX_CONFIG, cli-plugins).
-    dockerConfig = path.join(work, "docker");
-    fs.mkdirSync(dockerConfig, { mode: 0o700 });
-    const password = fs.readFileSync(path.join(IF_CACHE, "registry", "password"), "utf8").trim();
-    fs.writeFileSync(
-      path.join(dockerConfig, "config.json"),
-      JSON.stringify({
-        auths: {
-          "127.0.0.1:5443": { auth: Buffer.from(`factory:${password}`).toString("base64") },
-        },
-      }),
-      { mode: 0o600 },
-    );
-    fs.symlinkSync(
-      path.join(os.homedir(), ".docker", "cli-plugins"),
-      path.join(dockerConfig, "cli-plugins"),
-    );
+    // Registry credentials for the bases in a DOCKER_CONFIG of this test's own.
+    env = buildxEnv(path.join(work, "docker"));
 
     // The musl base: the local base plus the file that marks Alpine (its dynamic loader), per
     // platform; COPY only, so nothing runs under emulation.

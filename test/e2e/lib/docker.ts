@@ -6,7 +6,8 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { CommandError, run, RunOptions, runOk, tail, waitFor } from "./exec";
-import { RegistryAuth } from "./registry";
+import { STACK_REGISTRY } from "./pulumiStack";
+import { RegistryAuth, localRegistryAuth } from "./registry";
 
 export const DOCKER = "/usr/bin/docker";
 
@@ -41,6 +42,27 @@ export function tempDockerConfig(registry: string, auth?: RegistryAuth): TempDoc
     env: { DOCKER_CONFIG: dir },
     cleanup: () => fs.rmSync(dir, { recursive: true, force: true }),
   };
+}
+
+/** The environment for `docker buildx` through the user's builders (image-factory-local, ...) with
+ *  a DOCKER_CONFIG of a test's own in `dir`: the factory user's login for the local TLS registry,
+ *  and the user's buildx plugin (cli-plugins); the builders come from BUILDX_CONFIG. */
+export function buildxEnv(dir: string): { DOCKER_CONFIG: string; BUILDX_CONFIG: string } {
+  const { username, password } = localRegistryAuth();
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  fs.writeFileSync(
+    path.join(dir, "config.json"),
+    JSON.stringify({
+      auths: {
+        [STACK_REGISTRY]: { auth: Buffer.from(`${username}:${password}`).toString("base64") },
+      },
+    }),
+    { mode: 0o600 },
+  );
+  const plugins = path.join(dir, "cli-plugins");
+  if (!fs.existsSync(plugins))
+    fs.symlinkSync(path.join(os.homedir(), ".docker", "cli-plugins"), plugins);
+  return { DOCKER_CONFIG: dir, BUILDX_CONFIG: path.join(os.homedir(), ".docker", "buildx") };
 }
 
 export interface BuildOptions {
