@@ -256,7 +256,9 @@ describe("pull-request review: what a merge would ship, built for real next to w
     // build platform for the target).
     const anchor = "FROM ${BASE_IMAGE} AS runtime\nWORKDIR /app\n";
     assert.ok(text.includes(anchor), "the runtime stage moved: update this test");
-    const step = `RUN [ "$(uname -m)" != "armv7l" ] || (echo "armv7 is not supported by this step" && exit 1)`;
+    // The pause keeps the step's `[runtime 3/6]` header the resource's latest line for a while:
+    // pulumi's display shows one message per refresh, and a step that fails at once can lose it.
+    const step = `RUN [ "$(uname -m)" != "armv7l" ] || (sleep 2 && echo "armv7 is not supported by this step" && exit 1)`;
     fs.writeFileSync(dockerfile, text.replace(anchor, `${anchor}${step}\n`));
     const r = await review("arm-step", ["--no-preview"]);
     assert.equal(r.code, 1, `the review does not say the deploy would fail:\n${r.markdown}`);
