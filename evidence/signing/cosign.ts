@@ -149,14 +149,6 @@ export async function signAndAttestImage(
   return withSigningSession(opts, (sign) => sign({ imageRef, requests }));
 }
 
-/** Several images in one session; see `withSigningSession`. */
-export async function signAndAttestImages(
-  images: ImageBundles[],
-  opts: SignOptions,
-): Promise<SignResult[][]> {
-  return withSigningSession(opts, (sign) => Promise.all(images.map(sign)));
-}
-
 /** Runs `fn` with a `sign` that signs and attests one image, all in one cosign session: one key
  *  import for every image (an import costs a cosign process, as much as a signature), made at the
  *  first image that needs a piece, so each image starts as soon as the caller hands it over. Per

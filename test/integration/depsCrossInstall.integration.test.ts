@@ -8,7 +8,6 @@
 // and on the same base marked as musl (the loader file Alpine has), each output read back.
 // Needs the local services (scripts/bootstrap.sh); a missing one FAILS the test.
 import * as assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as http from "node:http";
@@ -16,7 +15,7 @@ import type { AddressInfo } from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { buildxEnv } from "../e2e/lib/docker";
-import { REPO_ROOT } from "../e2e/lib/exec";
+import { REPO_ROOT, run, tail } from "../e2e/lib/exec";
 import { cacheDir } from "../e2e/lib/registry";
 
 const IF_CACHE = cacheDir();
@@ -32,30 +31,20 @@ const NODE_CPU: Record<string, string> = {
 };
 const LIBCS = { glibc: "gnu", musl: "musl" } as const;
 
-/** Asynchronous: the registry below answers from this very process while npm and BuildKit ask it. */
-function run(
+/** The project's asynchronous runner (the registry below answers from this very process while npm
+ *  and BuildKit ask it), with the tools' bin first on PATH; output as one text. */
+async function sh(
   file: string,
   args: string[],
   opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
-): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(file, args, {
-      cwd: opts.cwd,
-      env: { ...process.env, PATH: `${IF_BIN}:${process.env.PATH ?? ""}`, ...opts.env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let out = "";
-    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 600_000);
-    child.on("error", (e) => (out += String(e)));
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, out });
-    });
+): Promise<{ code: number; out: string }> {
+  const r = await run(file, args, {
+    cwd: opts.cwd,
+    env: { PATH: `${IF_BIN}:${process.env.PATH ?? ""}`, ...opts.env },
+    timeoutMs: 600_000,
   });
+  return { code: r.code, out: `${r.stdout}${r.stderr}` };
 }
-const tail = (s: string, n = 20): string => s.trim().split("\n").slice(-n).join("\n");
 
 interface Published {
   manifest: Record<string, unknown>;
@@ -77,7 +66,7 @@ async function pack(
     `module.exports = ${JSON.stringify(name)};\n`,
   );
   const file = path.join(dir, "package.tgz");
-  const t = await run("tar", ["-C", dir, "-czf", file, "package"]);
+  const t = await sh("tar", ["-C", dir, "-czf", file, "package"]);
   assert.equal(t.code, 0, t.out);
   const tarball = fs.readFileSync(file);
   return {
@@ -103,7 +92,7 @@ describe("app/Dockerfile deps stage: installed natively, resolved for the target
   const muslBase = "127.0.0.1:5443/image-factory/deps-musl-base:test";
 
   const buildx = (args: string[], ctx: string) =>
-    run("docker", ["buildx", "build", "--builder", BUILDER, "--progress", "plain", ...args, ctx], {
+    sh("docker", ["buildx", "build", "--builder", BUILDER, "--progress", "plain", ...args, ctx], {
       env,
     });
 
@@ -179,7 +168,7 @@ describe("app/Dockerfile deps stage: installed natively, resolved for the target
         dependencies: { "plat-demo": "1.0.0" },
       }),
     );
-    const lock = await run("npm", ["install", "--package-lock-only", "--ignore-scripts"], {
+    const lock = await sh("npm", ["install", "--package-lock-only", "--ignore-scripts"], {
       cwd: context,
       env: { npm_config_cache: path.join(work, "npm-cache") },
     });

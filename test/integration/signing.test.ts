@@ -9,13 +9,14 @@ import * as os from "node:os";
 import * as path from "node:path";
 import {
   type CosignOptions,
+  type ImageBundles,
   type SignOptions,
   attest,
   findCosign,
   sign,
-  signAndAttestImages,
   verify,
   verifyAttestation,
+  withSigningSession,
 } from "../../evidence/signing/cosign";
 import {
   COSIGN_SIGN_PREDICATE_TYPE,
@@ -453,14 +454,14 @@ describe("evidence/signing with the real cosign and the local TLS registry", fun
       file,
       JSON.stringify({ spdxVersion: "SPDX-2.3", SPDXID: "SPDXRef-DOCUMENT", packages: [] }),
     );
-    const made = await signAndAttestImages(
-      [
-        // `one` as publish hands it over: listed already (nothing on it yet).
-        { imageRef: one, requests: [undefined, { path: file, type: "spdxjson" }], before: [] },
-        { imageRef: two, requests: [undefined] },
-        { imageRef: imageA, requests: [] },
-      ],
-      { ...signOpts, cosign: wrapper },
+    const images: ImageBundles[] = [
+      // `one` as publish hands it over: listed already (nothing on it yet).
+      { imageRef: one, requests: [undefined, { path: file, type: "spdxjson" }], before: [] },
+      { imageRef: two, requests: [undefined] },
+      { imageRef: imageA, requests: [] },
+    ];
+    const made = await withSigningSession({ ...signOpts, cosign: wrapper }, (sign) =>
+      Promise.all(images.map(sign)),
     );
     const calls = fs.readFileSync(log, "utf8").trim().split("\n").sort();
     assert.deepEqual(calls, [
@@ -501,11 +502,10 @@ describe("evidence/signing with the real cosign and the local TLS registry", fun
     // Nothing to make: the key is never imported, no cosign runs at all.
     fs.rmSync(log);
     assert.deepEqual(
-      await signAndAttestImages([{ imageRef: imageA, requests: [] }], {
-        ...signOpts,
-        cosign: wrapper,
-      }),
-      [[]],
+      await withSigningSession({ ...signOpts, cosign: wrapper }, (sign) =>
+        sign({ imageRef: imageA, requests: [] }),
+      ),
+      [],
     );
     assert.equal(fs.existsSync(log), false, "cosign ran although nothing was to be signed");
   });
