@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Go tools the local stack needs from the Go module proxy, pinned in scripts/versions.env:
 # the Pulumi CLI and its Node.js language host, the docker-build provider (installed as a Pulumi
-# plugin), buildkitd + buildctl, buildx (as a docker CLI plugin), crane and cosign.
+# plugin), buildkitd + buildctl, buildx (as a docker CLI plugin), crane, cosign and the registry.
 #
 # Each binary is cached under $IF_CACHE/go-tools/<tool>-<version>-<wrapper hash>/ and linked into
 # $IF_BIN, so a fresh clone on the same machine reuses it and a second run is a no-op in seconds.
@@ -9,7 +9,7 @@
 # `go install pkg@version` refuses; they are built from the wrapper modules under tools/.
 #
 # Usage: scripts/install-go-tools.sh [tool...]   (default: all; tools: pulumi language-nodejs
-#        docker-build buildkit buildx crane cosign)
+#        docker-build buildkit buildx crane cosign registry)
 #
 # No `tls` resource plugin: key-mode signing keys would come from @pulumi/tls, but the module proxy
 # refuses github.com/pulumi/pulumi-tls/provider/v5 at every version (403 "This module version is not
@@ -164,6 +164,16 @@ build_cosign() {
     "github.com/sigstore/cosign/v3/cmd/cosign@$COSIGN_VERSION"
 }
 
+# --- registry ---------------------------------------------------------------------------------
+# The local registry (scripts/registry.sh). Installed as distribution-registry: `registry` alone is
+# too generic a name for a directory on PATH.
+build_registry() {
+  GOBIN="$OUT" go install -trimpath \
+    -ldflags "-s -w -X github.com/distribution/distribution/v3/version.version=$DISTRIBUTION_VERSION" \
+    "github.com/distribution/distribution/v3/cmd/registry@$DISTRIBUTION_VERSION"
+  mv "$OUT/registry" "$OUT/distribution-registry"
+}
+
 want() { # tool selected on the command line (or no selection = all)
   (( ${#SELECTED[@]} == 0 )) && return 0
   local t; for t in "${SELECTED[@]}"; do [[ "$t" == "$1" ]] && return 0; done
@@ -195,4 +205,7 @@ if want crane; then
 fi
 if want cosign; then
   build_tool "cosign-$COSIGN_VERSION" cosign cosign -- build_cosign
+fi
+if want registry; then
+  build_tool "registry-$DISTRIBUTION_VERSION" registry distribution-registry -- build_registry
 fi

@@ -78,6 +78,13 @@ stop_pidfile() {
   fi
   rm -f "$file"
 }
+# stop_pidfile for the two registry scripts. A registry started before DISTRIBUTION_VERSION was pinned
+# runs Debian's docker-registry; it is stopped too, so an upgraded machine restarts onto the pin
+# instead of finding its port taken. Usage: stop_registry_pidfile PIDFILE LABEL
+stop_registry_pidfile() {
+  if pidfile_pid "$1" docker-registry >/dev/null; then stop_pidfile "$1" docker-registry "$2"; fi
+  stop_pidfile "$1" distribution-registry "$2"
+}
 # Waits up to TENTHS tenths of a second for a process to exit. Usage: pid_gone PID TENTHS
 pid_gone() {
   for _ in $(seq 1 "$2"); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done

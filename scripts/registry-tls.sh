@@ -42,7 +42,7 @@ code() { # HTTP status of GET /v2/ over TLS with the local CA; extra curl args (
 }
 authed_code() { printf 'user = "factory:%s"\n' "$(cat "$PLAIN/password")" | code --config -; }
 tls_up() { [[ -f "$DIR/ca.pem" && -f "$PLAIN/password" ]] && [[ "$(authed_code)" == 200 ]]; }
-stop_tls() { stop_pidfile "$PIDFILE" docker-registry "registry-tls:"; }
+stop_tls() { stop_registry_pidfile "$PIDFILE" "registry-tls:"; }
 
 # The CA comes from lib.sh's loopback_ca (pathlen:0, names limited to 127.0.0.1 and localhost); a CA
 # of an older profile is replaced there, and the server certificate below then no longer verifies, so
@@ -73,12 +73,13 @@ case "${1:-up}" in
   *) die "registry-tls.sh: unknown command '$1' (expected up, certs, status, stop or env)" ;;
 esac
 
-command -v docker-registry >/dev/null || die "registry-tls.sh: docker-registry missing: run scripts/install-apt.sh first"
+command -v distribution-registry >/dev/null || die "registry-tls.sh: distribution-registry missing: run scripts/install-go-tools.sh registry first"
 [[ -s "$PLAIN/htpasswd" && -s "$PLAIN/password" ]] || die "registry-tls.sh: $PLAIN/htpasswd missing: run scripts/registry.sh first"
 make_certs
 
 cat >"$CONFIG.new" <<YAML
-# Written by scripts/registry-tls.sh: the storage and users of scripts/registry.sh, served over TLS.
+# Written by scripts/registry-tls.sh: the storage and users of scripts/registry.sh, served over TLS by
+# distribution $DISTRIBUTION_VERSION (a new pin restarts the registry).
 version: 0.1
 log:
   level: warn
@@ -109,8 +110,8 @@ if tls_up; then
   log "registry-tls: already serving on https://$ADDR"
 else
   [[ "$(code)" == 000 ]] || { stop_tls; [[ "$(code)" == 000 ]] || die "registry-tls.sh: something else answers on $ADDR; stop it first"; }
-  REGISTRY_HTTP_SECRET="$(openssl rand -hex 16)" \
-    supervise_start registry "https://$ADDR" "$PIDFILE" "$DIR/registry.log" tls_up 10 -- docker-registry serve "$CONFIG"
+  REGISTRY_HTTP_SECRET="$(openssl rand -hex 16)" OTEL_TRACES_EXPORTER=none \
+    supervise_start registry "https://$ADDR" "$PIDFILE" "$DIR/registry.log" tls_up 10 -- distribution-registry serve "$CONFIG"
   [[ "$(code)" == 401 ]] || die "registry-tls.sh: https://$ADDR answers without credentials; auth is not active"
   log "registry-tls: serving https://$ADDR (same storage and users as http://$PLAIN_ADDR)"
 fi

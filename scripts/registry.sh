@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs a local distribution registry (Debian docker-registry 2.8) on 127.0.0.1:5000 with htpasswd
+# Runs a local distribution registry (distribution-registry, DISTRIBUTION_VERSION in scripts/versions.env)
+# on 127.0.0.1:5000 with htpasswd
 # (bcrypt) auth for user `factory`, and logs the Debian docker client in to it. The password is
 # generated once and kept in $IF_CACHE/registry/password (mode 600); nothing secret is printed.
 # Storage: $IF_CACHE/registry/data, deletes enabled. Idempotent: on a ready machine it returns in
@@ -33,7 +34,7 @@ http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 3 "$@" "http://$
 # `curl --config -` keeps the password off the command line (ps shows arguments).
 authed_code() { printf 'user = "%s:%s"\n' "$USER_NAME" "$(cat "$PASSWORD_FILE")" | http_code --config -; }
 registry_up() { [[ -f "$PASSWORD_FILE" ]] && [[ "$(authed_code)" == 200 ]]; }
-stop_registry() { stop_pidfile "$PIDFILE" docker-registry "registry:"; }
+stop_registry() { stop_registry_pidfile "$PIDFILE" "registry:"; }
 
 case "${1:-up}" in
   status) registry_up; exit ;;
@@ -42,7 +43,7 @@ case "${1:-up}" in
   *) die "registry.sh: unknown command '$1' (expected up, status or stop)" ;;
 esac
 
-command -v docker-registry >/dev/null || die "registry.sh: docker-registry missing: run scripts/install-apt.sh first"
+command -v distribution-registry >/dev/null || die "registry.sh: distribution-registry missing: run scripts/install-go-tools.sh registry first"
 command -v htpasswd >/dev/null || die "registry.sh: htpasswd missing (apache2-utils): run scripts/install-apt.sh first"
 
 if [[ ! -s "$PASSWORD_FILE" ]]; then
@@ -64,6 +65,7 @@ if [[ ! -s "$HTPASSWD" ]] || ! grep -q "^$USER_NAME:\\\$2y\\\$$BCRYPT_COST\\\$" 
 fi
 
 cat >"$CONFIG.new" <<YAML
+# Written by scripts/registry.sh for distribution $DISTRIBUTION_VERSION (a new pin restarts the registry).
 version: 0.1
 log:
   level: warn
@@ -92,9 +94,10 @@ if registry_up; then
 else
   code="$(http_code)"
   [[ "$code" == 000 ]] || die "registry.sh: something else answers on $ADDR (HTTP $code without credentials); stop it first"
-  # The http secret signs upload state; it only has to be stable for one process lifetime.
-  REGISTRY_HTTP_SECRET="$(openssl rand -hex 16)" \
-    supervise_start registry "$ADDR" "$PIDFILE" "$DIR/registry.log" registry_up 10 -- docker-registry serve "$CONFIG"
+  # The http secret signs upload state; it only has to be stable for one process lifetime. No trace
+  # export: distribution v3 otherwise posts OpenTelemetry spans to localhost:4318 every second.
+  REGISTRY_HTTP_SECRET="$(openssl rand -hex 16)" OTEL_TRACES_EXPORTER=none \
+    supervise_start registry "$ADDR" "$PIDFILE" "$DIR/registry.log" registry_up 10 -- distribution-registry serve "$CONFIG"
   [[ "$(http_code)" == 401 ]] || die "registry.sh: registry on $ADDR answers without credentials; auth is not active"
   log "registry: serving on $ADDR (htpasswd auth, user '$USER_NAME', data in $DIR/data)"
 fi

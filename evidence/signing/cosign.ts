@@ -10,7 +10,7 @@
 //   random per-run COSIGN_PASSWORD, and the directory is removed in `finally`;
 // - registry credentials go to a 0600 config.json in the same directory (DOCKER_CONFIG).
 //
-// Storage (cosign v3 defaults, checked against distribution 2.8): signatures and attestations are
+// Storage (cosign v3 defaults, checked against distribution v3.1): signatures and attestations are
 // Sigstore bundles pushed as OCI 1.1 referrer manifests (artifactType
 // application/vnd.dev.sigstore.bundle.v0.3+json, subject = the image). A registry without the
 // referrers API gets the OCI fallback tag `<repo>:sha256-<hex>` (an index listing them); no legacy

@@ -121,7 +121,7 @@ export function foreignOf(
       c === "" ||
       mine(pid) ||
       !FOREIGN.test(c) ||
-      /buildkitd|dockerd|containerd|docker-registry/.test(c)
+      /buildkitd|dockerd|containerd|distribution-registry/.test(c)
     )
       continue;
     out.push(

@@ -67,6 +67,14 @@ const TOOL_FOLDERS: Array<{
       "Go module proxy (plain `go install`; signs and attests the images, [docs/signing.md](docs/signing.md))",
   },
   {
+    tool: "registry",
+    dir: "go-tools",
+    prefix: "registry-",
+    pin: "DISTRIBUTION_VERSION",
+    source:
+      "Go module proxy (distribution's own; Debian's 2.8 tore link files under concurrent pushes)",
+  },
+  {
     tool: "offline Trivy DB",
     dir: "go-tools",
     prefix: "trivy-db-",
@@ -117,7 +125,7 @@ const UNRECORDED: Array<{
     note: "33 s (first bootstrap; scripts/install-actionlint.sh records no build-seconds)",
   },
   {
-    tool: "Docker engine, QEMU, registry, cloud-init, shellcheck",
+    tool: "Docker engine, QEMU, cloud-init, shellcheck",
     version: "Debian bookworm pins",
     source: "apt",
     note: "28 s (first bootstrap; not recorded per run)",

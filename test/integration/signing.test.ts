@@ -159,7 +159,7 @@ describe("evidence/signing with the real cosign and the local TLS registry", fun
       /^127\.0\.0\.1:5443\/image-factory\/signing-it@sha256:[0-9a-f]{64}$/,
     );
 
-    // distribution 2.8 has no referrers API: the OCI fallback tag lists the bundle, no `.sig` tag.
+    // distribution v3.1 has no referrers API: the OCI fallback tag lists the bundle, no `.sig` tag.
     const index = craneJson<{
       mediaType: string;
       manifests: Array<{ digest: string; artifactType: string }>;

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { REPO_ROOT, run, tail } from "../e2e/lib/exec";
+import { REPO_ROOT, run, tail, versionsEnv } from "../e2e/lib/exec";
 import { cacheDir } from "../e2e/lib/registry";
 
 const IF_CACHE = cacheDir();
@@ -16,14 +16,6 @@ const TRIVY = path.join(IF_CACHE, "bin", "trivy");
 const CA_BUNDLE = path.join(IF_CACHE, "registry-tls", "ca-bundle.pem");
 const PASSWORD_FILE = path.join(IF_CACHE, "registry", "password");
 const TRIVY_VERSION = "0.74.0";
-
-/** A KEY=value from scripts/versions.env (the single place the DB reference is written). */
-function versionsEnv(key: string): string {
-  const text = fs.readFileSync(path.join(REPO_ROOT, "scripts", "versions.env"), "utf8");
-  const m = new RegExp(`^${key}=(.+)$`, "m").exec(text);
-  if (!m) throw new Error(`${key} is not set in scripts/versions.env`);
-  return m[1].trim();
-}
 
 /** A folder laid out like an image's app: node_modules/<name>/package.json for each package. */
 function installedPackages(packages: Record<string, string>): string {

@@ -1,6 +1,7 @@
 // Running real commands for end-to-end tests and benchmarks: output captured, time measured, and
 // failures turned into errors that name the command and quote the end of its output.
 import { execTool, lastLines } from "../../../evidence/exec";
+import * as fs from "fs";
 import * as path from "path";
 
 export interface RunOptions {
@@ -33,6 +34,14 @@ export class CommandError extends Error {
 
 /** The repository root (test/e2e/lib is three levels below it). */
 export const REPO_ROOT = path.resolve(__dirname, "..", "..", "..");
+
+/** A KEY=value from scripts/versions.env, the one place every tool version is pinned. */
+export function versionsEnv(key: string): string {
+  const text = fs.readFileSync(path.join(REPO_ROOT, "scripts", "versions.env"), "utf8");
+  const m = new RegExp(`^${key}=(.+)$`, "m").exec(text);
+  if (!m) throw new Error(`${key} is not set in scripts/versions.env`);
+  return m[1].trim();
+}
 
 /** A name part unique to this test run (time and process), so that runs never share a repository
  *  or a stack. */

@@ -1,6 +1,7 @@
 // A small client for the Docker Registry HTTP API v2 with basic auth, as served by the local
 // distribution registry (scripts/registry.sh): tags, manifests, config blobs, manifest lists.
 // Used by end-to-end tests to check what a push really left in the registry.
+import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -145,12 +146,16 @@ export class RegistryClient {
     headers: Record<string, string> = {},
     body?: string,
   ): Promise<Response> {
-    const basic = Buffer.from(`${this.auth.username}:${this.auth.password}`).toString("base64");
     return fetch(`http://${this.host}/v2/${urlPath}`, {
       method,
-      headers: { Authorization: `Basic ${basic}`, ...headers },
+      headers: { ...this.authorization(), ...headers },
       body,
     });
+  }
+
+  private authorization(): Record<string, string> {
+    const basic = Buffer.from(`${this.auth.username}:${this.auth.password}`).toString("base64");
+    return { Authorization: `Basic ${basic}` };
   }
 
   private async fail(res: Response, what: string): Promise<never> {
@@ -250,6 +255,41 @@ export class RegistryClient {
   async imageConfig(repository: string, reference: string): Promise<ImageConfig> {
     const m = await this.imageManifest(repository, reference);
     return this.blobJson<ImageConfig>(repository, m.body.config.digest);
+  }
+
+  /** Uploads a blob in one request (POST, then PUT with the digest); resolves to its digest. */
+  async pushBlob(repository: string, content: string): Promise<string> {
+    const digest = `sha256:${crypto.createHash("sha256").update(content).digest("hex")}`;
+    const start = await this.request("POST", `${repository}/blobs/uploads/`);
+    if (start.status !== 202) await this.fail(start, `POST ${repository}/blobs/uploads/`);
+    const location = new URL(start.headers.get("location") ?? "", `http://${this.host}`);
+    if (location.host !== this.host)
+      throw new Error(`registry ${this.host}: upload location ${location.href} is elsewhere`);
+    location.searchParams.set("digest", digest);
+    const res = await fetch(location, {
+      method: "PUT",
+      headers: { ...this.authorization(), "Content-Type": "application/octet-stream" },
+      body: content,
+    });
+    if (res.status !== 201) await this.fail(res, `PUT blob ${repository}@${digest}`);
+    return digest;
+  }
+
+  /** Pushes a manifest under a tag or digest; resolves to the digest the registry answers. */
+  async putManifest(
+    repository: string,
+    reference: string,
+    mediaType: string,
+    body: string,
+  ): Promise<string> {
+    const res = await this.request(
+      "PUT",
+      `${repository}/manifests/${reference}`,
+      { "Content-Type": mediaType },
+      body,
+    );
+    if (res.status !== 201) await this.fail(res, `PUT ${repository}:${reference}`);
+    return res.headers.get("docker-content-digest") ?? "";
   }
 
   /** Deletes a manifest by digest (the registry runs with delete enabled). */
