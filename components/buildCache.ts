@@ -117,7 +117,7 @@ export function validateCache(value: unknown, imageName: string, problems: strin
     region,
     expireDays,
     dir,
-    ociMediaTypes: (o.ociMediaTypes as boolean | undefined) ?? false,
+    ociMediaTypes: (o.ociMediaTypes as boolean | undefined) ?? true,
     ignoreError: (o.ignoreError as boolean | undefined) ?? true,
   };
 }
@@ -140,6 +140,7 @@ export function cacheSettings(
     );
   const slug = platformSlug(platform);
   const ignoreError = cache.ignoreError ?? true;
+  const ociCache = cache.ociMediaTypes ?? true;
   switch (cache.type) {
     case "registry": {
       const ref = `${cache.ref}:${slug}`;
@@ -151,9 +152,11 @@ export function cacheSettings(
               ref,
               mode: cache.mode,
               ignoreError,
-              // ECR and other strict registries need an OCI image manifest for the cache.
-              ociMediaTypes: cache.ociMediaTypes ? true : undefined,
-              imageManifest: cache.ociMediaTypes ? true : undefined,
+              // The cache as an OCI image manifest. BuildKit's older form, an index whose entries
+              // are layers and the cache config, not manifests, is refused by ECR and by
+              // distribution v3 ("manifest blob unknown"), and a refused export is only a warning.
+              ociMediaTypes: ociCache ? true : undefined,
+              imageManifest: ociCache ? true : undefined,
             },
           },
         ],

@@ -38,7 +38,9 @@ export interface CacheConfig {
   expireDays?: number;
   /** local: directory on the builder. @default `.local/cache` */
   dir?: string;
-  /** Registries such as ECR need OCI media types and image-manifest cache. @default false */
+  /** registry: the cache as an OCI image manifest with OCI media types (GHCR, ECR and distribution
+   *  v3 take it); false writes BuildKit's older index form, which ECR and distribution v3 refuse.
+   *  @default true */
   ociMediaTypes?: boolean;
   /** Keep building when a cache export fails (a cold cache must not fail a release). @default true */
   ignoreError?: boolean;

@@ -116,7 +116,8 @@ export class PeerPath {
         "--cache-from",
         `type=registry,ref=${this.cacheRef}`,
         "--cache-to",
-        `type=registry,ref=${this.cacheRef},mode=max`,
+        // The factory's registry cache form (components/buildCache.ts): an OCI image manifest.
+        `type=registry,ref=${this.cacheRef},mode=max,oci-mediatypes=true,image-manifest=true`,
         "--secret",
         `id=npm_ca,src=${CA_BUNDLE}`,
         ...Object.entries(buildArgs).flatMap(([k, v]) => ["--build-arg", `${k}=${v}`]),

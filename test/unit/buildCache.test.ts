@@ -17,8 +17,8 @@ describe("buildCache: pull-request scope", () => {
       ref,
       mode: "max",
       ignoreError: true,
-      ociMediaTypes: undefined,
-      imageManifest: undefined,
+      ociMediaTypes: true,
+      imageManifest: true,
     },
   });
 

@@ -143,7 +143,7 @@ describe("validateConfig refuses bad input, naming key and value", () => {
       region: undefined,
       expireDays: 14,
       dir: ".local/cache",
-      ociMediaTypes: false,
+      ociMediaTypes: true,
       ignoreError: true,
     });
     assert.equal(cfg.buildHosts.enabled, true, "dev enables build hosts by default");
