@@ -53,6 +53,10 @@ export function s3BucketProblem(name: string): string | undefined {
   return undefined;
 }
 
+/** The switches a cache config may leave out, defaulted here for both validateCache and
+ *  cacheSettings (which also takes unvalidated configs). */
+const CACHE_DEFAULTS = { ociMediaTypes: true, ignoreError: true } as const;
+
 // The sub-keys `image-factory:cache` accepts, and their types.
 const CACHE_SHAPE: Shape = {
   type: "string",
@@ -117,8 +121,8 @@ export function validateCache(value: unknown, imageName: string, problems: strin
     region,
     expireDays,
     dir,
-    ociMediaTypes: (o.ociMediaTypes as boolean | undefined) ?? true,
-    ignoreError: (o.ignoreError as boolean | undefined) ?? true,
+    ociMediaTypes: (o.ociMediaTypes as boolean | undefined) ?? CACHE_DEFAULTS.ociMediaTypes,
+    ignoreError: (o.ignoreError as boolean | undefined) ?? CACHE_DEFAULTS.ignoreError,
   };
 }
 
@@ -139,8 +143,8 @@ export function cacheSettings(
       scope,
     );
   const slug = platformSlug(platform);
-  const ignoreError = cache.ignoreError ?? true;
-  const ociCache = cache.ociMediaTypes ?? true;
+  const ignoreError = cache.ignoreError ?? CACHE_DEFAULTS.ignoreError;
+  const ociCache = cache.ociMediaTypes ?? CACHE_DEFAULTS.ociMediaTypes;
   switch (cache.type) {
     case "registry": {
       const ref = `${cache.ref}:${slug}`;

@@ -85,6 +85,14 @@ stop_registry_pidfile() {
   if pidfile_pid "$1" docker-registry >/dev/null; then stop_pidfile "$1" docker-registry "$2"; fi
   stop_pidfile "$1" distribution-registry "$2"
 }
+# Starts distribution-registry on CONFIG for the two registry scripts (supervise_start, 10 s). The
+# http secret signs upload state; it only has to be stable for one process lifetime. No trace
+# export: distribution v3 otherwise posts OpenTelemetry spans to localhost:4318 every second.
+# Usage: start_registry ADDRESS PIDFILE LOG PROBE CONFIG
+start_registry() {
+  REGISTRY_HTTP_SECRET="$(openssl rand -hex 16)" OTEL_TRACES_EXPORTER=none \
+    supervise_start registry "$1" "$2" "$3" "$4" 10 -- distribution-registry serve "$5"
+}
 # Waits up to TENTHS tenths of a second for a process to exit. Usage: pid_gone PID TENTHS
 pid_gone() {
   for _ in $(seq 1 "$2"); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done

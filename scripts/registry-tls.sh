@@ -110,8 +110,7 @@ if tls_up; then
   log "registry-tls: already serving on https://$ADDR"
 else
   [[ "$(code)" == 000 ]] || { stop_tls; [[ "$(code)" == 000 ]] || die "registry-tls.sh: something else answers on $ADDR; stop it first"; }
-  REGISTRY_HTTP_SECRET="$(openssl rand -hex 16)" OTEL_TRACES_EXPORTER=none \
-    supervise_start registry "https://$ADDR" "$PIDFILE" "$DIR/registry.log" tls_up 10 -- distribution-registry serve "$CONFIG"
+  start_registry "https://$ADDR" "$PIDFILE" "$DIR/registry.log" tls_up "$CONFIG"
   [[ "$(code)" == 401 ]] || die "registry-tls.sh: https://$ADDR answers without credentials; auth is not active"
   log "registry-tls: serving https://$ADDR (same storage and users as http://$PLAIN_ADDR)"
 fi

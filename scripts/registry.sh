@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Runs a local distribution registry (distribution-registry, DISTRIBUTION_VERSION in scripts/versions.env)
-# on 127.0.0.1:5000 with htpasswd
-# (bcrypt) auth for user `factory`, and logs the Debian docker client in to it. The password is
-# generated once and kept in $IF_CACHE/registry/password (mode 600); nothing secret is printed.
+# Runs a local distribution registry (distribution-registry, DISTRIBUTION_VERSION in
+# scripts/versions.env) on 127.0.0.1:5000 with htpasswd (bcrypt) auth for user `factory`, and logs
+# the Debian docker client in to it. The password is generated once and kept in
+# $IF_CACHE/registry/password (mode 600); nothing secret is printed.
 # Storage: $IF_CACHE/registry/data, deletes enabled. Idempotent: on a ready machine it returns in
 # well under a second.
 # Usage: scripts/registry.sh          bring up (default)
@@ -94,10 +94,7 @@ if registry_up; then
 else
   code="$(http_code)"
   [[ "$code" == 000 ]] || die "registry.sh: something else answers on $ADDR (HTTP $code without credentials); stop it first"
-  # The http secret signs upload state; it only has to be stable for one process lifetime. No trace
-  # export: distribution v3 otherwise posts OpenTelemetry spans to localhost:4318 every second.
-  REGISTRY_HTTP_SECRET="$(openssl rand -hex 16)" OTEL_TRACES_EXPORTER=none \
-    supervise_start registry "$ADDR" "$PIDFILE" "$DIR/registry.log" registry_up 10 -- distribution-registry serve "$CONFIG"
+  start_registry "$ADDR" "$PIDFILE" "$DIR/registry.log" registry_up "$CONFIG"
   [[ "$(http_code)" == 401 ]] || die "registry.sh: registry on $ADDR answers without credentials; auth is not active"
   log "registry: serving on $ADDR (htpasswd auth, user '$USER_NAME', data in $DIR/data)"
 fi

@@ -1,9 +1,8 @@
 // Each pinned tool's cold bootstrap on this machine: the build-seconds file its install script
 // wrote beside the pinned version's build, or the figure first measured where no script records one.
-import * as dotenv from "dotenv";
 import * as fs from "fs";
 import * as path from "path";
-import { REPO_ROOT, cacheDir } from "../../test/e2e/lib";
+import { cacheDir, pinnedVersions } from "../../test/e2e/lib";
 import type { ToolBuild } from "./tables";
 
 /** The tools whose install scripts record a build-seconds file, in the README's order: where the
@@ -141,7 +140,7 @@ const UNRECORDED: Array<{
 /** The cold bootstrap of each pinned tool, from the build-seconds file its install script wrote
  *  beside it (the newest build of the pinned version). */
 export function toolBuilds(cache = cacheDir()): ToolBuild[] {
-  const v = dotenv.parse(fs.readFileSync(path.join(REPO_ROOT, "scripts", "versions.env")));
+  const v = pinnedVersions();
   const pinned = (pin?: string): string => (pin !== undefined ? (v[pin] ?? "") : "");
   const recorded = TOOL_FOLDERS.map((t): ToolBuild => {
     const version = pinned(t.pin);

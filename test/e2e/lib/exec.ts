@@ -1,6 +1,7 @@
 // Running real commands for end-to-end tests and benchmarks: output captured, time measured, and
 // failures turned into errors that name the command and quote the end of its output.
 import { execTool, lastLines } from "../../../evidence/exec";
+import * as dotenv from "dotenv";
 import * as fs from "fs";
 import * as path from "path";
 
@@ -35,12 +36,17 @@ export class CommandError extends Error {
 /** The repository root (test/e2e/lib is three levels below it). */
 export const REPO_ROOT = path.resolve(__dirname, "..", "..", "..");
 
-/** A KEY=value from scripts/versions.env, the one place every tool version is pinned. */
+/** scripts/versions.env, the one place every tool version is pinned, as dotenv reads it (the
+ *  components read it the same way). */
+export function pinnedVersions(): Record<string, string> {
+  return dotenv.parse(fs.readFileSync(path.join(REPO_ROOT, "scripts", "versions.env")));
+}
+
+/** One pin of scripts/versions.env; a missing one is an error naming it. */
 export function versionsEnv(key: string): string {
-  const text = fs.readFileSync(path.join(REPO_ROOT, "scripts", "versions.env"), "utf8");
-  const m = new RegExp(`^${key}=(.+)$`, "m").exec(text);
-  if (!m) throw new Error(`${key} is not set in scripts/versions.env`);
-  return m[1].trim();
+  const v = pinnedVersions()[key];
+  if (v === undefined) throw new Error(`${key} is not set in scripts/versions.env`);
+  return v;
 }
 
 /** A name part unique to this test run (time and process), so that runs never share a repository
