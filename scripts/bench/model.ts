@@ -42,6 +42,11 @@ export interface RunRecord {
   path: PathName;
   startedAt: string;
   wallSeconds: number;
+  /** CPU seconds the whole machine was busy during the run (monitor.cpuBusySeconds): with
+   *  `nproc` cores, no schedule of the same work can take less wall time than this ÷ nproc. */
+  cpuSeconds?: number;
+  /** The same CPU by component, as sampled (cpuProfile.ts: approximate, a breakdown of the above). */
+  cpuBy?: Timings;
   /** Sequential segments adding up to the wall time (FACTORY_SEGMENTS or PEER_SEGMENTS). */
   segments: Timings;
   /** Concurrent or finer figures: each platform's build, each tool per platform, … */

@@ -20,6 +20,25 @@ export function machine(): Machine {
   };
 }
 
+/** CPU time the whole machine spent busy (user, nice, system, irq, softirq; not idle, iowait or
+ *  steal) since boot, in seconds, from /proc/stat's first line. Machine-wide on purpose: the
+ *  factory's work runs in buildkitd, the registry and the engine's plugins, not only in the bench's
+ *  children. `clockTicks`: the kernel's USER_HZ (100 on Linux, whatever the kernel's own HZ). */
+export function cpuBusySeconds(procStat: string, clockTicks = 100): number {
+  const line = procStat.split("\n").find((l) => /^cpu\s/.test(l));
+  if (line === undefined) throw new Error("/proc/stat: no aggregate 'cpu' line");
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  if (f.length < 7 || f.some((n) => !Number.isFinite(n)))
+    throw new Error(`/proc/stat: unreadable 'cpu' line: ${line}`);
+  const [user, nice, system, , , irq, softirq] = f;
+  return (user + nice + system + irq + softirq) / clockTicks;
+}
+
+/** The machine's busy CPU seconds so far (cpuBusySeconds of this machine's /proc/stat). */
+export function machineCpuSeconds(): number {
+  return cpuBusySeconds(fs.readFileSync("/proc/stat", "utf8"));
+}
+
 /** The load over a whole run and the foreign work seen (process name → samples it was in). */
 export interface LoadSummary {
   loadStart: number[];

@@ -13,6 +13,8 @@ import { benchSvg } from "./svg";
 import {
   type EmulationResult,
   type ToolBuild,
+  cpuByTable,
+  cpuTable,
   emulationTable,
   phasesTable,
   resultsTable,
@@ -113,6 +115,8 @@ function overlap({ load }: Summary): string {
  *  emulation table. */
 function benchBlock(s: Summary): string {
   const { id, date, load, options: o } = s;
+  const cpu = cpuTable(s.runs, s.results, s.machine.nproc);
+  const cpuBy = cpuByTable(s.runs, o.scenarios);
   return [
     `\`npm run bench\` run ${id} on ${date.slice(0, 16).replace("T", " ")} UTC: ${machineLine(s)}. ${o.repeat} round(s) per path and scenario, platforms ${o.platforms.join(", ")}; load (1-min) ${load.atStart[0].toFixed(2)} at the start, mean ${load.load1Mean.toFixed(2)}, max ${load.load1Max.toFixed(2)}; ${overlap(s)}. Raw figures: \`.local/bench/bench-${id}.json\`.`,
     "",
@@ -120,6 +124,22 @@ function benchBlock(s: Summary): string {
     "",
     resultsTable(s.results),
     "",
+    ...(cpu !== ""
+      ? [
+          `CPU: the machine's busy CPU seconds during each run (all processes: the engine, buildkitd's steps, the scanners, the registry), and the wall time no schedule of that work can beat on ${s.machine.nproc} cores:`,
+          "",
+          cpu,
+          "",
+        ]
+      : []),
+    ...(cpuBy !== ""
+      ? [
+          "Where that CPU went in each median round, by component (processes sampled ten times a second; a process's last tenth of a second before it exits is missed, hence the gap to the exact total):",
+          "",
+          cpuBy,
+          "",
+        ]
+      : []),
     "Phases of the median round (the factory's segments add up to its wall time; details overlap, since platforms build and scan concurrently):",
     "",
     phasesTable(s.runs, o.scenarios),

@@ -3,8 +3,10 @@
 import * as fs from "fs";
 import * as path from "path";
 import type { BenchDaemon } from "./daemon";
+import { CpuSampler } from "./cpuProfile";
 import { FactoryPath } from "./factory";
 import { say } from "./log";
+import { machineCpuSeconds } from "./monitor";
 import type { RunRecord } from "./model";
 import type { Options } from "./options";
 import { PeerPath } from "./peer";
@@ -57,10 +59,15 @@ export async function runRounds(
           `bench ${bench.id} round ${round} ${which}`,
         );
         say(`round ${round}/${opt.repeat}: ${which} ${scenario}`);
-        const rec = await runner.run(scenario);
+        const sampler = new CpuSampler();
+        sampler.start();
+        const cpu0 = machineCpuSeconds();
+        const rec = { ...(await runner.run(scenario)) };
+        rec.cpuSeconds = Math.round((machineCpuSeconds() - cpu0) * 100) / 100;
+        rec.cpuBy = sampler.stop();
         runs.push(rec);
         say(
-          `round ${round}/${opt.repeat}: ${which} ${scenario}: ${rec.wallSeconds.toFixed(1)} s (builds ${rec.builds}, scans ${rec.scans}, BuildKit records ${rec.buildkitRecords ?? "?"})`,
+          `round ${round}/${opt.repeat}: ${which} ${scenario}: ${rec.wallSeconds.toFixed(1)} s, CPU ${rec.cpuSeconds.toFixed(1)} s (builds ${rec.builds}, scans ${rec.scans}, BuildKit records ${rec.buildkitRecords ?? "?"})`,
         );
       }
     }

@@ -10,6 +10,7 @@ import {
   medianOf,
   stats,
 } from "./model";
+import { COMPONENTS } from "./cpuProfile";
 import type { ScenarioResult } from "./judge";
 
 const f1 = (n: number): string => (Number.isFinite(n) ? n.toFixed(1) : "–");
@@ -25,6 +26,56 @@ export function resultsTable(results: ScenarioResult[]): string {
     "| scenario | factory s (min / median / max) | peer s (min / median / max) | factory/peer | goal | |",
     "|---|---|---|---|---|---|",
     ...rows,
+  ].join("\n");
+}
+
+/** What each path's work costs in CPU, and the best ratio that work allows: with `nproc` cores a
+ *  run cannot take less wall time than its CPU seconds ÷ nproc, however well it is scheduled. A
+ *  floor above the goal means the goal needs less work, not better overlap. Empty for runs
+ *  recorded before the CPU was measured. */
+export function cpuTable(runs: RunRecord[], results: ScenarioResult[], nproc: number): string {
+  const cpu = (scenario: Scenario, p: "factory" | "peer"): Stats =>
+    stats(
+      runs
+        .filter((r) => r.scenario === scenario && r.path === p && r.cpuSeconds !== undefined)
+        .map((r) => r.cpuSeconds ?? NaN),
+    );
+  const rows = results.flatMap((r) => {
+    const f = cpu(r.scenario, "factory");
+    const p = cpu(r.scenario, "peer");
+    if (f.n === 0 && p.n === 0) return [];
+    const refWall = r.factory.median / r.ratio;
+    const floor = f.median / nproc;
+    return [
+      `| ${r.scenario} | ${f1(f.median)} | ${f1(p.median)} | ${f2(f.median / p.median)} | ${f1(floor)} | ${f2(floor / refWall)} | ≤ ${r.goal} |`,
+    ];
+  });
+  if (rows.length === 0) return "";
+  return [
+    `| scenario | factory CPU s (median) | peer CPU s (median) | CPU factory/peer | factory wall floor s (CPU ÷ ${nproc} cores) | best ratio that work allows | goal |`,
+    "|---|---|---|---|---|---|---|",
+    ...rows,
+  ].join("\n");
+}
+
+/** The CPU of each scenario's median round by component (cpuProfile.ts), both paths. Empty for
+ *  runs recorded before it was sampled. */
+export function cpuByTable(runs: RunRecord[], scenarios: readonly Scenario[]): string {
+  const cols = scenarios.flatMap((scenario) =>
+    (["factory", "peer"] as const).flatMap((p) => {
+      const r = medianOf(runs, scenario, p);
+      return r?.cpuBy !== undefined ? [{ title: `${scenario} ${p}`, r, by: r.cpuBy }] : [];
+    }),
+  );
+  if (cols.length === 0) return "";
+  const used = COMPONENTS.filter((c) => cols.some((col) => (col.by[c] ?? 0) >= 0.05));
+  const sum = (by: Record<string, number>): number => Object.values(by).reduce((a, b) => a + b, 0);
+  return [
+    `| CPU s | ${cols.map((c) => c.title).join(" | ")} |`,
+    `|---|${cols.map(() => "---|").join("")}`,
+    ...used.map((c) => `| ${c} | ${cols.map((col) => f1(col.by[c] ?? 0)).join(" | ")} |`),
+    `| sampled total | ${cols.map((col) => f1(sum(col.by))).join(" | ")} |`,
+    `| machine total (exact) | ${cols.map((col) => f1(col.r.cpuSeconds ?? NaN)).join(" | ")} |`,
   ].join("\n");
 }
 

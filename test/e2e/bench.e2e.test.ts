@@ -78,6 +78,18 @@ describe("npm run bench -- --dry", function () {
           Object.keys(cold.detail).some((k) => k.startsWith("evidence syft linux/amd64")),
         "the evidence tools' own timings are read",
       );
+      // The CPU each run cost the machine, and where it went: the factory's cold run works in the
+      // engine, BuildKit's containers and the scanners; the peer's in Syft too.
+      for (const rec of json.runs)
+        assert.ok((rec.cpuSeconds ?? 0) > 0, `${rec.path} ${rec.scenario}: no CPU measured`);
+      for (const c of ["Pulumi CLI (engine)", "build steps (in BuildKit's containers)", "syft"])
+        assert.ok(
+          (cold?.cpuBy?.[c] ?? 0) > 0,
+          `factory cold: no CPU for ${c}: ${JSON.stringify(cold?.cpuBy)}`,
+        );
+      const peerColdCpu = json.runs.find((x) => x.scenario === "cold" && x.path === "peer")?.cpuBy;
+      assert.ok((peerColdCpu?.syft ?? 0) > 0, `peer cold: ${JSON.stringify(peerColdCpu)}`);
+      assert.match(r.stdout, /\| scenario \| factory CPU s \(median\) \| peer CPU s/);
       const noop = json.runs.find((x) => x.scenario === "noop" && x.path === "factory");
       assert.deepEqual(
         { builds: noop?.builds, scans: noop?.scans, buildkitRecords: noop?.buildkitRecords },
