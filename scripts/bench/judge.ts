@@ -59,3 +59,34 @@ function noopWork(runs: RunRecord[]): string[] {
 export function verdicts(results: ScenarioResult[]): GoalVerdict[] {
   return results.map((r) => Object.fromEntries(VERDICT.map((k) => [k, r[k]])) as GoalVerdict);
 }
+
+/** What a scenario's work costs in CPU and the best ratio it allows: on `nproc` cores no schedule
+ *  of the factory's median CPU seconds takes less wall time than them ÷ nproc. A floor above the
+ *  goal means the goal needs less work, not better overlap. Undefined for runs recorded before the
+ *  CPU was measured. */
+export interface CpuFloor {
+  factoryCpu: Stats;
+  peerCpu: Stats;
+  /** Seconds: the factory's median CPU ÷ nproc. */
+  floor: number;
+  /** The floor over the scenario's reference median (the ratio's denominator). */
+  floorRatio: number;
+}
+
+export function cpuFloor(
+  runs: RunRecord[],
+  result: ScenarioResult,
+  nproc: number,
+): CpuFloor | undefined {
+  const cpu = (p: PathName): Stats =>
+    stats(
+      runs
+        .filter((r) => r.scenario === result.scenario && r.path === p)
+        .flatMap((r) => (r.cpuSeconds !== undefined ? [r.cpuSeconds] : [])),
+    );
+  const factoryCpu = cpu("factory");
+  if (factoryCpu.n === 0) return undefined;
+  const floor = factoryCpu.median / nproc;
+  const reference = result.factory.median / result.ratio;
+  return { factoryCpu, peerCpu: cpu("peer"), floor, floorRatio: floor / reference };
+}

@@ -3,7 +3,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { REPO_ROOT } from "../../test/e2e/lib";
-import type { GoalVerdict, ScenarioResult } from "./judge";
+import { type GoalVerdict, type ScenarioResult, cpuFloor } from "./judge";
 import { say } from "./log";
 import type { RunRecord } from "./model";
 import type { LoadSummary, Machine } from "./monitor";
@@ -83,11 +83,23 @@ export function render(summary: Summary, opt: RenderOptions): number {
   say(`raw figures: ${jsonFile}`);
   if (opt.dry) return 0;
   const failed = summary.results.filter((r) => !r.met);
-  for (const f of failed)
-    say(
-      `goal not met: ${f.scenario}: ratio ${f.ratio.toFixed(2)} > ${f.goal}${f.problems.length > 0 ? ` (${f.problems.join("; ")})` : ""}`,
-    );
+  for (const f of failed) say(`goal not met: ${notMet(f, summary)}`);
   return failed.length > 0 ? 1 : 0;
+}
+
+/** Why a goal is not met, and whether this run's work could meet it on this machine at all. */
+export function notMet(
+  f: ScenarioResult,
+  { runs, machine: m }: Pick<Summary, "runs" | "machine">,
+): string {
+  const c = cpuFloor(runs, f, m.nproc);
+  const floor =
+    c === undefined
+      ? ""
+      : c.floorRatio > f.goal
+        ? `; its work cannot go below ${c.floorRatio.toFixed(2)} on ${m.nproc} cores (${c.factoryCpu.median.toFixed(1)} CPU s): the goal needs less work, not more overlap`
+        : `; its work allows ${c.floorRatio.toFixed(2)} on ${m.nproc} cores: the goal needs more overlap`;
+  return `${f.scenario}: ratio ${f.ratio.toFixed(2)} > ${f.goal}${f.problems.length > 0 ? ` (${f.problems.join("; ")})` : ""}${floor}`;
 }
 
 function machineLine({ machine: m }: Summary): string {

@@ -11,7 +11,7 @@ import {
   stats,
 } from "./model";
 import { COMPONENTS } from "./cpuProfile";
-import type { ScenarioResult } from "./judge";
+import { type ScenarioResult, cpuFloor } from "./judge";
 
 const f1 = (n: number): string => (Number.isFinite(n) ? n.toFixed(1) : "–");
 const f2 = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : "–");
@@ -29,25 +29,14 @@ export function resultsTable(results: ScenarioResult[]): string {
   ].join("\n");
 }
 
-/** What each path's work costs in CPU, and the best ratio that work allows: with `nproc` cores a
- *  run cannot take less wall time than its CPU seconds ÷ nproc, however well it is scheduled. A
- *  floor above the goal means the goal needs less work, not better overlap. Empty for runs
- *  recorded before the CPU was measured. */
+/** Each scenario's CPU and the floor it sets (judge.cpuFloor); empty for runs recorded before the
+ *  CPU was measured. */
 export function cpuTable(runs: RunRecord[], results: ScenarioResult[], nproc: number): string {
-  const cpu = (scenario: Scenario, p: "factory" | "peer"): Stats =>
-    stats(
-      runs
-        .filter((r) => r.scenario === scenario && r.path === p && r.cpuSeconds !== undefined)
-        .map((r) => r.cpuSeconds ?? NaN),
-    );
   const rows = results.flatMap((r) => {
-    const f = cpu(r.scenario, "factory");
-    const p = cpu(r.scenario, "peer");
-    if (f.n === 0 && p.n === 0) return [];
-    const refWall = r.factory.median / r.ratio;
-    const floor = f.median / nproc;
+    const c = cpuFloor(runs, r, nproc);
+    if (c === undefined) return [];
     return [
-      `| ${r.scenario} | ${f1(f.median)} | ${f1(p.median)} | ${f2(f.median / p.median)} | ${f1(floor)} | ${f2(floor / refWall)} | ≤ ${r.goal} |`,
+      `| ${r.scenario} | ${f1(c.factoryCpu.median)} | ${f1(c.peerCpu.median)} | ${f2(c.factoryCpu.median / c.peerCpu.median)} | ${f1(c.floor)} | ${f2(c.floorRatio)} | ≤ ${r.goal} |`,
     ];
   });
   if (rows.length === 0) return "";

@@ -6,6 +6,7 @@ import { CpuSampler, componentOf, parseProcStat } from "../../scripts/bench/cpuP
 import { judge } from "../../scripts/bench/judge";
 import type { RunRecord } from "../../scripts/bench/model";
 import { cpuBusySeconds } from "../../scripts/bench/monitor";
+import { notMet } from "../../scripts/bench/render";
 import { cpuByTable, cpuTable } from "../../scripts/bench/tables";
 
 function record(over: Partial<RunRecord>): RunRecord {
@@ -207,5 +208,24 @@ describe("bench: the CPU tables", () => {
     assert.ok(rows.includes("| cosign | 5.2 | 0.0 |"));
     assert.ok(rows.includes("| sampled total | 9.7 | 15.0 |"));
     assert.ok(rows.includes("| machine total (exact) | 48.0 | 30.0 |"));
+  });
+
+  it("says whether a missed goal needs less work or more overlap", () => {
+    const machine = { nproc: 2, memoryGiB: 1, cpuModel: "x", kernel: "k" };
+    const [source] = judge(runs, ["source"]);
+    assert.equal(
+      notMet(source, { runs, machine }),
+      "source: ratio 1.20 > 0.5; its work cannot go below 0.96 on 2 cores (48.0 CPU s): the goal needs less work, not more overlap",
+    );
+    // The same work on 8 cores: 6 s of wall at best, 0.24 of the peer's 25 s.
+    assert.match(
+      notMet(source, { runs, machine: { ...machine, nproc: 8 } }),
+      /; its work allows 0\.24 on 8 cores: the goal needs more overlap$/,
+    );
+    const old = runs.map(({ cpuSeconds: _c, ...r }) => r);
+    assert.equal(
+      notMet(judge(old, ["source"])[0], { runs: old, machine }),
+      "source: ratio 1.20 > 0.5",
+    );
   });
 });
