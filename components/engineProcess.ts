@@ -23,11 +23,12 @@ export interface EngineRun {
  *  provider by value), so a program in another folder (a test's own project) finds it too. */
 export const ENGINE_ENTRY = path.join(__dirname, "..", "evidence", "cli.ts");
 
-/** The TypeScript loader every engine process starts with: Sucrase's require hook, which only strips
- *  types and rewrites imports (the engine's types are checked by `npm test`, never at run time).
- *  ts-node, even transpile-only, took 0.75 s to load the engine; this takes 0.25 s, and every
- *  `pulumi up` that builds starts three engine processes on its critical path. */
-export const ENGINE_LOADER = require.resolve("sucrase/register/ts");
+/** The TypeScript loader every engine process starts with: Sucrase's transform, which only strips
+ *  types and rewrites imports (the engine's types are checked by `npm test`, never at run time),
+ *  its output cached on disk by source hash (evidence/register.js). ts-node, even transpile-only,
+ *  took 0.75 s to load the engine, Sucrase's own hook 0.4 s; every `pulumi up` that builds starts
+ *  six engine processes, four of them at once on its critical path. */
+export const ENGINE_LOADER = path.join(__dirname, "..", "evidence", "register.js");
 
 /** What the engine may see of the provider's environment: where things are, how to reach them,
  *  and the cloud identities only cosign's kms and keyless modes use (cosign narrows them again). */
