@@ -24,6 +24,7 @@ import {
   factoryTimeline,
   recordSigning,
 } from "../../scripts/bench/timeline";
+import { record } from "./benchFixtures";
 
 const pre = (at: number, type: string, name: string, op = "create"): EngineEventLine => ({
   at,
@@ -33,21 +34,6 @@ const out = (at: number, type: string, name: string, op = "create"): EngineEvent
   at,
   event: { resOutputsEvent: { metadata: { op, type, urn: `urn:pulumi:s::p::${type}::${name}` } } },
 });
-
-function record(over: Partial<RunRecord>): RunRecord {
-  return {
-    round: 1,
-    scenario: "source",
-    path: "factory",
-    wallSeconds: 10,
-    segments: {},
-    detail: {},
-    builds: 0,
-    scans: 0,
-    startedAt: "",
-    ...over,
-  };
-}
 
 describe("bench: statistics", () => {
   it("min, median (odd and even counts) and max", () => {

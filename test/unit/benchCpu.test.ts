@@ -8,21 +8,7 @@ import type { RunRecord } from "../../scripts/bench/model";
 import { cpuBusySeconds } from "../../scripts/bench/monitor";
 import { notMet } from "../../scripts/bench/render";
 import { cpuByTable, cpuTable } from "../../scripts/bench/tables";
-
-function record(over: Partial<RunRecord>): RunRecord {
-  return {
-    round: 1,
-    scenario: "source",
-    path: "factory",
-    wallSeconds: 10,
-    segments: {},
-    detail: {},
-    builds: 0,
-    scans: 0,
-    startedAt: "",
-    ...over,
-  };
-}
+import { record } from "./benchFixtures";
 
 describe("bench: the machine's busy CPU", () => {
   // user nice system idle iowait irq softirq steal guest guest_nice, in USER_HZ ticks
