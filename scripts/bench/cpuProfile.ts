@@ -113,9 +113,15 @@ export class CpuSampler {
     this.timer.unref();
   }
 
+  /** Stops sampling; `stop` then takes one last sample. */
+  pause(): void {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
   /** CPU seconds per component (those above zero). */
   stop(): Record<string, number> {
-    if (this.timer !== undefined) clearInterval(this.timer);
+    this.pause();
     this.sample(false);
     const by: Record<string, number> = {};
     for (const s of this.seen.values()) {

@@ -62,12 +62,21 @@ export async function runRounds(
         const sampler = new CpuSampler();
         sampler.start();
         const cpu0 = machineCpuSeconds();
-        const rec = { ...(await runner.run(scenario)) };
-        rec.cpuSeconds = Math.round((machineCpuSeconds() - cpu0) * 100) / 100;
-        rec.cpuBy = sampler.stop();
+        let measured: RunRecord;
+        try {
+          measured = await runner.run(scenario);
+        } finally {
+          // A failed run must not leave the sampler reading /proc for the rest of the bench.
+          sampler.pause();
+        }
+        const rec: RunRecord = {
+          ...measured,
+          cpuSeconds: Math.round((machineCpuSeconds() - cpu0) * 100) / 100,
+          cpuBy: sampler.stop(),
+        };
         runs.push(rec);
         say(
-          `round ${round}/${opt.repeat}: ${which} ${scenario}: ${rec.wallSeconds.toFixed(1)} s, CPU ${rec.cpuSeconds.toFixed(1)} s (builds ${rec.builds}, scans ${rec.scans}, BuildKit records ${rec.buildkitRecords ?? "?"})`,
+          `round ${round}/${opt.repeat}: ${which} ${scenario}: ${rec.wallSeconds.toFixed(1)} s, CPU ${(rec.cpuSeconds ?? NaN).toFixed(1)} s (builds ${rec.builds}, scans ${rec.scans}, BuildKit records ${rec.buildkitRecords ?? "?"})`,
         );
       }
     }
