@@ -76,6 +76,50 @@ export class CatalogCache {
     return stack === undefined ? undefined : { stack, k: Number(k) };
   }
 
+  private upperFile(chain: string): string {
+    return path.join(this.dir, "uppers", `${chain.replace(/^sha256:/, "")}.json`);
+  }
+
+  /** Syft's catalogue of an image's upper layers alone (these diff IDs, in order), shared by every
+   *  image on the same upper layers: after a source change each platform's new `dist` layer is the
+   *  same layer. The first process to ask runs `scan`; concurrent ones wait for its file, later ones
+   *  read it. A lock whose process is gone, or older than `timeoutMs`, is taken over; a waiter that
+   *  times out scans for itself. The catalogue holds no platform: only the layers' own paths, and
+   *  its source is replaced when merged (catalogMerge.mergeParts). */
+  async upper(
+    diffIDs: string[],
+    scan: () => Promise<SyftDocument>,
+    timeoutMs = 600_000,
+  ): Promise<{ doc: SyftDocument; shared: boolean }> {
+    const file = this.upperFile(chainIds(diffIDs)[diffIDs.length - 1]);
+    const lock = `${file}.lock`;
+    const deadline = Date.now() + timeoutMs;
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    for (;;) {
+      const stored = readJson<SyftDocument>(file);
+      if (stored !== undefined) return { doc: stored, shared: true };
+      let fd: number;
+      try {
+        fd = fs.openSync(lock, "wx");
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+        if (Date.now() > deadline) return { doc: await scan(), shared: false };
+        if (lockAbandoned(lock, timeoutMs)) fs.rmSync(lock, { force: true });
+        else await new Promise((r) => setTimeout(r, 100));
+        continue;
+      }
+      try {
+        fs.writeSync(fd, String(process.pid));
+        const doc = await scan();
+        write(file, JSON.stringify(doc));
+        return { doc, shared: false };
+      } finally {
+        fs.closeSync(fd);
+        fs.rmSync(lock, { force: true });
+      }
+    }
+  }
+
   /** Stores an image's catalogue by the chain ID of its layers and registers every clean prefix. */
   store(listings: LayerListing[], doc: SyftDocument): void {
     const layers = listings.map((l) => l.diffID);
@@ -117,4 +161,31 @@ function write(file: string, text: string): void {
   const tmp = `${file}.${process.pid}.${crypto.randomBytes(4).toString("hex")}.tmp`;
   fs.writeFileSync(tmp, text);
   fs.renameSync(tmp, file);
+}
+
+/** A whole JSON file, or undefined when it is missing or not (yet) readable. */
+function readJson<T>(file: string): T | undefined {
+  try {
+    const now = new Date();
+    const value = JSON.parse(fs.readFileSync(file, "utf8")) as T;
+    fs.utimesSync(file, now, now);
+    return value;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A lock left by a process that is gone (its pid, written first thing, names no process) or
+ *  older than `maxAgeMs`. */
+function lockAbandoned(lock: string, maxAgeMs: number): boolean {
+  try {
+    if (Date.now() - fs.statSync(lock).mtimeMs > maxAgeMs) return true;
+    const pid = Number(fs.readFileSync(lock, "utf8").trim());
+    if (!Number.isInteger(pid) || pid <= 0) return false;
+    process.kill(pid, 0);
+    return false;
+  } catch (e) {
+    // ESRCH: no such process; ENOENT: released meanwhile (the loop looks again either way)
+    return (e as NodeJS.ErrnoException).code === "ESRCH";
+  }
 }

@@ -164,31 +164,39 @@ export async function runSyftReusing(opts: {
     doc = mergeParts(plan.lower, undefined, imageSource(opts.local), plan.descriptor, plan.schema);
     reuse = `all ${plan.k} layers catalogued before`;
   } else if (plan?.kind === "prefix") {
-    const layout = upperLayout(opts.local, plan.k);
-    try {
-      const upper = await scanLayout(layout, path.join(layout, "upper.syft.json"), opts.timeoutMs);
-      const problems = catalogProblems(plan.lower, upper, opts.local.listings.slice(plan.k));
-      if (problems.length === 0) {
-        const upperPart = {
-          artifacts: upper.artifacts,
-          artifactRelationships: upper.artifactRelationships,
-          files: upper.files ?? [],
-          distro: upper.distro,
-          sourceId: upper.source.id,
-        };
-        doc = mergeParts(
-          plan.lower,
-          upperPart,
-          imageSource(opts.local),
-          plan.descriptor,
-          plan.schema,
-        );
-        reuse = `first ${plan.k} of ${opts.local.listings.length} layers catalogued before; ${opts.local.listings.length - plan.k} scanned`;
-      } else {
-        notes.push(`upper scan not merged: ${problems.slice(0, 3).join("; ")}`);
-      }
-    } finally {
-      fs.rmSync(layout, { recursive: true, force: true });
+    const { k } = plan;
+    const { doc: upper, shared } = await cache.upper(
+      opts.local.listings.slice(k).map((l) => l.diffID),
+      async () => {
+        const layout = upperLayout(opts.local, k);
+        try {
+          return await scanLayout(layout, path.join(layout, "upper.syft.json"), opts.timeoutMs);
+        } finally {
+          fs.rmSync(layout, { recursive: true, force: true });
+        }
+      },
+      opts.timeoutMs,
+    );
+    const problems = catalogProblems(plan.lower, upper, opts.local.listings.slice(k));
+    if (problems.length === 0) {
+      const upperPart = {
+        artifacts: upper.artifacts,
+        artifactRelationships: upper.artifactRelationships,
+        files: upper.files ?? [],
+        distro: upper.distro,
+        sourceId: upper.source.id,
+      };
+      doc = mergeParts(
+        plan.lower,
+        upperPart,
+        imageSource(opts.local),
+        plan.descriptor,
+        plan.schema,
+      );
+      const n = opts.local.listings.length;
+      reuse = `first ${k} of ${n} layers catalogued before; ${n - k} ${shared ? "catalogued with another image on the same layers" : "scanned"}`;
+    } else {
+      notes.push(`upper scan not merged: ${problems.slice(0, 3).join("; ")}`);
     }
   }
   if (doc === undefined) {

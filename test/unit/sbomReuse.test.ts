@@ -12,6 +12,7 @@ import { type LayerEntry, type LayerListing, TarLister } from "../../evidence/sc
 import {
   type CatalogPart,
   type SyftArtifact,
+  type SyftDocument,
   CatalogCache,
   catalogPart,
   catalogProblems,
@@ -289,6 +290,86 @@ describe("sbom reuse: catalogues", () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("sbom reuse: one catalogue of the same upper layers for every image", () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "if-uppers-"));
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  const doc = (name: string): SyftDocument => ({
+    artifacts: [],
+    artifactRelationships: [],
+    files: [],
+    source: { id: name, name, version: "", type: "image", metadata: {} },
+    distro: null,
+    descriptor: {},
+    schema: {},
+  });
+  const uppers = ["sha256:d1", "sha256:d2"];
+  const lockOf = (): string => {
+    const chain = chainIds(uppers)[1].replace(/^sha256:/, "");
+    return path.join(dir, "uppers", `${chain}.json.lock`);
+  };
+
+  it("scans once for callers at the same time; the others get that scan", async () => {
+    const cache = new CatalogCache(dir);
+    let scans = 0;
+    const scan = async (): Promise<SyftDocument> => {
+      scans++;
+      await new Promise((r) => setTimeout(r, 300));
+      return doc(`scan ${scans}`);
+    };
+    const got = await Promise.all([1, 2, 3].map(() => cache.upper(uppers, scan)));
+    assert.equal(scans, 1);
+    assert.deepEqual(
+      got.map((g) => g.doc.source.id),
+      ["scan 1", "scan 1", "scan 1"],
+    );
+    assert.deepEqual(got.map((g) => g.shared).sort(), [false, true, true]);
+    assert.ok(!fs.existsSync(lockOf()), "the lock is released");
+  });
+
+  it("reads a later image's catalogue from the cache, and scans other layers afresh", async () => {
+    await new CatalogCache(dir).upper(uppers, async () => doc("first"));
+    const again = await new CatalogCache(dir).upper(uppers, async () => doc("second"));
+    assert.deepEqual([again.doc.source.id, again.shared], ["first", true]);
+    const other = await new CatalogCache(dir).upper(["sha256:d1"], async () => doc("third"));
+    assert.deepEqual([other.doc.source.id, other.shared], ["third", false]);
+  });
+
+  it("takes over the lock of a process that is gone", async () => {
+    const gone = childProcess.spawnSync(process.execPath, ["-e", "0"]).pid;
+    fs.mkdirSync(path.dirname(lockOf()), { recursive: true });
+    fs.writeFileSync(lockOf(), String(gone));
+    const t = Date.now();
+    const got = await new CatalogCache(dir).upper(uppers, async () => doc("mine"), 5_000);
+    assert.deepEqual([got.doc.source.id, got.shared], ["mine", false]);
+    assert.ok(Date.now() - t < 2_000, "taken over at once, not after waiting out the timeout");
+  });
+
+  it("scans for itself when a live holder does not finish in time", async () => {
+    fs.mkdirSync(path.dirname(lockOf()), { recursive: true });
+    fs.writeFileSync(lockOf(), String(process.pid));
+    const got = await new CatalogCache(dir).upper(uppers, async () => doc("mine"), 300);
+    assert.deepEqual([got.doc.source.id, got.shared], ["mine", false]);
+    assert.ok(fs.existsSync(lockOf()), "the live holder's lock is left alone");
+  });
+
+  it("releases the lock when the scan fails, so the next caller scans", async () => {
+    const cache = new CatalogCache(dir);
+    await assert.rejects(
+      cache.upper(uppers, async () => {
+        throw new Error("syft failed");
+      }),
+      /syft failed/,
+    );
+    assert.ok(!fs.existsSync(lockOf()));
+    const got = await cache.upper(uppers, async () => doc("retry"));
+    assert.deepEqual([got.doc.source.id, got.shared], ["retry", false]);
   });
 });
 
