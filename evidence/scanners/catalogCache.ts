@@ -4,7 +4,7 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { type CatalogPart, catalogPart } from "./catalogMerge";
-import { evidenceCacheDir } from "./layerCache";
+import { evidenceCacheDir, touch } from "./layerCache";
 import { catalogProblems, splitProblems } from "./reuseRules";
 import type { SyftDocument } from "./syftDocument";
 import type { LayerListing } from "./tarListing";
@@ -56,15 +56,7 @@ export class CatalogCache {
   }
 
   stack(chain: string): StoredStack | undefined {
-    const f = this.stackFile(chain);
-    if (!fs.existsSync(f)) return undefined;
-    try {
-      const now = new Date();
-      fs.utimesSync(f, now, now);
-      return JSON.parse(fs.readFileSync(f, "utf8")) as StoredStack;
-    } catch {
-      return undefined;
-    }
+    return readJson<StoredStack>(this.stackFile(chain));
   }
 
   /** The stored stack whose first `k` layers have this chain ID, when that split was clean. */
@@ -163,16 +155,17 @@ function write(file: string, text: string): void {
   fs.renameSync(tmp, file);
 }
 
-/** A whole JSON file, or undefined when it is missing or not (yet) readable. */
+/** A whole JSON file, marked used so pruning keeps it; undefined when it is missing or not (yet)
+ *  readable. */
 function readJson<T>(file: string): T | undefined {
+  let value: T;
   try {
-    const now = new Date();
-    const value = JSON.parse(fs.readFileSync(file, "utf8")) as T;
-    fs.utimesSync(file, now, now);
-    return value;
+    value = JSON.parse(fs.readFileSync(file, "utf8")) as T;
   } catch {
     return undefined;
   }
+  touch(file);
+  return value;
 }
 
 /** A lock left by a process that is gone (its pid, written first thing, names no process) or

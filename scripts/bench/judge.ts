@@ -19,14 +19,29 @@ export interface ScenarioResult {
 const VERDICT = ["scenario", "goal", "ratio", "met", "problems"] as const;
 export type GoalVerdict = Pick<ScenarioResult, (typeof VERDICT)[number]>;
 
+/** One figure of one scenario's runs on one path, over the runs that have it. */
+function statsOf(
+  runs: RunRecord[],
+  scenario: Scenario,
+  p: PathName,
+  figure: (r: RunRecord) => number | undefined,
+): Stats {
+  return stats(
+    runs.filter((r) => r.scenario === scenario && r.path === p).flatMap((r) => figure(r) ?? []),
+  );
+}
+
+/** The peer's wall times a scenario is held against: its own, and for the no-op the warm source. */
+function referenceWalls(runs: RunRecord[], scenario: Scenario): Stats {
+  return statsOf(runs, scenario === "noop" ? "source" : scenario, "peer", (r) => r.wallSeconds);
+}
+
 export function judge(runs: RunRecord[], scenarios: readonly Scenario[]): ScenarioResult[] {
-  const walls = (s: Scenario, p: PathName): number[] =>
-    runs.filter((r) => r.scenario === s && r.path === p).map((r) => r.wallSeconds);
+  const walls = (s: Scenario, p: PathName): Stats => statsOf(runs, s, p, (r) => r.wallSeconds);
   return scenarios.map((scenario) => {
-    const factory = stats(walls(scenario, "factory"));
-    const peer = stats(walls(scenario, "peer"));
-    const refScenario: Scenario = scenario === "noop" ? "source" : scenario;
-    const reference = stats(walls(refScenario, "peer"));
+    const factory = walls(scenario, "factory");
+    const peer = walls(scenario, "peer");
+    const reference = referenceWalls(runs, scenario);
     const ratio = factory.median / reference.median;
     const goal = GOALS[scenario];
     const problems = scenario === "noop" ? noopWork(runs) : [];
@@ -78,15 +93,10 @@ export function cpuFloor(
   result: ScenarioResult,
   nproc: number,
 ): CpuFloor | undefined {
-  const cpu = (p: PathName): Stats =>
-    stats(
-      runs
-        .filter((r) => r.scenario === result.scenario && r.path === p)
-        .flatMap((r) => (r.cpuSeconds !== undefined ? [r.cpuSeconds] : [])),
-    );
+  const cpu = (p: PathName): Stats => statsOf(runs, result.scenario, p, (r) => r.cpuSeconds);
   const factoryCpu = cpu("factory");
   if (factoryCpu.n === 0) return undefined;
   const floor = factoryCpu.median / nproc;
-  const reference = result.factory.median / result.ratio;
+  const reference = referenceWalls(runs, result.scenario).median;
   return { factoryCpu, peerCpu: cpu("peer"), floor, floorRatio: floor / reference };
 }

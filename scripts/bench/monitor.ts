@@ -3,6 +3,7 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { parseProcStat } from "./cpuProfile";
 
 export interface Machine {
   nproc: number;
@@ -103,8 +104,7 @@ function processTable(): Map<number, ProcessEntry> {
   for (const e of fs.readdirSync("/proc")) {
     if (!/^\d+$/.test(e)) continue;
     try {
-      const stat = fs.readFileSync(`/proc/${e}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      const { ppid } = parseProcStat(Number(e), fs.readFileSync(`/proc/${e}/stat`, "utf8"));
       const cmd = fs.readFileSync(`/proc/${e}/cmdline`, "utf8").replace(/\0/g, " ").trim();
       table.set(Number(e), { ppid, cmd });
     } catch {
